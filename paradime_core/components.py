@@ -1,0 +1,198 @@
+"""Build the building blocks a spec names, and check each against its registry.
+
+Protocols of the registered implementations (each constructor only stores and checks
+its options, raising ValueError/TypeError for bad values):
+
+- relation (``RELATIONS``): class with ``levels`` (a tuple of "global"/"batch");
+  global: ``compute(data: np.ndarray) -> RelationValue``;
+  batch: ``__call__(outputs: Tensor, batch: Batch) -> Tensor`` ((b, b), or (m,) on edges).
+- transform (``TRANSFORMS``): class with ``levels``; ``__call__(value) -> value`` on a
+  RelationValue (global) or a torch Tensor (batch); optional ``suggested_neighbors()``
+  giving the k a neighbour relation needs (perplexity: 3 x perplexity).
+- loss function (``LOSS_FUNCTIONS``): ``f(target, prediction) -> scalar Tensor``.
+- loss type (``LOSS_TYPES``): class built as ``cls(func=, data=, rels=, methods=, **options)``
+  with ``__call__(ctx: BatchContext) -> scalar Tensor``; optional class attributes
+  ``needs_func`` (bool) and ``rel_levels`` (e.g. ("global", "batch")).
+- data function (``DATA_FUNCTIONS``): ``f(*inputs, **options) -> np.ndarray``.
+- sampler (``SAMPLERS``): class built from its options, ``epoch(n_items, relations,
+  generator) -> Iterator[Batch]``; ``relation_options`` names options holding a relation.
+- optimizer (``OPTIMIZERS``): a ``torch.optim.Optimizer`` subclass.
+- model (``MODELS``): a callable ``(in_dim=..., n_items=..., **options) -> nn.Module``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from paradime_core import registry as reg
+from paradime_core.errors import SpecError
+from paradime_core.registry import build, canonical_name
+
+if TYPE_CHECKING:
+    from paradime_core.spec import (
+        DerivedDataSpec,
+        LossSpec,
+        ModelSpec,
+        OptimizerSpec,
+        RelationSpec,
+        SamplingSpec,
+        Spec,
+    )
+
+
+def _load_builtins() -> None:
+    """Import the modules that register the built-in blocks (idempotent)."""
+    from paradime_core import (  # noqa: F401
+        derived,
+        losses,
+        models,
+        optimizers,
+        relations,
+        sampling,
+        transforms,
+    )
+
+
+@dataclass
+class BuiltRelation:
+    """A relation with its transform chain, ready to compute."""
+
+    name: str
+    level: str
+    data_key: str
+    relation: Any
+    transforms: list[Any] = field(default_factory=list)
+
+    def compute(self, data: np.ndarray) -> Any:
+        """Global: the relation over all items, after the transforms."""
+        value = self.relation.compute(data)
+        for transform in self.transforms:
+            value = transform(value)
+        return value
+
+    def __call__(self, outputs: Any, batch: Any) -> Any:
+        """Batch: the relation over the batch's outputs, after the transforms."""
+        value = self.relation(outputs, batch)
+        for transform in self.transforms:
+            value = transform(value)
+        return value
+
+
+def build_relation(spec: RelationSpec, where: str) -> BuiltRelation:
+    _load_builtins()
+    relation = build(reg.RELATIONS, spec.type, spec.options, where)
+    levels = getattr(relation, "levels", ("global", "batch"))
+    if spec.level not in levels:
+        raise SpecError(
+            f"{where}.level",
+            f"relation type '{canonical_name(spec.type)}' is {'/'.join(levels)}-level only, not {spec.level}",
+        )
+    transforms = []
+    for i, t in enumerate(spec.transforms):
+        tw = f"{where}.transforms[{i}]"
+        transform = build(reg.TRANSFORMS, t.type, t.options, tw)
+        t_levels = getattr(transform, "levels", ("global", "batch"))
+        if spec.level not in t_levels:
+            raise SpecError(
+                f"{tw}.type",
+                f"transform '{canonical_name(t.type)}' applies to {'/'.join(t_levels)} relations, not {spec.level}",
+            )
+        transforms.append(transform)
+    if getattr(relation, "n_neighbors", 0) is None:
+        hints = [t.suggested_neighbors() for t in transforms if hasattr(t, "suggested_neighbors")]
+        hints = [h for h in hints if h]
+        relation.n_neighbors = max(hints) if hints else 15
+    return BuiltRelation(spec.name, spec.level, spec.data, relation, transforms)
+
+
+def build_loss(spec: LossSpec, full_spec: Spec | None, where: str) -> Any:
+    _load_builtins()
+    cls = reg.LOSS_TYPES.get(spec.type, f"{where}.type")
+    func = None
+    if spec.func is not None:
+        func = reg.LOSS_FUNCTIONS.get(spec.func, f"{where}.func")
+    elif getattr(cls, "needs_func", False):
+        raise SpecError(f"{where}.func", f"loss type '{canonical_name(spec.type)}' needs a func "
+                        f"(one of {', '.join(reg.LOSS_FUNCTIONS.names())})")
+    levels = getattr(cls, "rel_levels", None)
+    if levels is not None:
+        if len(spec.rels) != len(levels):
+            raise SpecError(f"{where}.keys.rels", f"loss type '{canonical_name(spec.type)}' needs "
+                            f"{len(levels)} relations ({', '.join(levels)}), got {len(spec.rels)}")
+        if full_spec is not None:
+            for j, (name, level) in enumerate(zip(spec.rels, levels, strict=False)):
+                rel = next((r for r in full_spec.relations if r.name == name), None)
+                if rel is not None and level != "any" and rel.level != level:
+                    raise SpecError(f"{where}.keys.rels[{j}]",
+                                    f"relation '{name}' is {rel.level}-level; this position needs a {level} relation")
+    options = {"func": func, "data": list(spec.data), "rels": list(spec.rels),
+               "methods": list(spec.methods), **spec.options}
+    for key in ("func", "data", "rels", "methods"):
+        if key in spec.options:
+            raise SpecError(f"{where}.options.{key}", "reserved name (give it under keys/func)")
+    try:
+        return build(reg.LOSS_TYPES, spec.type, options, where)
+    except SpecError as exc:
+        raise SpecError(exc.path.replace(".options.func", ".func"), exc.problem) from None
+
+
+def build_sampler(spec: SamplingSpec, full_spec: Spec | None, where: str) -> Any:
+    _load_builtins()
+    sampler = build(reg.SAMPLERS, spec.type, spec.options, where)
+    if full_spec is not None:
+        global_rels = [r.name for r in full_spec.relations if r.level == "global"]
+        for option in getattr(sampler, "relation_options", ()):
+            name = spec.options.get(option)
+            if name is None:
+                continue
+            if name not in global_rels:
+                raise SpecError(f"{where}.options.{option}",
+                                f"unknown global relation '{name}' (defined: {', '.join(global_rels) or 'none'})")
+    return sampler
+
+
+def check_optimizer(spec: OptimizerSpec, where: str) -> type:
+    _load_builtins()
+    cls = reg.OPTIMIZERS.get(spec.type, f"{where}.type")
+    params = inspect.signature(cls).parameters
+    for key, value in spec.options.items():
+        if key not in params or key == "params":
+            allowed = [p for p in params if p not in ("params", "self")]
+            raise SpecError(f"{where}.options.{key}", f"unknown option for optimizer "
+                            f"'{canonical_name(spec.type)}' (allowed: {', '.join(allowed)})")
+        if key == "lr" and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise SpecError(f"{where}.options.lr", f"expected a positive number, got {value!r}")
+    return cls
+
+
+def build_data_function(spec: DerivedDataSpec, where: str) -> Any:
+    _load_builtins()
+    func = reg.DATA_FUNCTIONS.get(spec.func, f"{where}.func")
+    params = inspect.signature(func).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        positional = [p for p in params.values() if p.kind in
+                      (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        option_names = [p.name for p in positional[len(spec.keys):]] + [
+            p.name for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        for key in spec.options:
+            if key not in option_names:
+                raise SpecError(f"{where}.options.{key}", f"unknown option for data function "
+                                f"'{canonical_name(spec.func)}' (allowed: {', '.join(option_names) or 'none'})")
+    return func
+
+
+def check_model(spec: ModelSpec, where: str) -> Any:
+    _load_builtins()
+    factory = reg.MODELS.get(spec.type, f"{where}.type")
+    params = inspect.signature(factory).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        for key in spec.options:
+            if key not in params or key in ("in_dim", "n_items"):
+                allowed = [p for p in params if p not in ("in_dim", "n_items")]
+                raise SpecError(f"{where}.options.{key}", f"unknown option for model "
+                                f"'{canonical_name(spec.type)}' (allowed: {', '.join(allowed)})")
+    return factory

@@ -1,0 +1,134 @@
+"""One registry per kind of building block.
+
+A spec element's ``type`` (or ``func``) names exactly one registered implementation.
+Names are canonicalised (lower case, spaces and hyphens become underscores), so the
+paper's spellings ``t-dist``, ``kl div`` and ``normalize rows`` find ``t_dist``,
+``kl_div`` and ``normalize_rows``. Users add their own with a decorator::
+
+    from paradime_core import register_loss_function
+
+    @register_loss_function("huber")
+    def huber(p, q): ...
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from paradime_core.errors import SpecError
+
+T = TypeVar("T")
+
+
+def canonical_name(name: str) -> str:
+    """``'Kl Div'`` -> ``'kl_div'``; ``'t-dist'`` -> ``'t_dist'``."""
+    return "_".join(str(name).strip().lower().replace("-", " ").replace("_", " ").split())
+
+
+class Registry(Generic[T]):
+    """A name -> implementation table for one kind of building block."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}
+
+    def register(
+        self, name: str | None = None, *, aliases: tuple[str, ...] = (), overwrite: bool = False
+    ) -> Callable[[T], T]:
+        """Decorator registering an implementation under ``name`` (default: its __name__)."""
+
+        def decorator(obj: T) -> T:
+            key = canonical_name(name or obj.__name__)
+            if not overwrite and key in self._entries and self._entries[key] is not obj:
+                raise ValueError(f"{self.kind} '{key}' is already registered")
+            self._entries[key] = obj
+            for alias in aliases:
+                self._aliases[canonical_name(alias)] = key
+            return obj
+
+        return decorator
+
+    def resolve(self, name: str) -> str | None:
+        """The canonical registered name for ``name`` (or None)."""
+        key = canonical_name(name)
+        key = self._aliases.get(key, key)
+        return key if key in self._entries else None
+
+    def get(self, name: str, where: str = "") -> T:
+        """The implementation named ``name``; a :class:`SpecError` at ``where`` otherwise."""
+        if not isinstance(name, str):
+            raise SpecError(where, f"expected a {self.kind} name (string), got {type(name).__name__}")
+        key = self.resolve(name)
+        if key is None:
+            raise SpecError(where, f"'{name}' is not one of {', '.join(self.names())}")
+        return self._entries[key]
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.resolve(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}: {', '.join(self.names())})"
+
+
+def build(registry: Registry[Any], name: str, options: Mapping[str, Any], where: str) -> Any:
+    """Instantiate ``registry[name](**options)``, turning bad options into SpecErrors.
+
+    Unknown option names are reported with the allowed ones; a ``ValueError`` or
+    ``TypeError`` raised by the implementation's own validation is re-raised as a
+    :class:`SpecError` at ``where``.
+    """
+    impl = registry.get(name, f"{where}.type")
+    options = dict(options or {})
+    try:
+        signature = inspect.signature(impl)
+    except (TypeError, ValueError):  # builtins without a signature
+        signature = None
+    if signature is not None:
+        params = signature.parameters
+        accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        if not accepts_any:
+            allowed = [
+                p for p, v in params.items()
+                if v.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+            ]
+            for key in options:
+                if key not in allowed:
+                    raise SpecError(
+                        f"{where}.options.{key}",
+                        f"unknown option for {registry.kind} '{canonical_name(name)}' "
+                        f"(allowed: {', '.join(allowed) or 'none'})",
+                    )
+    try:
+        return impl(**options)
+    except SpecError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"{where}.options", f"{registry.kind} '{canonical_name(name)}': {exc}") from exc
+
+
+RELATIONS: Registry[Any] = Registry("relation")
+TRANSFORMS: Registry[Any] = Registry("transform")
+LOSS_FUNCTIONS: Registry[Any] = Registry("loss function")
+LOSS_TYPES: Registry[Any] = Registry("loss type")
+DATA_FUNCTIONS: Registry[Any] = Registry("data function")
+SAMPLERS: Registry[Any] = Registry("sampler")
+OPTIMIZERS: Registry[Any] = Registry("optimizer")
+MODELS: Registry[Any] = Registry("model")
+
+register_relation = RELATIONS.register
+register_transform = TRANSFORMS.register
+register_loss_function = LOSS_FUNCTIONS.register
+register_loss_type = LOSS_TYPES.register
+register_data_function = DATA_FUNCTIONS.register
+register_sampler = SAMPLERS.register
+register_optimizer = OPTIMIZERS.register
+register_model = MODELS.register

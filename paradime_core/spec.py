@@ -1,0 +1,574 @@
+"""The ParaDime grammar: a spec of derived data, relations, losses and training phases.
+
+A spec loads from YAML, JSON, a dict, or is built object by object; all four are
+equivalent (``Spec.from_dict(spec.to_dict()) == spec``). Keys are canonicalised, so the
+paper's spellings (``training phases``, ``derived data``, ``data func``, ``batch size``)
+load as printed. Options may be nested under ``options:`` or written flat beside ``type:``;
+a one-element list may be written as a scalar.
+
+Validation runs before any computation: every building block is looked up in its
+registry and instantiated with its options (constructors only store and check their
+parameters), every reference (relation, loss, data key) is resolved, and each problem is
+reported as a :class:`~paradime_core.errors.SpecError` naming its location.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from paradime_core import registry as reg
+from paradime_core.errors import SpecError
+from paradime_core.registry import canonical_name
+
+LEVELS = ("global", "batch")
+KEY_ALIASES = {"field": "data", "data_func": "func", "phases": "training_phases"}
+
+
+# --------------------------------------------------------------------------- helpers
+def _canonical_keys(raw: Any, path: str) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise SpecError(path, f"expected a mapping, got {type(raw).__name__} ({raw!r})")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str):
+            raise SpecError(path, f"keys must be strings, got {key!r}")
+        name = canonical_name(key)
+        name = KEY_ALIASES.get(name, name)
+        if name in out:
+            raise SpecError(f"{path}.{name}", "given twice (under different spellings)")
+        out[name] = value
+    return out
+
+
+def _canonical_options(raw: Any, path: str) -> dict[str, Any]:
+    """Option names canonicalised (``n neighbors`` -> ``n_neighbors``); values untouched."""
+    if raw is None:
+        return {}
+    return _canonical_keys(raw, path)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def _require(raw: dict[str, Any], key: str, path: str) -> Any:
+    if key not in raw or raw[key] is None:
+        raise SpecError(f"{path}.{key}", "required field is missing")
+    return raw[key]
+
+
+def _string(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(path, f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _split_options(raw: dict[str, Any], structural: set[str], path: str) -> dict[str, Any]:
+    """Merge ``options:`` with flat keys beside ``type:`` (both forms mean the same)."""
+    options = _canonical_options(raw.get("options"), f"{path}.options")
+    for key, value in raw.items():
+        if key in structural or key == "options":
+            continue
+        if key in options:
+            raise SpecError(f"{path}.{key}", "given both flat and under options")
+        options[key] = value
+    return options
+
+
+def _check_unknown(raw: dict[str, Any], allowed: set[str], path: str) -> None:
+    for key in raw:
+        if key not in allowed:
+            raise SpecError(f"{path}.{key}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
+
+
+# --------------------------------------------------------------------------- elements
+@dataclass
+class TransformSpec:
+    """One step of a relation's transform chain: ``{type: perplexity, options: {...}}``."""
+
+    type: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: Any, path: str) -> TransformSpec:
+        if isinstance(raw, str):
+            raw = {"type": raw}
+        raw = _canonical_keys(raw, path)
+        kind = _string(_require(raw, "type", path), f"{path}.type")
+        return cls(type=kind, options=_split_options(raw, {"type"}, path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": _registered_name(reg.TRANSFORMS, self.type), "options": dict(self.options)}
+
+
+@dataclass
+class RelationSpec:
+    """A named recipe for relations between items (global: whole dataset; batch: per batch)."""
+
+    name: str
+    level: str
+    type: str
+    data: str = "main"
+    options: dict[str, Any] = field(default_factory=dict)
+    transforms: list[TransformSpec] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, raw: Any, path: str) -> RelationSpec:
+        raw = _canonical_keys(raw, path)
+        name = _string(_require(raw, "name", path), f"{path}.name")
+        level = _string(_require(raw, "level", path), f"{path}.level").strip().lower()
+        if level not in LEVELS:
+            raise SpecError(f"{path}.level", f"'{level}' is not one of {', '.join(LEVELS)}")
+        kind = _string(_require(raw, "type", path), f"{path}.type")
+        data = raw.get("data", "main")
+        data = _string(data, f"{path}.data")
+        transforms_raw = raw.get("transforms") or []
+        if not isinstance(transforms_raw, list):
+            transforms_raw = [transforms_raw]
+        transforms = [
+            TransformSpec.from_dict(t, f"{path}.transforms[{i}]") for i, t in enumerate(transforms_raw)
+        ]
+        options = _split_options(raw, {"name", "level", "type", "data", "transforms"}, path)
+        return cls(name=name, level=level, type=kind, data=data, options=options, transforms=transforms)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "level": self.level,
+            "type": _registered_name(reg.RELATIONS, self.type),
+            "data": self.data,
+            "options": dict(self.options),
+            "transforms": [t.to_dict() for t in self.transforms],
+        }
+
+
+@dataclass
+class DerivedDataSpec:
+    """A new dataset entry computed before training: ``func`` applied to ``keys``."""
+
+    name: str
+    func: str
+    keys: list[tuple[str, str]] = field(default_factory=lambda: [("data", "main")])
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: Any, path: str) -> DerivedDataSpec:
+        raw = _canonical_keys(raw, path)
+        _check_unknown(raw, {"name", "func", "keys", "options"}, path)
+        name = _string(_require(raw, "name", path), f"{path}.name")
+        func = _string(_require(raw, "func", path), f"{path}.func")
+        keys_raw = raw.get("keys", [["data", "main"]])
+        if isinstance(keys_raw, (list, tuple)) and len(keys_raw) == 2 and all(
+            isinstance(k, str) for k in keys_raw
+        ):
+            keys_raw = [keys_raw]
+        keys: list[tuple[str, str]] = []
+        for i, pair in enumerate(_as_list(keys_raw)):
+            where = f"{path}.keys[{i}]"
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise SpecError(where, f"expected a pair [data|rels, key], got {pair!r}")
+            kind = canonical_name(str(pair[0]))
+            kind = {"rel": "rels", "relations": "rels"}.get(kind, kind)
+            if kind not in ("data", "rels"):
+                raise SpecError(where, f"'{pair[0]}' is not one of data, rels")
+            keys.append((kind, _string(pair[1], f"{where}[1]")))
+        options = _canonical_options(raw.get("options"), f"{path}.options")
+        return cls(name=name, func=func, keys=keys, options=options)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "func": _registered_name(reg.DATA_FUNCTIONS, self.func),
+            "keys": [list(k) for k in self.keys],
+            "options": dict(self.options),
+        }
+
+
+@dataclass
+class LossSpec:
+    """A named loss: a registered loss ``type`` comparing what ``keys`` names with ``func``."""
+
+    name: str
+    type: str
+    func: str | None = None
+    data: list[str] = field(default_factory=list)
+    rels: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: Any, path: str) -> LossSpec:
+        raw = _canonical_keys(raw, path)
+        name = _string(_require(raw, "name", path), f"{path}.name")
+        kind = _string(_require(raw, "type", path), f"{path}.type")
+        func = raw.get("func")
+        if func is not None:
+            func = _string(func, f"{path}.func")
+        keys = _canonical_keys(raw.get("keys") or {}, f"{path}.keys")
+        for key in keys:
+            if key not in ("data", "rels", "methods"):
+                raise SpecError(f"{path}.keys.{key}", "unknown key kind (allowed: data, rels, methods)")
+        lists = {}
+        for kind_name in ("data", "rels", "methods"):
+            values = _as_list(keys.get(kind_name))
+            for i, value in enumerate(values):
+                _string(value, f"{path}.keys.{kind_name}[{i}]")
+            lists[kind_name] = values
+        options = _split_options(raw, {"name", "type", "func", "keys"}, path)
+        return cls(name=name, type=kind, func=func, options=options, **lists)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "type": _registered_name(reg.LOSS_TYPES, self.type)}
+        if self.func is not None:
+            out["func"] = _registered_name(reg.LOSS_FUNCTIONS, self.func)
+        out["keys"] = {"data": list(self.data), "rels": list(self.rels), "methods": list(self.methods)}
+        out["options"] = dict(self.options)
+        return out
+
+
+@dataclass
+class SamplingSpec:
+    """How a phase draws batches: ``{type: item|edge|triplet, options: {...}}``."""
+
+    type: str = "item"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: Any, path: str) -> SamplingSpec:
+        if isinstance(raw, str):
+            raw = {"type": raw}
+        raw = _canonical_keys(raw, path)
+        kind = _string(raw.get("type", "item"), f"{path}.type")
+        return cls(type=kind, options=_split_options(raw, {"type"}, path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": _registered_name(reg.SAMPLERS, self.type), "options": dict(self.options)}
+
+
+@dataclass
+class OptimizerSpec:
+    """A torch optimizer by registered name with its options (``lr``, ``weight_decay``...)."""
+
+    type: str = "adam"
+    options: dict[str, Any] = field(default_factory=lambda: {"lr": 0.01})
+
+    @classmethod
+    def from_dict(cls, raw: Any, path: str) -> OptimizerSpec:
+        if isinstance(raw, str):
+            raw = {"type": raw}
+        raw = _canonical_keys(raw, path)
+        kind = _string(raw.get("type", "adam"), f"{path}.type")
+        options = _split_options(raw, {"type"}, path)
+        if "learning_rate" in options:
+            options["lr"] = options.pop("learning_rate")
+        options.setdefault("lr", 0.01)
+        return cls(type=kind, options=options)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": _registered_name(reg.OPTIMIZERS, self.type), "options": dict(self.options)}
+
+
+@dataclass
+class PhaseSpec:
+    """One training phase: epochs of batches from a sampler minimising a weighted loss sum."""
+
+    components: list[str]
+    weights: list[float] | None = None
+    name: str | None = None
+    epochs: int = 5
+    sampling: SamplingSpec = field(default_factory=SamplingSpec)
+    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
+    params: list[str] | None = None  # names of model sub-modules trained here (None: all)
+    options: dict[str, Any] = field(default_factory=dict)  # e.g. early_stopping, batches_per_epoch
+
+    PHASE_OPTIONS = ("batches_per_epoch", "validation_fraction", "patience", "lr_schedule", "min_epochs")
+
+    @classmethod
+    def from_dict(cls, raw: Any, path: str) -> PhaseSpec:
+        raw = _canonical_keys(raw, path)
+        allowed = {"name", "epochs", "sampling", "optimizer", "loss", "params", "options"}
+        _check_unknown(raw, allowed, path)
+        name = raw.get("name")
+        if name is not None:
+            name = _string(name, f"{path}.name")
+        epochs = raw.get("epochs", 5)
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise SpecError(f"{path}.epochs", f"expected a positive integer, got {epochs!r}")
+        loss = _canonical_keys(_require(raw, "loss", path), f"{path}.loss")
+        _check_unknown(loss, {"components", "weights"}, f"{path}.loss")
+        components = _as_list(_require(loss, "components", f"{path}.loss"))
+        if not components:
+            raise SpecError(f"{path}.loss.components", "at least one loss component is required")
+        for i, comp in enumerate(components):
+            _string(comp, f"{path}.loss.components[{i}]")
+        weights = loss.get("weights")
+        if weights is not None:
+            weights = _as_list(weights)
+            for i, w in enumerate(weights):
+                if isinstance(w, bool) or not isinstance(w, (int, float)):
+                    raise SpecError(f"{path}.loss.weights[{i}]", f"expected a number, got {w!r}")
+            if len(weights) != len(components):
+                raise SpecError(
+                    f"{path}.loss.weights",
+                    f"{len(weights)} weights for {len(components)} components (must match)",
+                )
+            weights = [float(w) for w in weights]
+        params = raw.get("params")
+        if params is not None:
+            params = _as_list(params)
+            for i, p in enumerate(params):
+                _string(p, f"{path}.params[{i}]")
+        options = _canonical_options(raw.get("options"), f"{path}.options")
+        for key in options:
+            if key not in cls.PHASE_OPTIONS:
+                raise SpecError(
+                    f"{path}.options.{key}", f"unknown phase option (allowed: {', '.join(cls.PHASE_OPTIONS)})"
+                )
+        return cls(
+            components=components,
+            weights=weights,
+            name=name,
+            epochs=epochs,
+            sampling=SamplingSpec.from_dict(raw.get("sampling") or {}, f"{path}.sampling"),
+            optimizer=OptimizerSpec.from_dict(raw.get("optimizer") or {}, f"{path}.optimizer"),
+            params=params,
+            options=options,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.name is not None:
+            out["name"] = self.name
+        out["epochs"] = self.epochs
+        out["sampling"] = self.sampling.to_dict()
+        out["loss"] = {"components": list(self.components)}
+        if self.weights is not None:
+            out["loss"]["weights"] = list(self.weights)
+        out["optimizer"] = self.optimizer.to_dict()
+        if self.params is not None:
+            out["params"] = list(self.params)
+        if self.options:
+            out["options"] = dict(self.options)
+        return out
+
+
+@dataclass
+class ModelSpec:
+    """Optional model section: a registered model type and its options."""
+
+    type: str = "fully_connected"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: Any, path: str) -> ModelSpec:
+        if isinstance(raw, str):
+            raw = {"type": raw}
+        raw = _canonical_keys(raw, path)
+        kind = _string(raw.get("type", "fully_connected"), f"{path}.type")
+        return cls(type=kind, options=_split_options(raw, {"type"}, path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": _registered_name(reg.MODELS, self.type), "options": dict(self.options)}
+
+
+def _registered_name(registry: reg.Registry[Any], name: str) -> str:
+    return registry.resolve(name) or canonical_name(name)
+
+
+# --------------------------------------------------------------------------- the spec
+@dataclass
+class Spec:
+    """A whole routine: derived data, relations, losses, training phases (and a model)."""
+
+    losses: list[LossSpec]
+    training_phases: list[PhaseSpec]
+    relations: list[RelationSpec] = field(default_factory=list)
+    derived_data: list[DerivedDataSpec] = field(default_factory=list)
+    model: ModelSpec | None = None
+    name: str | None = None
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_dict(cls, raw: Any) -> Spec:
+        if isinstance(raw, Spec):
+            return raw
+        raw = _canonical_keys(raw, "spec")
+        allowed = {"relations", "losses", "training_phases", "derived_data", "model", "name", "description"}
+        for key in raw:
+            if key not in allowed:
+                raise SpecError(key, f"unknown top-level field (allowed: {', '.join(sorted(allowed))})")
+
+        def elements(key: str, parse: Any, required: bool = False) -> list[Any]:
+            value = raw.get(key)
+            if value is None:
+                if required:
+                    raise SpecError(key, "required field is missing")
+                return []
+            if not isinstance(value, list):
+                value = [value]
+            if required and not value:
+                raise SpecError(key, "must not be empty")
+            return [parse(item, f"{key}[{i}]") for i, item in enumerate(value)]
+
+        model = raw.get("model")
+        return cls(
+            derived_data=elements("derived_data", DerivedDataSpec.from_dict),
+            relations=elements("relations", RelationSpec.from_dict),
+            losses=elements("losses", LossSpec.from_dict, required=True),
+            training_phases=elements("training_phases", PhaseSpec.from_dict, required=True),
+            model=None if model is None else ModelSpec.from_dict(model, "model"),
+            name=raw.get("name"),
+            description=raw.get("description"),
+        )
+
+    @classmethod
+    def from_yaml(cls, text_or_path: str | Path) -> Spec:
+        """From YAML text or a path to a ``.yaml``/``.yml``/``.json`` file."""
+        text = _read_if_path(text_or_path)
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SpecError("spec", f"invalid YAML: {exc}") from exc
+        return cls.from_dict(raw)
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> Spec:
+        text = _read_if_path(text_or_path)
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError("spec", f"invalid JSON: {exc}") from exc
+        return cls.from_dict(raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Canonical form: underscored keys, options nested, registered type names."""
+        out: dict[str, Any] = {}
+        if self.name is not None:
+            out["name"] = self.name
+        if self.description is not None:
+            out["description"] = self.description
+        if self.model is not None:
+            out["model"] = self.model.to_dict()
+        out["derived_data"] = [d.to_dict() for d in self.derived_data]
+        out["relations"] = [r.to_dict() for r in self.relations]
+        out["losses"] = [loss.to_dict() for loss in self.losses]
+        out["training_phases"] = [p.to_dict() for p in self.training_phases]
+        return copy.deepcopy(out)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Spec) and self.to_dict() == other.to_dict()
+
+    # ------------------------------------------------------------------ lookup
+    def relation(self, name: str) -> RelationSpec:
+        return next(r for r in self.relations if r.name == name)
+
+    def loss(self, name: str) -> LossSpec:
+        return next(loss for loss in self.losses if loss.name == name)
+
+    def data_keys(self) -> set[str]:
+        """Dataset keys the spec reads (beyond derived data); ``main`` is always read."""
+        derived = {d.name for d in self.derived_data}
+        keys = {"main"}
+        for r in self.relations:
+            if r.level == "global":
+                keys.add(r.data)
+        for d in self.derived_data:
+            keys.update(k for kind, k in d.keys if kind == "data")
+        for loss in self.losses:
+            keys.update(loss.data)
+        return keys - derived
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Resolve every name and build every block; raise SpecError at the first problem."""
+        from paradime_core import components  # registers the built-ins
+
+        def unique(items: list[Any], key: str) -> dict[str, int]:
+            seen: dict[str, int] = {}
+            for i, item in enumerate(items):
+                if item.name in seen:
+                    raise SpecError(f"{key}[{i}].name", f"duplicate name '{item.name}' (also {key}[{seen[item.name]}])")
+                seen[item.name] = i
+            return seen
+
+        relation_index = unique(self.relations, "relations")
+        loss_index = unique(self.losses, "losses")
+        derived_index = unique(self.derived_data, "derived_data")
+        global_rels = [r.name for r in self.relations if r.level == "global"]
+
+        for i, d in enumerate(self.derived_data):
+            where = f"derived_data[{i}]"
+            components.build_data_function(d, where)
+            for j, (kind, key) in enumerate(d.keys):
+                if kind == "rels" and key not in global_rels:
+                    raise SpecError(f"{where}.keys[{j}]", _unknown("global relation", key, global_rels))
+                if kind == "data" and key in derived_index and derived_index[key] >= i:
+                    raise SpecError(f"{where}.keys[{j}]", f"derived data '{key}' is defined later (order matters)")
+
+        for i, r in enumerate(self.relations):
+            components.build_relation(r, f"relations[{i}]")
+
+        for i, loss in enumerate(self.losses):
+            where = f"losses[{i}]"
+            for j, name in enumerate(loss.rels):
+                if name not in relation_index:
+                    raise SpecError(f"{where}.keys.rels[{j}]", _unknown("relation", name, list(relation_index)))
+            components.build_loss(loss, self, where)
+
+        for i, phase in enumerate(self.training_phases):
+            where = f"training_phases[{i}]"
+            for j, comp in enumerate(phase.components):
+                if comp not in loss_index:
+                    raise SpecError(f"{where}.loss.components[{j}]", _unknown("loss", comp, list(loss_index)))
+            components.build_sampler(phase.sampling, self, f"{where}.sampling")
+            components.check_optimizer(phase.optimizer, f"{where}.optimizer")
+        if self.model is not None:
+            components.check_model(self.model, "model")
+
+
+def _unknown(kind: str, name: str, defined: list[str]) -> str:
+    return f"unknown {kind} '{name}' (defined: {', '.join(defined) or 'none'})"
+
+
+def _read_if_path(text_or_path: str | Path) -> str:
+    if isinstance(text_or_path, Path) or (
+        isinstance(text_or_path, str) and "\n" not in text_or_path and text_or_path.endswith((".yaml", ".yml", ".json"))
+    ):
+        path = Path(text_or_path)
+        if not path.exists():
+            raise SpecError("spec", f"file not found: {path}")
+        return path.read_text()
+    return str(text_or_path)
+
+
+def load_spec(source: str | Path | Mapping[str, Any] | Spec) -> Spec:
+    """A spec from a Spec, a dict, a YAML/JSON file path, or YAML/JSON text."""
+    if isinstance(source, Spec):
+        return source
+    if isinstance(source, Mapping):
+        return Spec.from_dict(source)
+    if isinstance(source, Path) or str(source).endswith(".json"):
+        if str(source).endswith(".json"):
+            return Spec.from_json(source)
+    return Spec.from_yaml(source)

@@ -1,0 +1,155 @@
+"""The training loop: one phase = epochs of batches minimising a weighted loss sum.
+
+For phase ``p`` with loss components ``L_1..L_m`` and weights ``w_1..w_m`` each step
+minimises ``L = sum_c w_c L_c(batch)`` over the parameters of the phase's model parts.
+Each component's value is averaged per epoch into the loss history. A non-finite loss
+stops training with a :class:`~paradime_core.errors.TrainingError` naming the phase and
+epoch. Optional early stopping holds out a fraction of the items as a validation set:
+training stops when the validation loss has not improved for ``patience`` epochs and the
+best parameters are restored.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from paradime_core import components
+from paradime_core.batch import BatchContext
+from paradime_core.errors import SpecError, TrainingError
+from paradime_core.relation_data import RelationValue
+from paradime_core.spec import PhaseSpec, Spec
+
+
+@dataclass
+class PhaseResult:
+    """What a phase leaves behind: per-component epoch means and the optimizer state."""
+
+    name: str
+    history: dict[str, list[float]] = field(default_factory=dict)
+    epochs_run: int = 0
+    optimizer_state: dict[str, Any] | None = None
+    stopped_early: bool = False
+
+
+def phase_label(phase: PhaseSpec, index: int) -> str:
+    return phase.name or f"phase_{index}"
+
+
+def build_batch_relations(spec: Spec) -> dict[str, components.BuiltRelation]:
+    return {
+        r.name: components.build_relation(r, f"relations[{i}]")
+        for i, r in enumerate(spec.relations)
+        if r.level == "batch"
+    }
+
+
+def trainable_parameters(model: torch.nn.Module, parts: list[str] | None, where: str) -> list[torch.nn.Parameter]:
+    """All parameters (parts None) or those of the named child modules."""
+    if parts is None:
+        return [p for p in model.parameters() if p.requires_grad]
+    children = dict(model.named_children())
+    params: list[torch.nn.Parameter] = []
+    for i, part in enumerate(parts):
+        if part not in children:
+            raise SpecError(f"{where}.params[{i}]", f"the model has no part '{part}' (parts: {', '.join(children) or 'none'})")
+        params.extend(p for p in children[part].parameters() if p.requires_grad)
+    if not params:
+        raise SpecError(f"{where}.params", "selects no trainable parameters")
+    return params
+
+
+def train_phase(
+    model: torch.nn.Module,
+    spec: Spec,
+    index: int,
+    data: Mapping[str, torch.Tensor],
+    relations: Mapping[str, RelationValue],
+    *,
+    seed: int = 0,
+    device: torch.device | None = None,
+    optimizer_state: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> PhaseResult:
+    """Run training phase ``index`` of ``spec`` on ``model`` (in place) and return its result."""
+    phase = spec.training_phases[index]
+    where = f"training_phases[{index}]"
+    label = phase_label(phase, index)
+    device = device or next(model.parameters()).device
+    n_items = int(next(iter(data.values())).shape[0])
+
+    losses = []
+    for j, comp in enumerate(phase.components):
+        loss_index = next(i for i, loss in enumerate(spec.losses) if loss.name == comp)
+        loss = components.build_loss(spec.losses[loss_index], spec, f"losses[{loss_index}]")
+        weight = 1.0 if phase.weights is None else phase.weights[j]
+        losses.append((comp, loss, weight))
+    sampler = components.build_sampler(phase.sampling, spec, f"{where}.sampling")
+    batch_relations = build_batch_relations(spec)
+    optimizer_cls = components.check_optimizer(phase.optimizer, f"{where}.optimizer")
+    params = trainable_parameters(model, phase.params, where)
+    optimizer = optimizer_cls(params, **phase.optimizer.options)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    # Freeze what this phase does not train (restored at the end).
+    trained = {id(p) for p in params}
+    frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in trained]
+    for p in frozen:
+        p.requires_grad_(False)
+
+    generator = torch.Generator().manual_seed(int(seed) * 1009 + index)
+    history: dict[str, list[float]] = {name: [] for name, _, _ in losses}
+    history["total"] = []
+    result = PhaseResult(name=label, history=history)
+
+    epochs = range(phase.epochs)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=phase.epochs, desc=f"{label}", unit="epoch", leave=False)
+    model.train()
+    try:
+        for epoch in epochs:
+            sums = {name: 0.0 for name in history}
+            n_batches = 0
+            for batch in sampler.epoch(n_items, relations, generator):
+                ctx = BatchContext(batch, model, data, relations, batch_relations, device)
+                total = torch.zeros((), device=device)
+                parts = {}
+                for name, loss, weight in losses:
+                    value = loss(ctx)
+                    parts[name] = value
+                    total = total + weight * value
+                if not torch.isfinite(total):
+                    bad = [n for n, v in parts.items() if not torch.isfinite(v)]
+                    raise TrainingError(
+                        f"{where} ('{label}'), epoch {epoch + 1}: loss is {total.item()} "
+                        f"(non-finite components: {', '.join(bad) or 'weighted sum'}); "
+                        "try a smaller learning rate or check the data for extreme values"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                optimizer.step()
+                for name, value in parts.items():
+                    sums[name] += float(value.detach())
+                sums["total"] += float(total.detach())
+                n_batches += 1
+            for name in history:
+                history[name].append(sums[name] / max(n_batches, 1))
+            result.epochs_run = epoch + 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{history['total'][-1]:.4g}")
+    finally:
+        if bar is not None:
+            bar.close()
+        for p in frozen:
+            p.requires_grad_(True)
+        model.eval()
+    result.optimizer_state = copy.deepcopy(optimizer.state_dict())
+    return result
