@@ -1,1 +1,444 @@
-"""(being written)"""
+"""Ready-made models: fully connected, multi-head, autoencoder and a non-parametric table.
+
+Every model maps a batch of items to the embedding through named methods that losses refer
+to: ``embed(x)`` (also ``forward``), and where relevant ``classify(x)`` (class logits),
+``encode(x)`` / ``decode(z)``.
+
+**Parts.** A model's *parts* are the names of its direct child modules (``trunk``,
+``embedding_head``, ``classification_head``, ``encoder``, ``decoder``, ``coordinates``). A
+training phase may train only some parts (paper Sec. 5.4); :func:`parameters_of` selects
+their parameters.
+
+**Rebuilding without pickle.** Each model carries ``model_type`` (its registered name) and
+``config`` (a JSON-able dict of its constructor options), so
+``MODELS.get(m.model_type)(**m.config)`` rebuilds the same architecture and
+``load_state_dict`` restores the weights.
+
+Factories follow the model protocol ``(in_dim=..., n_items=..., **options) -> nn.Module``;
+options a model does not use (``n_items`` for networks, ``in_dim`` for :class:`Direct`) are
+accepted and ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from paradime_core.registry import register_model
+
+# ----------------------------------------------------------------------------- helpers
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "softplus": nn.Softplus,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "leaky_relu": nn.LeakyReLU,
+    "selu": nn.SELU,
+    "elu": nn.ELU,
+    "linear": nn.Identity,
+    "identity": nn.Identity,
+}
+
+
+def activation_layer(name: str) -> nn.Module:
+    """A fresh activation module by name (``relu``, ``softplus``, ..., ``linear``)."""
+    if not isinstance(name, str):
+        raise TypeError(f"activation must be a name, got {type(name).__name__}")
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    if key not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation '{name}' (one of {', '.join(_ACTIVATIONS)})")
+    return _ACTIVATIONS[key]()
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _dims(values: Any, name: str) -> list[int]:
+    if values is None:
+        return []
+    if isinstance(values, (int, np.integer)) and not isinstance(values, bool):
+        values = [values]
+    if not isinstance(values, Sequence) or isinstance(values, str):
+        raise TypeError(f"{name} must be a list of layer widths, got {values!r}")
+    return [_positive_int(v, f"{name}[{i}]") for i, v in enumerate(values)]
+
+
+def mlp_layers(
+    in_dim: int,
+    hidden_dims: Sequence[int],
+    activation: str = "softplus",
+    dropout: float = 0.0,
+    batch_norm: bool = False,
+) -> list[nn.Module]:
+    """``[Linear, (BatchNorm), activation, (Dropout)]`` per hidden width (no output layer)."""
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+    layers: list[nn.Module] = []
+    width = in_dim
+    for hidden in hidden_dims:
+        layers.append(nn.Linear(width, hidden))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(hidden))
+        layers.append(activation_layer(activation))
+        if dropout > 0:
+            layers.append(nn.Dropout(float(dropout)))
+        width = hidden
+    return layers
+
+
+def _as_input(x: torch.Tensor) -> torch.Tensor:
+    """Flatten all but the batch dimension and make floating point."""
+    x = x.reshape(x.shape[0], -1) if x.ndim != 2 else x
+    return x if x.is_floating_point() else x.float()
+
+
+def named_parts(model: nn.Module) -> list[str]:
+    """The parts a phase may select: the names of the model's direct child modules."""
+    return [name for name, _ in model.named_children()]
+
+
+def parameters_of(model: nn.Module, parts: list[str] | None) -> list[nn.Parameter]:
+    """All parameters (``parts`` None) or those of the named child modules, in order.
+
+    Raises ValueError naming the unknown parts and listing the available ones.
+    """
+    if parts is None:
+        return list(model.parameters())
+    if isinstance(parts, str):
+        parts = [parts]
+    children = dict(model.named_children())
+    unknown = [p for p in parts if p not in children]
+    if unknown:
+        raise ValueError(
+            f"unknown model part(s) {', '.join(map(repr, unknown))} "
+            f"(available: {', '.join(children) or 'none'})"
+        )
+    params: list[nn.Parameter] = []
+    seen: set[int] = set()
+    for part in parts:
+        for p in children[part].parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                params.append(p)
+    return params
+
+
+class PCAProjection(nn.Module):
+    """Frozen ``x -> (x - mean) @ components.T`` (buffers, no trainable parameters).
+
+    Load the axes with :meth:`set_pca` (or :meth:`fit`) before the first forward pass;
+    they are buffers, so they are saved in and restored from the ``state_dict``.
+    """
+
+    def __init__(self, in_dim: int, n_components: int):
+        super().__init__()
+        if n_components > in_dim:
+            raise ValueError(f"pca_components ({n_components}) exceeds the input dimension ({in_dim})")
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("components", torch.zeros(n_components, in_dim))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    def set_pca(self, mean: Any, components: Any) -> None:
+        mean = torch.as_tensor(np.asarray(mean), dtype=self.mean.dtype).reshape(-1)
+        components = torch.as_tensor(np.asarray(components), dtype=self.components.dtype)
+        if mean.shape != self.mean.shape or components.shape != self.components.shape:
+            raise ValueError(
+                f"set_pca expects mean {tuple(self.mean.shape)} and components "
+                f"{tuple(self.components.shape)}, got {tuple(mean.shape)} and {tuple(components.shape)}"
+            )
+        self.mean.copy_(mean)
+        self.components.copy_(components)
+        self.fitted.fill_(True)
+
+    def fit(self, data: Any) -> None:
+        """Principal axes of ``data`` (rows = items) via an exact SVD of the centred data."""
+        x = torch.as_tensor(np.asarray(data, dtype=np.float64).reshape(len(data), -1))
+        mean = x.mean(dim=0)
+        _, _, vt = torch.linalg.svd(x - mean, full_matrices=False)
+        self.set_pca(mean.numpy(), vt[: self.components.shape[0]].numpy())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not bool(self.fitted):
+            raise RuntimeError("the PCA front layer is not set: call model.set_pca(mean, components) "
+                               "or model.fit_pca(data) before training")
+        return (x - self.mean) @ self.components.T
+
+
+class Scale(nn.Module):
+    """Multiply by a constant (e.g. 1/255 for 8-bit pixels)."""
+
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = float(factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}"
+
+
+def _front_layers(in_dim: int, input_scale: float | None, pca_components: int | None) -> tuple[list[nn.Module], int]:
+    layers: list[nn.Module] = []
+    if input_scale is not None:
+        if isinstance(input_scale, bool) or not isinstance(input_scale, (int, float)) or input_scale <= 0:
+            raise ValueError(f"input_scale must be a positive number, got {input_scale!r}")
+        layers.append(Scale(input_scale))
+    if pca_components is not None:
+        k = _positive_int(pca_components, "pca_components")
+        layers.append(PCAProjection(in_dim, k))
+        in_dim = k
+    return layers, in_dim
+
+
+class _Model(nn.Module):
+    """Shared bits: ``model_type``, ``config``, ``forward = embed``, ``parts``."""
+
+    model_type: str = ""
+    config: dict[str, Any]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed(x)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @property
+    def parts(self) -> list[str]:
+        return named_parts(self)
+
+    def _pca_layer(self) -> PCAProjection:
+        for module in self.modules():
+            if isinstance(module, PCAProjection):
+                return module
+        raise RuntimeError("this model has no PCA front layer (build it with pca_components=k)")
+
+    def set_pca(self, mean: Any, components: Any) -> None:
+        """Load the frozen PCA front layer: ``mean`` (in_dim,), ``components`` (k, in_dim)."""
+        self._pca_layer().set_pca(mean, components)
+
+    def fit_pca(self, data: Any) -> None:
+        """Compute and load the PCA front layer from ``data`` (n, in_dim) by an exact SVD."""
+        self._pca_layer().fit(data)
+
+    @property
+    def needs_pca(self) -> bool:
+        """True when a PCA front layer exists and has not been set yet."""
+        return any(isinstance(m, PCAProjection) and not bool(m.fitted) for m in self.modules())
+
+
+# ----------------------------------------------------------------------------- models
+@register_model("fully_connected", aliases=("fc", "mlp", "default"))
+class FullyConnected(_Model):
+    """MLP ``in_dim -> hidden_dims... -> out_dim`` (``hidden_dims=[]``: a linear model).
+
+    Parts: ``trunk`` (input scaling, optional PCA projection and the hidden layers) and
+    ``embedding_head`` (the last Linear layer).
+
+    ``input_scale``: constant factor applied to the input first. ``pca_components=k``: the
+    first layer is a frozen projection ``(x - mean) @ V_k.T`` onto ``k`` principal axes,
+    loaded with :meth:`set_pca` (or computed with :meth:`fit_pca`) before training.
+    """
+
+    model_type = "fully_connected"
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int = 2,
+        hidden_dims: Sequence[int] = (100, 50),
+        activation: str = "softplus",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        input_scale: float | None = None,
+        pca_components: int | None = None,
+        n_items: int | None = None,
+    ):
+        super().__init__()
+        in_dim = _positive_int(in_dim, "in_dim")
+        out_dim = _positive_int(out_dim, "out_dim")
+        hidden = _dims(hidden_dims, "hidden_dims")
+        front, width = _front_layers(in_dim, input_scale, pca_components)
+        self.trunk = nn.Sequential(*front, *mlp_layers(width, hidden, activation, dropout, bool(batch_norm)))
+        self.embedding_head = nn.Linear(hidden[-1] if hidden else width, out_dim)
+        self.config = {
+            "in_dim": in_dim, "out_dim": out_dim, "hidden_dims": hidden, "activation": activation,
+            "dropout": float(dropout), "batch_norm": bool(batch_norm), "input_scale": input_scale,
+            "pca_components": pca_components,
+        }
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedding_head(self.trunk(_as_input(x)))
+
+
+@register_model("multi_head", aliases=("hybrid",))
+class MultiHead(_Model):
+    """Shared trunk with an embedding head and a classification head (logits).
+
+    Parts: ``trunk``, ``embedding_head``, ``classification_head``.
+    ``classify_from="trunk"`` (default): ``classify(x) = head(trunk(x))`` (paper Sec. 5.1,
+    hybrid); ``"embedding"``: ``classify(x) = head(embed(x))`` (paper Sec. 5.4, the classifier
+    reads the embedding). ``classifier_hidden_dims`` adds hidden layers to the classifier.
+    """
+
+    model_type = "multi_head"
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int = 2,
+        n_classes: int = 10,
+        hidden_dims: Sequence[int] = (100, 50),
+        activation: str = "softplus",
+        classify_from: str = "trunk",
+        classifier_hidden_dims: Sequence[int] = (),
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        input_scale: float | None = None,
+        pca_components: int | None = None,
+        n_items: int | None = None,
+    ):
+        super().__init__()
+        in_dim = _positive_int(in_dim, "in_dim")
+        out_dim = _positive_int(out_dim, "out_dim")
+        n_classes = _positive_int(n_classes, "n_classes")
+        if classify_from not in ("trunk", "embedding"):
+            raise ValueError(f"classify_from must be 'trunk' or 'embedding', got {classify_from!r}")
+        hidden = _dims(hidden_dims, "hidden_dims")
+        cls_hidden = _dims(classifier_hidden_dims, "classifier_hidden_dims")
+        front, width = _front_layers(in_dim, input_scale, pca_components)
+        self.trunk = nn.Sequential(*front, *mlp_layers(width, hidden, activation, dropout, bool(batch_norm)))
+        trunk_dim = hidden[-1] if hidden else width
+        self.embedding_head = nn.Linear(trunk_dim, out_dim)
+        cls_in = trunk_dim if classify_from == "trunk" else out_dim
+        self.classification_head = nn.Sequential(
+            *mlp_layers(cls_in, cls_hidden, activation),
+            nn.Linear(cls_hidden[-1] if cls_hidden else cls_in, n_classes),
+        )
+        self.classify_from = classify_from
+        self.config = {
+            "in_dim": in_dim, "out_dim": out_dim, "n_classes": n_classes, "hidden_dims": hidden,
+            "activation": activation, "classify_from": classify_from,
+            "classifier_hidden_dims": cls_hidden, "dropout": float(dropout),
+            "batch_norm": bool(batch_norm), "input_scale": input_scale, "pca_components": pca_components,
+        }
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedding_head(self.trunk(_as_input(x)))
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (n, n_classes)."""
+        if self.classify_from == "embedding":
+            return self.classification_head(self.embed(x))
+        return self.classification_head(self.trunk(_as_input(x)))
+
+
+@register_model("autoencoder", aliases=("ae",))
+class AutoEncoder(_Model):
+    """Encoder ``in_dim -> hidden_dims -> out_dim`` and mirrored decoder back to ``in_dim``.
+
+    Parts: ``encoder``, ``decoder``; ``embed = encode``. ``output_activation`` (default
+    linear) ends the decoder, e.g. ``sigmoid`` for data in [0, 1]. ``input_scale`` scales the
+    encoder's input only: reconstructions are in the scaled units.
+    """
+
+    model_type = "autoencoder"
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int = 2,
+        hidden_dims: Sequence[int] = (100, 50),
+        activation: str = "softplus",
+        output_activation: str = "linear",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        input_scale: float | None = None,
+        n_items: int | None = None,
+    ):
+        super().__init__()
+        in_dim = _positive_int(in_dim, "in_dim")
+        out_dim = _positive_int(out_dim, "out_dim")
+        hidden = _dims(hidden_dims, "hidden_dims")
+        front, width = _front_layers(in_dim, input_scale, None)
+        self.encoder = nn.Sequential(
+            *front, *mlp_layers(width, hidden, activation, dropout, bool(batch_norm)),
+            nn.Linear(hidden[-1] if hidden else width, out_dim),
+        )
+        back = hidden[::-1]
+        self.decoder = nn.Sequential(
+            *mlp_layers(out_dim, back, activation, dropout, bool(batch_norm)),
+            nn.Linear(back[-1] if back else out_dim, in_dim),
+            activation_layer(output_activation),
+        )
+        self.config = {
+            "in_dim": in_dim, "out_dim": out_dim, "hidden_dims": hidden, "activation": activation,
+            "output_activation": output_activation, "dropout": float(dropout),
+            "batch_norm": bool(batch_norm), "input_scale": input_scale,
+        }
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(_as_input(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)
+
+
+@register_model("direct", aliases=("non_parametric", "nonparametric"))
+class Direct(_Model):
+    """Non-parametric model: a learnable ``(n_items, out_dim)`` table of coordinates.
+
+    It reads item *indices*, not features (``input_key = "index"``): ``embed(idx)`` returns
+    ``coordinates[idx]`` (float indices are rounded down to int64; exact below 2**24 for
+    float32). ``init``: an ``(n_items, out_dim)`` array, or ``"random"`` / None for a small
+    Gaussian (std 1e-4, as in t-SNE) drawn from torch's global RNG. Part: ``coordinates``.
+    The initial array is not kept in ``config``: the weights carry the coordinates.
+    """
+
+    model_type = "direct"
+    input_key = "index"
+
+    def __init__(self, n_items: int, out_dim: int = 2, init: Any = None, in_dim: int | None = None):
+        super().__init__()
+        n_items = _positive_int(n_items, "n_items")
+        out_dim = _positive_int(out_dim, "out_dim")
+        self.n_items = n_items
+        self.coordinates = nn.Embedding(n_items, out_dim)
+        with torch.no_grad():
+            if init is None or (isinstance(init, str) and init == "random"):
+                self.coordinates.weight.copy_(torch.randn(n_items, out_dim) * 1e-4)
+            elif isinstance(init, str):
+                raise ValueError(f"init must be 'random' or an (n_items, out_dim) array, got {init!r}")
+            else:
+                values = torch.as_tensor(np.asarray(init, dtype=np.float32))
+                if tuple(values.shape) != (n_items, out_dim):
+                    raise ValueError(f"init has shape {tuple(values.shape)}, expected {(n_items, out_dim)}")
+                self.coordinates.weight.copy_(values)
+        self.config = {"n_items": n_items, "out_dim": out_dim, "init": None}
+
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        idx = idx.reshape(-1) if idx.ndim > 1 else idx
+        return self.coordinates(idx.long())
+
+
+fully_connected = FullyConnected
+multi_head = MultiHead
+autoencoder = AutoEncoder
+direct = Direct
+
+__all__ = [
+    "AutoEncoder", "Direct", "FullyConnected", "MultiHead", "PCAProjection", "activation_layer",
+    "autoencoder", "direct", "fully_connected", "mlp_layers", "multi_head", "named_parts",
+    "parameters_of",
+]

@@ -21,6 +21,7 @@ import torch
 from paradime_core import components
 from paradime_core.batch import BatchContext
 from paradime_core.errors import SpecError, TrainingError
+from paradime_core.models import parameters_of
 from paradime_core.relation_data import RelationValue
 from paradime_core.spec import PhaseSpec, Spec
 
@@ -49,15 +50,11 @@ def build_batch_relations(spec: Spec) -> dict[str, components.BuiltRelation]:
 
 
 def trainable_parameters(model: torch.nn.Module, parts: list[str] | None, where: str) -> list[torch.nn.Parameter]:
-    """All parameters (parts None) or those of the named child modules."""
-    if parts is None:
-        return [p for p in model.parameters() if p.requires_grad]
-    children = dict(model.named_children())
-    params: list[torch.nn.Parameter] = []
-    for i, part in enumerate(parts):
-        if part not in children:
-            raise SpecError(f"{where}.params[{i}]", f"the model has no part '{part}' (parts: {', '.join(children) or 'none'})")
-        params.extend(p for p in children[part].parameters() if p.requires_grad)
+    """All trainable parameters (parts None) or those of the named parts of the model."""
+    try:
+        params = [p for p in parameters_of(model, parts) if p.requires_grad]
+    except ValueError as exc:
+        raise SpecError(f"{where}.params", str(exc)) from exc
     if not params:
         raise SpecError(f"{where}.params", "selects no trainable parameters")
     return params

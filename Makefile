@@ -1,0 +1,46 @@
+# paradime — set-up, main job, tests. `make demo` and `make test` are the two README commands.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+# CPU set-ups pin torch to the CPU build (pip would otherwise pull a ~5.5 GB CUDA build).
+CONSTRAINTS ?= constraints-cpu.txt
+
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export DO_NOT_TRACK ?= 1
+export MPLBACKEND ?= Agg
+
+.PHONY: setup demo test test-slow test-all lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev,explain]"
+	touch $(STAMP)
+
+## The main job: a real routine (UMAP spec) on the embedded digits dataset, as a Prefect flow.
+demo: setup
+	$(VENV)/bin/paradime run specs/umap.yaml --data digits --out outputs/demo
+
+## The default test run (a few minutes on 2 cores).
+test: setup
+	$(PY) -m pytest -q -m "not slow"
+
+## Long tests (pynndescent compile, larger data); CI runs them as a second stage.
+test-slow: setup
+	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]  # exit 5: no slow test selected
+
+test-all: test test-slow
+
+lint: setup
+	$(VENV)/bin/ruff check paradime_core pipelines data tests benchmarks
+
+bench: setup
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[benchmark]"
+	$(PY) benchmarks/quality.py
+
+clean:
+	rm -rf outputs .pytest_cache .ruff_cache

@@ -1,0 +1,293 @@
+"""Predefined routines: thin recipes that build a spec, with a scikit-learn face.
+
+Each class stores its parameters in ``__init__`` (scikit-learn convention), builds a
+:class:`~paradime_core.spec.Spec` in :meth:`build_spec`, and fits a
+:class:`~paradime_core.routine.Routine` from it. ``transform`` embeds any number of new
+items in batches; learned state ends in ``_`` (``routine_``, ``embedding_``).
+
+- :class:`ParametricTSNE`: kNN affinities calibrated to a perplexity, symmetrised and
+  normalised (P); Student-t similarities of the embedding (Q); loss KL(P || Q).
+- :class:`ParametricUMAP`: fuzzy kNN graph (connect + fuzzy union); modified Cauchy
+  similarities ``1 / (1 + a d^{2b})``; fuzzy cross entropy with negative edge sampling.
+- :class:`ParametricLargeVis`: the same graph as UMAP, Student-t similarities, negative
+  sampling.
+- :class:`ParametricMDS`: exact pairwise distances; loss mean squared difference
+  (metric stress) between high- and low-dimensional distances.
+- :class:`ParametricIsomap`: geodesic distances over the kNN graph; MDS loss.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from paradime_core.routine import Routine
+from paradime_core.spec import Spec
+
+
+def _model_section(estimator: Any, in_dim: int) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "out_dim": estimator.n_components,
+        "hidden_dims": list(estimator.hidden_dims),
+        "activation": estimator.activation,
+    }
+    pca = getattr(estimator, "pca_components", None)
+    if pca and pca < in_dim:
+        options["pca_components"] = int(pca)
+    if getattr(estimator, "dropout", 0.0):
+        options["dropout"] = float(estimator.dropout)
+    return {"type": "fully_connected", "options": options}
+
+
+class _Recipe(BaseEstimator, TransformerMixin):
+    """Shared fit/transform/save of the recipe estimators."""
+
+    def build_spec(self, n_items: int, in_dim: int) -> Spec:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fit(self, X: Any, y: Any = None) -> _Recipe:
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (items x features), got shape {X.shape}")
+        spec = self.build_spec(X.shape[0], X.shape[1])
+        data: dict[str, Any] = {"main": X}
+        if y is not None and any(loss.data and "labels" in loss.data for loss in spec.losses):
+            data["labels"] = np.asarray(y)
+        self.routine_ = Routine(spec, seed=self.random_state, device=self.device, verbose=self.verbose)
+        self.routine_.fit(data)
+        self.embedding_ = self.routine_.embedding_of_training_items(data)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        if not hasattr(self, "routine_"):
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit() first")
+        return self.routine_.transform(np.asarray(X), batch_size=self.transform_batch_size)
+
+    def fit_transform(self, X: Any, y: Any = None, **_: Any) -> np.ndarray:
+        return self.fit(X, y).embedding_
+
+    def save(self, path: str | Path) -> Path:
+        return self.routine_.save(path, metadata={"recipe": type(self).__name__, "params": self.get_params()})
+
+    @property
+    def loss_history_(self) -> dict[str, dict[str, list[float]]]:
+        return self.routine_.history_
+
+
+class ParametricTSNE(_Recipe):
+    """Parametric t-SNE (van der Maaten 2009) as a ParaDime spec.
+
+    P: ``p_{j|i} ∝ exp(-β_i d_ij²)`` over 3·perplexity neighbours, each row calibrated to
+    ``2^{H(P_i)} = perplexity``, then ``p_ij = (p_{j|i} + p_{i|j}) / 2n``.
+    Q: ``q_ij ∝ (1 + ||y_i - y_j||²)^{-1}`` over the batch. Loss: ``KL(P || Q)``, with an
+    early-exaggeration phase (P multiplied by ``early_exaggeration``) first.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        perplexity: float = 30.0,
+        epochs: int = 60,
+        early_exaggeration_epochs: int = 15,
+        early_exaggeration: float = 4.0,
+        batch_size: int = 2500,
+        lr: float = 0.002,
+        hidden_dims: tuple[int, ...] = (256, 256),
+        activation: str = "relu",
+        pca_components: int | None = 50,
+        dropout: float = 0.0,
+        knn_method: str = "auto",
+        random_state: int = 0,
+        device: str | None = None,
+        verbose: bool = False,
+        transform_batch_size: int = 65536,
+    ):
+        self.n_components = n_components
+        self.perplexity = perplexity
+        self.epochs = epochs
+        self.early_exaggeration_epochs = early_exaggeration_epochs
+        self.early_exaggeration = early_exaggeration
+        self.batch_size = batch_size
+        self.lr = lr
+        self.hidden_dims = hidden_dims
+        self.activation = activation
+        self.pca_components = pca_components
+        self.dropout = dropout
+        self.knn_method = knn_method
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+        self.transform_batch_size = transform_batch_size
+
+    def build_spec(self, n_items: int, in_dim: int) -> Spec:
+        perplexity = min(self.perplexity, max((n_items - 1) / 3.0, 1.0))
+        batch = min(self.batch_size, n_items)
+        phases = []
+        optimizer = {"type": "adam", "options": {"lr": self.lr}}
+        if self.early_exaggeration_epochs:
+            phases.append({"name": "early_exaggeration", "epochs": self.early_exaggeration_epochs,
+                           "sampling": {"type": "item", "batch_size": batch},
+                           "loss": {"components": ["tsne"], "weights": [1.0]}, "optimizer": optimizer})
+        phases.append({"name": "embedding", "epochs": self.epochs, "sampling": {"type": "item", "batch_size": batch},
+                       "loss": {"components": ["tsne"]}, "optimizer": optimizer})
+        return Spec.from_dict({
+            "name": "parametric_tsne",
+            "model": _model_section(self, in_dim),
+            "relations": [
+                {"name": "p", "level": "global", "type": "neighbor",
+                 "options": {"method": self.knn_method},
+                 "transforms": [{"type": "perplexity", "options": {"perplexity": perplexity}},
+                                {"type": "symmetrize"}, {"type": "normalize"}]},
+                {"name": "q", "level": "batch", "type": "pdist",
+                 "transforms": [{"type": "t_dist", "options": {"alpha": 1.0}}, {"type": "normalize"}]},
+            ],
+            "losses": [{"name": "tsne", "type": "relation", "func": "kl_div", "keys": {"rels": ["p", "q"]}}],
+            "training_phases": phases,
+        })
+
+
+class ParametricUMAP(_Recipe):
+    """Parametric UMAP (Sainburg et al. 2021) as a ParaDime spec.
+
+    Graph: ``w_{j|i} = exp(-(d_ij - ρ_i)/σ_i)`` with ``Σ_j w_{j|i} = log2 k``, fuzzy union
+    ``w_ij = w_{j|i} + w_{i|j} - w_{j|i} w_{i|j}``. Embedding similarity
+    ``q_ij = 1 / (1 + a ||y_i - y_j||^{2b})`` (a, b from spread and min_dist). Loss: fuzzy
+    cross entropy over positive edges drawn ∝ w_ij and ``neg_rate`` random negatives each.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        n_neighbors: int = 15,
+        min_dist: float = 0.1,
+        spread: float = 1.0,
+        epochs: int = 30,
+        batch_size: int = 2048,
+        neg_rate: int = 5,
+        lr: float = 0.002,
+        hidden_dims: tuple[int, ...] = (256, 256),
+        activation: str = "relu",
+        pca_components: int | None = 50,
+        dropout: float = 0.0,
+        knn_method: str = "auto",
+        random_state: int = 0,
+        device: str | None = None,
+        verbose: bool = False,
+        transform_batch_size: int = 65536,
+    ):
+        self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
+        self.spread = spread
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.neg_rate = neg_rate
+        self.lr = lr
+        self.hidden_dims = hidden_dims
+        self.activation = activation
+        self.pca_components = pca_components
+        self.dropout = dropout
+        self.knn_method = knn_method
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+        self.transform_batch_size = transform_batch_size
+
+    def _similarity(self) -> dict[str, Any]:
+        return {"type": "cauchy", "options": {"spread": self.spread, "min_dist": self.min_dist}}
+
+    def build_spec(self, n_items: int, in_dim: int) -> Spec:
+        k = min(self.n_neighbors, n_items - 1)
+        return Spec.from_dict({
+            "name": type(self).__name__.lower(),
+            "model": _model_section(self, in_dim),
+            "relations": [
+                {"name": "p", "level": "global", "type": "neighbor",
+                 "options": {"n_neighbors": k, "method": self.knn_method},
+                 "transforms": [{"type": "connect"}, {"type": "symmetrize", "options": {"sub_prod": True}}]},
+                {"name": "q", "level": "batch", "type": "edge_dist", "transforms": [self._similarity()]},
+            ],
+            "losses": [{"name": "embedding", "type": "relation", "func": "cross_entropy",
+                        "keys": {"rels": ["p", "q"]}}],
+            "training_phases": [{
+                "name": "embedding", "epochs": self.epochs,
+                "sampling": {"type": "edge", "rels": "p", "batch_size": self.batch_size, "neg_rate": self.neg_rate},
+                "loss": {"components": ["embedding"]},
+                "optimizer": {"type": "adam", "options": {"lr": self.lr}},
+            }],
+        })
+
+
+class ParametricLargeVis(ParametricUMAP):
+    """Parametric LargeVis (Tang et al. 2016): UMAP's graph, Student-t similarity
+    ``q_ij = 1 / (1 + ||y_i - y_j||²)``, negative-sampling cross entropy."""
+
+    def _similarity(self) -> dict[str, Any]:
+        return {"type": "t_dist", "options": {"alpha": 1.0}}
+
+
+class ParametricMDS(_Recipe):
+    """Parametric metric MDS: minimise ``mean_ij (d_ij - ||y_i - y_j||)²`` over batches.
+
+    ``d_ij`` are exact Euclidean distances (``pdist``); the network is (in, hidden..., out)
+    with softplus activations as in the paper (Sec. 4.1).
+    """
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        epochs: int = 500,
+        batch_size: int = 10,
+        lr: float = 0.01,
+        hidden_dims: tuple[int, ...] = (5,),
+        activation: str = "softplus",
+        random_state: int = 0,
+        device: str | None = None,
+        verbose: bool = False,
+        transform_batch_size: int = 65536,
+    ):
+        self.n_components = n_components
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.hidden_dims = hidden_dims
+        self.activation = activation
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+        self.transform_batch_size = transform_batch_size
+
+    def _global_relation(self) -> dict[str, Any]:
+        return {"name": "d_high", "level": "global", "type": "pdist"}
+
+    def build_spec(self, n_items: int, in_dim: int) -> Spec:
+        return Spec.from_dict({
+            "name": type(self).__name__.lower(),
+            "model": _model_section(self, in_dim),
+            "relations": [self._global_relation(), {"name": "d_low", "level": "batch", "type": "pdist"}],
+            "losses": [{"name": "mds", "type": "relation", "func": "mse", "keys": {"rels": ["d_high", "d_low"]}}],
+            "training_phases": [{
+                "name": "mds", "epochs": self.epochs, "sampling": {"type": "item", "batch_size": self.batch_size},
+                "loss": {"components": ["mds"]}, "optimizer": {"type": "adam", "options": {"lr": self.lr}},
+            }],
+        })
+
+
+class ParametricIsomap(ParametricMDS):
+    """Parametric Isomap: MDS on geodesic distances (shortest paths over the kNN graph)."""
+
+    def __init__(self, n_components: int = 2, n_neighbors: int = 10, epochs: int = 100, batch_size: int = 256,
+                 lr: float = 0.005, hidden_dims: tuple[int, ...] = (100, 50), activation: str = "softplus",
+                 random_state: int = 0, device: str | None = None, verbose: bool = False,
+                 transform_batch_size: int = 65536):
+        super().__init__(n_components=n_components, epochs=epochs, batch_size=batch_size, lr=lr,
+                         hidden_dims=hidden_dims, activation=activation, random_state=random_state,
+                         device=device, verbose=verbose, transform_batch_size=transform_batch_size)
+        self.n_neighbors = n_neighbors
+
+    def _global_relation(self) -> dict[str, Any]:
+        return {"name": "d_high", "level": "global", "type": "neighbor",
+                "options": {"n_neighbors": self.n_neighbors}, "transforms": [{"type": "geodesic"}]}

@@ -1,0 +1,1 @@
+"""Scheduled retraining: the retrain flow as a Prefect deployment with a cron schedule."""

@@ -1,0 +1,44 @@
+"""Process-wide settings of the pipelines layer: Prefect's offline defaults and the store root.
+
+Prefect reads its settings when it is first imported, so :func:`apply_prefect_defaults` runs
+when ``pipelines`` is imported (before any module here imports prefect) and only fills in
+variables the user has not set:
+
+- ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=90``: the temporary local server takes
+  7-19 s to start on two busy cores (Prefect's default limit is 20 s);
+- ``PREFECT_SERVER_ANALYTICS_ENABLED=false`` and ``DO_NOT_TRACK=1``: no telemetry (offline,
+  a failing DNS lookup otherwise logs errors).
+
+The artifact store root is ``--store`` if given, else ``$PARADIME_STORE``, else
+``./.paradime/store``; any fsspec URL works (``s3://bucket/prefix``, ``memory://x``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PREFECT_DEFAULTS: dict[str, str] = {
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+}
+STORE_ENV = "PARADIME_STORE"
+DEFAULT_STORE = Path(".paradime") / "store"
+
+
+def apply_prefect_defaults() -> None:
+    """Set Prefect's offline defaults in ``os.environ`` where the user has not set them."""
+    for name, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def store_url(explicit: str | os.PathLike[str] | None = None) -> str:
+    """The store root: ``explicit``, else ``$PARADIME_STORE``, else ``./.paradime/store``.
+
+    Local paths are made absolute (Dask workers and later runs may have another cwd).
+    """
+    url = str(explicit) if explicit else os.environ.get(STORE_ENV) or str(DEFAULT_STORE)
+    if "://" not in url:
+        url = str(Path(url).expanduser().resolve())
+    return url

@@ -1,0 +1,377 @@
+"""The stages of a run as plain functions over the store (Prefect wraps them in tasks).
+
+:class:`Pipeline` holds one run's plan (:mod:`pipelines.keys`) and computes a stage only
+when the store has no valid copy of it. Every stage ends in a :class:`StageRecord` saying
+whether it was ``cached``, ``computed`` or ``recomputed`` (after a damaged copy was found,
+which is also reported as a :class:`~pipelines.errors.CacheWarning`). All numbers come
+from ``paradime_core``: kNN graphs from :mod:`paradime_core.neighbors`, transforms,
+derived data and training phases from the :class:`~paradime_core.routine.Routine`
+stage methods, metrics from :mod:`paradime_core.metrics`.
+
+Determinism: phase ``i`` starts from phase ``i-1``'s stored weights with the torch seed
+``seed * 1000003 + i``, so a run resumed after a crash trains exactly like one that was
+never interrupted.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from pipelines import artifacts
+from pipelines.errors import CacheWarning, CorruptArtifact, DataError, PipelineError
+from pipelines.ingest import chunk_rows_for, load_dataset
+from pipelines.keys import Node, Plan, spec_id
+from pipelines.parallel import DaskManager, embed_rows, embed_to_zarr, knn_to_zarr
+from pipelines.store import ArtifactStore, StageRef
+
+PHASE_SEED_STRIDE = 1_000_003
+
+
+@dataclass
+class StageRecord:
+    """What happened to one stage in a run."""
+
+    kind: str
+    name: str
+    key: str
+    status: str  # cached | computed | recomputed
+    seconds: float
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def executed(self) -> bool:
+        return self.status != "cached"
+
+
+def timed_record(kind: str, name: str, key: str, status: str, start: float, detail: str = "") -> StageRecord:
+    return StageRecord(kind, name, key, status, round(time.perf_counter() - start, 3), detail)
+
+
+class Pipeline:
+    """One run of a spec on an ingested dataset: ensures stages, loads their values."""
+
+    def __init__(self, store: ArtifactStore, spec: Any, plan: Plan, dask: DaskManager | None = None,
+                 device: str = "cpu", progress: bool = True):
+        self.store = store
+        self.spec = spec
+        self.plan = plan
+        self.dask = dask or DaskManager()
+        self.device = device
+        self.progress = progress
+        self.records: list[StageRecord] = []
+        self._ensured: dict[str, StageRef] = {}
+        self._values: dict[str, Any] = {}
+        self._dataset: dict[str, np.ndarray] | None = None
+        self._tensors: Any = None
+        self._compute: dict[str, Callable[[Node, Any], dict[str, Any]]] = {
+            "knn": self._compute_knn,
+            "relations": self._compute_relation,
+            "derived": self._compute_derived,
+            "phases": self._compute_phase,
+            "embeddings": self._compute_embedding,
+            "reports": self._compute_report,
+        }
+
+    # ------------------------------------------------------------------ ensure / load
+    def run(self, node_id: str) -> StageRef:
+        """Ensure stage ``node_id`` (and, if needed, what it depends on)."""
+        return self.ensure(self.plan.nodes[node_id])
+
+    def ensure(self, node: Node, force: bool = False) -> StageRef:
+        if node.id in self._ensured and not force:
+            return self._ensured[node.id]
+        start = time.perf_counter()
+        store = self.store
+        status = "computed"
+        detail = ""
+        if not force and store.manifest(node.kind, node.key) is not None:
+            try:
+                manifest = store.verify(node.kind, node.key)
+                ref = StageRef(store.url, node.kind, node.key, node.name, manifest.get("summary", {}))
+                self._ensured[node.id] = ref
+                self.records.append(timed_record(node.kind, node.name, node.key, "cached", start))
+                return ref
+            except CorruptArtifact as exc:
+                self._damaged(node, exc)
+                status, detail = "recomputed", str(exc)
+        if force:
+            status = "recomputed"
+        store.remove(node.kind, node.key)  # a damaged copy or a crashed run's leftover
+        for dep in node.deps:
+            self.ensure(self.plan.nodes[dep])
+        with store.begin(node.kind, node.key, name=node.name,
+                         meta={"inputs": node.payload, "node": node.id}) as writer:
+            writer.summary = self._compute[node.kind](node, writer) or {}
+        ref = StageRef(store.url, node.kind, node.key, node.name, writer.summary)
+        self._ensured[node.id] = ref
+        self._values.pop(node.id, None)
+        self.records.append(timed_record(node.kind, node.name, node.key, status, start, detail))
+        return ref
+
+    def _damaged(self, node: Node, exc: Exception) -> None:
+        warnings.warn(CacheWarning(f"cached {node.kind[:-1] if node.kind.endswith('s') else node.kind} "
+                                   f"'{node.name}' ({node.key[:12]}) is damaged: {exc}; recomputing"),
+                      stacklevel=2)
+
+    def value(self, node_id: str) -> Any:
+        """The in-memory value of a relation, derived-data or kNN stage (recomputed if unreadable)."""
+        if node_id in self._values:
+            return self._values[node_id]
+        node = self.plan.nodes[node_id]
+        self.ensure(node)
+        try:
+            value = self._load(node)
+        except (CorruptArtifact, ValueError, KeyError, OSError, RuntimeError) as exc:
+            self._damaged(node, exc)
+            self.ensure(node, force=True)
+            value = self._load(node)
+        self._values[node_id] = value
+        return value
+
+    def _load(self, node: Node) -> Any:
+        group = self.store.open_group(node.kind, node.key)
+        if node.kind == "relations":
+            return artifacts.read_relation(group)
+        if node.kind == "derived":
+            return np.asarray(group["value"][...])
+        if node.kind == "knn":
+            return np.asarray(group["indices"][...]), np.asarray(group["distances"][...])
+        raise ValueError(f"no in-memory value for {node.kind}")
+
+    # ------------------------------------------------------------------ data
+    def dataset_location(self, array: str = "main") -> Any:
+        return self.store.zarr_location(self.store.stage_path("datasets", self.plan.dataset_key) + f"/{array}")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The ingested arrays in memory (loaded once per run)."""
+        if self._dataset is None:
+            try:
+                self._dataset = load_dataset(self.store, self.plan.dataset_key)
+            except (KeyError, ValueError, OSError) as exc:
+                raise PipelineError(f"dataset {self.plan.dataset_key[:12]} cannot be read ({exc}); "
+                                    "remove it with `paradime cache rm` and run again") from exc
+        return self._dataset
+
+    def input_array(self, name: str) -> np.ndarray:
+        """Dataset entry ``name``: an ingested array or derived data."""
+        if f"derived:{name}" in self.plan.nodes:
+            return self.value(f"derived:{name}")
+        return self.arrays()[name]
+
+    def training_dataset(self) -> dict[str, np.ndarray]:
+        """Ingested arrays + all derived data, validated by the core (adds ``index``)."""
+        from paradime_core.routine import prepare_dataset
+
+        data = dict(self.arrays())
+        for node in self.plan.of_kind("derived"):
+            data[node.name] = self.value(node.id)
+        return prepare_dataset(data, self.spec.data_keys())
+
+    def routine(self) -> Any:
+        from paradime_core.routine import Routine
+
+        return Routine(self.spec, seed=self.plan.seed, out_dim=self.plan.out_dim, device=self.device,
+                       verbose=self.progress)
+
+    # ------------------------------------------------------------------ stage computations
+    def _compute_knn(self, node: Node, writer: Any) -> dict[str, Any]:
+        relation = self.spec.relation(node.name)
+        X = self.input_array(relation.data)
+        k = int(node.payload["k"])
+        if k >= X.shape[0]:
+            warnings.warn(f"n_neighbors={k} >= number of items {X.shape[0]}; using {X.shape[0] - 1}",
+                          stacklevel=2)
+            k = X.shape[0] - 1
+        if f"derived:{relation.data}" in self.plan.nodes:
+            derived = self.plan.nodes[f"derived:{relation.data}"]
+            source = self.store.zarr_location(self.store.stage_path("derived", derived.key))
+            array = "value"
+        else:
+            source = self.store.zarr_location(self.store.stage_path("datasets", self.plan.dataset_key))
+            array = relation.data
+        X2 = X.reshape(len(X), -1)
+        rows = chunk_rows_for(X2.shape[1] * 4, X2.shape[0])
+        info = knn_to_zarr(self.dask, X2, source, array, writer.group, writer.location, k,
+                           node.payload["method"], node.payload["metric"], node.payload["seed"], rows,
+                           self.progress)
+        writer.group.attrs.update({"k": k, "metric": node.payload["metric"], **info})
+        return {"n_items": int(X.shape[0]), "k": k, **info}
+
+    def _compute_relation(self, node: Node, writer: Any) -> dict[str, Any]:
+        from paradime_core import components
+        from paradime_core.relation_data import NeighborGraph
+
+        relation = self.spec.relation(node.name)
+        knn_id = f"knn:{node.name}"
+        if knn_id in self.plan.nodes:
+            built = components.build_relation(relation, f"relations[{node.index}]")
+            indices, distances = self.value(knn_id)
+            value: Any = NeighborGraph(indices, distances)
+            for transform in built.transforms:
+                value = transform(value)
+        else:
+            data = {"main": self.arrays()["main"], relation.data: self.input_array(relation.data)}
+            value = self.routine().compute_relation(node.name, data)
+        return artifacts.write_relation(writer.group, value)
+
+    def _compute_derived(self, node: Node, writer: Any) -> dict[str, Any]:
+        entry = next(d for d in self.spec.derived_data if d.name == node.name)
+        data = {"main": self.arrays()["main"]}
+        relations = {}
+        for kind, key in entry.keys:
+            if kind == "rels":
+                relations[key] = self.value(f"relation:{key}")
+            else:
+                data[key] = self.input_array(key)
+        value = self.routine().compute_derived(node.name, data, relations)
+        artifacts.write_rows(writer.group, "value", value,
+                             dims=["sample"] + [f"dim_{i + 1}" for i in range(value.ndim - 1)])
+        return {"shape": list(value.shape), "dtype": str(value.dtype)}
+
+    def _compute_phase(self, node: Node, writer: Any) -> dict[str, Any]:
+        import torch
+
+        from paradime_core.routine import to_tensors
+
+        index = int(node.index or 0)
+        dataset = self.training_dataset()
+        relations = {name: self.value(f"relation:{name}") for name in node.payload["global_relations"]}
+        routine = self.routine()
+        model = routine.build_model(dataset)
+        history: dict[str, Any] = {}
+        previous = node.payload["previous"]
+        if isinstance(previous, str):  # phase i > 0 starts where phase i-1 ended
+            state, history = self._phase_state(previous, node)
+            model.load_state_dict(state)
+        elif previous.get("warm_start"):  # retraining from an earlier model
+            state, _ = self._phase_state(previous["warm_start"], node)
+            try:
+                model.load_state_dict(state)
+            except RuntimeError as exc:
+                raise PipelineError(f"cannot warm-start from model {previous['warm_start'][:12]}: "
+                                    f"its architecture differs ({exc})") from exc
+        if self._tensors is None:
+            self._tensors = to_tensors(dataset, routine.device)
+        torch.manual_seed(self.plan.seed * PHASE_SEED_STRIDE + index)
+        result = routine.run_phase(index, dataset, relations, tensors=self._tensors)
+        history = {**history, result.name: result.history}
+        group = writer.group
+        artifacts.write_state_dict(group, model.state_dict())
+        if result.optimizer_state is not None:
+            artifacts.write_optimizer_state(group, result.optimizer_state)
+        group.attrs.update({
+            "phase": result.name, "index": index, "epochs_run": result.epochs_run,
+            "history": history, "spec": self.spec.to_dict(), "model_spec": routine.model_spec_.to_dict(),
+            "seed": self.plan.seed, "out_dim": self.plan.out_dim,
+            "spec_id": spec_id(self.spec, self.plan.seed, self.plan.out_dim),
+            "dataset": self.plan.dataset_key,
+        })
+        final = {k: (v[-1] if v else None) for k, v in result.history.items()}
+        return {"phase": result.name, "epochs": result.epochs_run, "final_loss": final}
+
+    def _phase_state(self, key: str, node: Node) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Weights and history of a stored phase (recomputing the previous phase if damaged)."""
+        prev = next((n for n in self.plan.phases if n.key == key), None)
+        for attempt in range(2):
+            try:
+                group = self.store.open_group("phases", key)
+                return artifacts.read_state_dict(group), dict(group.attrs.get("history", {}))
+            except (KeyError, ValueError, OSError, RuntimeError, CorruptArtifact) as exc:
+                if prev is None or attempt:
+                    raise PipelineError(f"model {key[:12]} (start of '{node.name}') cannot be read: {exc}") from exc
+                self._damaged(prev, exc)
+                self.ensure(prev, force=True)
+        raise AssertionError("unreachable")
+
+    def _compute_embedding(self, node: Node, writer: Any) -> dict[str, Any]:
+        model_key = node.payload["model"]
+        return embed_into(self.store, self.dask, model_key, self.dataset_location("main"), writer,
+                          data_fingerprint=node.payload["data"], method=node.payload["method"],
+                          progress=self.progress, training_items=self.plan.n_items)
+
+    def _compute_report(self, node: Node, writer: Any) -> dict[str, Any]:
+        from paradime_core import metrics
+
+        embedding_node = self.plan.nodes[node.deps[0]]
+        embedding = np.asarray(self.store.open_group("embeddings", embedding_node.key)["embedding"][...])
+        arrays = self.arrays()
+        labels = arrays.get("y")
+        if labels is not None and labels.ndim != 1:
+            labels = None
+        options = {"k": 10, "sample": 5000, "seed": 0, **node.payload.get("metrics", {})}
+        X = arrays["main"].reshape(len(arrays["main"]), -1)
+        values = metrics.evaluate(X, embedding, labels, **options)
+        values = {k: float(v) for k, v in values.items()}
+        png = plot_png(embedding, labels, title=self.spec.name or "embedding")
+        writer.group.attrs.update({"metrics": values, "metric_options": options,
+                                   "embedding": embedding_node.key})
+        if png is not None:
+            artifacts.write_rows(writer.group, "plot_png", np.frombuffer(png, dtype=np.uint8))
+        return {"metrics": values}
+
+
+def plot_png(embedding: np.ndarray, labels: np.ndarray | None, title: str = "") -> bytes | None:
+    """The embedding scatter plot as PNG bytes (None if plotting is unavailable)."""
+    try:
+        from paradime_core import plotting
+    except ImportError:  # pragma: no cover - plotting is part of the core
+        return None
+    figure = plotting.scatter(embedding, labels, title=title)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def embed_into(store: ArtifactStore, dask: DaskManager, model_key: str, source: Any, writer: Any, *,
+               data_fingerprint: str, method: str = "embed", progress: bool = True,
+               training_items: int | None = None, extra_attrs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Embed the Zarr array ``source`` with phase ``model_key``'s model into ``writer``'s group.
+
+    Writes array ``embedding`` (dims ``sample``, ``component``) with provenance attributes:
+    model key, spec hash, data fingerprint.
+    """
+    import torch
+    import zarr
+
+    routine = artifacts.load_routine(store, model_key)
+    model = routine.model_
+    group = writer.group
+    src = zarr.open_array(source, mode="r")
+    n = int(src.shape[0])
+    attrs = {"model_key": model_key, "spec_hash": routine.spec and spec_id(routine.spec, routine.seed, routine.out_dim),
+             "data_fingerprint": data_fingerprint, "method": method, **(extra_attrs or {})}
+    if getattr(model, "input_key", None) == "index":  # a direct model has no map for new rows
+        if training_items is None or n != training_items:
+            raise DataError("a direct (non-parametric) model embeds only its training items")
+        with torch.no_grad():
+            from paradime_core.batch import call_model_method
+
+            out = call_model_method(model, method, torch.arange(n)).cpu().numpy()
+        artifacts.write_rows(group, "embedding", out, dims=["sample", "component"])
+    else:
+        probe = embed_rows(model, np.asarray(src[:2]), method)
+        d = int(probe.shape[1]) if probe.ndim > 1 else 1
+        rows = int(src.chunks[0])
+        group.create_array("embedding", shape=(n, d), chunks=(rows, d), dtype=probe.dtype,
+                           dimension_names=["sample", "component"])
+        threads = torch.get_num_threads()
+        try:
+            embed_to_zarr(dask, source, (store.url, model_key), store.zarr_location(writer.tmp_path + "/embedding"),
+                          method, progress)
+        finally:
+            torch.set_num_threads(threads)
+        out = None
+    group.attrs.update(attrs)
+    summary = {"n_items": n, "model_key": model_key, "data_fingerprint": data_fingerprint}
+    del out
+    return summary

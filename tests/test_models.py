@@ -1,0 +1,201 @@
+"""Ready-made models: shapes, named methods, parts, the direct model and config round trips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from paradime_core.models import (
+    AutoEncoder,
+    Direct,
+    FullyConnected,
+    MultiHead,
+    activation_layer,
+    parameters_of,
+)
+from paradime_core.registry import MODELS
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def test_fully_connected_shapes_and_layers():
+    model = FullyConnected(in_dim=8, out_dim=3, hidden_dims=[16, 4], activation="relu")
+    x = torch.randn(5, 8)
+    out = model.embed(x)
+    assert out.shape == (5, 3)
+    assert torch.equal(model(x), out)  # forward is embed
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(8, 16), (16, 4), (4, 3)]
+    assert model.parts == ["trunk", "embedding_head"]
+    assert model.embedding_head is linears[-1]
+
+
+def test_linear_model_is_affine():
+    model = FullyConnected(in_dim=4, out_dim=2, hidden_dims=[])
+    x = torch.randn(6, 4)
+    w, b = model.embedding_head.weight, model.embedding_head.bias
+    assert torch.allclose(model.embed(x), x @ w.T + b)
+
+
+def test_input_is_flattened_and_scaled():
+    model = FullyConnected(in_dim=12, hidden_dims=[], input_scale=0.5)
+    images = torch.randint(0, 255, (3, 3, 4), dtype=torch.uint8)
+    expected = model.embedding_head(images.reshape(3, 12).float() * 0.5)
+    assert torch.allclose(model.embed(images), expected)
+
+
+@pytest.mark.parametrize("name", ["relu", "softplus", "gelu", "tanh", "leaky_relu", "selu", "elu",
+                                  "linear", "identity", "Leaky-ReLU"])
+def test_activations_by_name(name):
+    layer = activation_layer(name)
+    assert layer(torch.zeros(2)).shape == (2,)
+
+
+def test_bad_options_raise():
+    with pytest.raises(ValueError, match="unknown activation 'swishy'"):
+        FullyConnected(in_dim=3, activation="swishy")
+    with pytest.raises(ValueError, match="hidden_dims\\[1\\]"):
+        FullyConnected(in_dim=3, hidden_dims=[4, 0])
+    with pytest.raises(ValueError, match="dropout"):
+        FullyConnected(in_dim=3, dropout=1.5)
+    with pytest.raises(ValueError, match="classify_from"):
+        MultiHead(in_dim=3, classify_from="logits")
+
+
+def test_multi_head_classify_from_trunk_and_embedding():
+    x = torch.randn(7, 10)
+    model = MultiHead(in_dim=10, out_dim=2, n_classes=4, hidden_dims=[8])
+    assert model.embed(x).shape == (7, 2)
+    assert model.classify(x).shape == (7, 4)
+    assert model.classification_head[-1].in_features == 8
+    assert model.parts == ["trunk", "embedding_head", "classification_head"]
+
+    pli = MultiHead(in_dim=10, out_dim=2, n_classes=4, hidden_dims=[8], classify_from="embedding")
+    assert pli.classification_head[-1].in_features == 2
+    assert torch.allclose(pli.classify(x), pli.classification_head(pli.embed(x)))
+
+
+def test_autoencoder_encode_decode():
+    model = AutoEncoder(in_dim=6, out_dim=2, hidden_dims=[5, 3], output_activation="sigmoid")
+    x = torch.randn(4, 6)
+    z = model.encode(x)
+    assert z.shape == (4, 2)
+    assert torch.equal(model.embed(x), z)
+    recon = model.decode(z)
+    assert recon.shape == (4, 6)
+    assert bool(((recon > 0) & (recon < 1)).all())
+    dec = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in dec] == [(2, 3), (3, 5), (5, 6)]
+
+
+def test_parameters_of_selects_parts():
+    model = MultiHead(in_dim=5, hidden_dims=[4])
+    assert len(parameters_of(model, None)) == len(list(model.parameters()))
+    head = parameters_of(model, ["embedding_head"])
+    assert [p.shape for p in head] == [torch.Size([2, 4]), torch.Size([2])]
+    both = parameters_of(model, ["trunk", "classification_head"])
+    ids = {id(p) for p in both}
+    assert ids == {id(p) for p in model.trunk.parameters()} | {id(p) for p in model.classification_head.parameters()}
+
+
+def test_parameters_of_unknown_part_lists_available():
+    model = FullyConnected(in_dim=5)
+    with pytest.raises(ValueError, match=r"'decoder'.*available: trunk, embedding_head"):
+        parameters_of(model, ["trunk", "decoder"])
+
+
+def test_direct_model_embeds_by_index():
+    init = np.arange(12, dtype=np.float32).reshape(6, 2)
+    model = Direct(n_items=6, out_dim=2, init=init)
+    assert model.input_key == "index"
+    assert model.n_items == 6
+    idx = torch.tensor([4.0, 0.0, 5.0])  # float indices as the dataset stores them
+    assert torch.equal(model.embed(idx), torch.tensor(init[[4, 0, 5]]))
+    assert torch.equal(model(torch.tensor([[1], [2]])), torch.tensor(init[[1, 2]]))
+    assert model.parts == ["coordinates"]
+    assert len(parameters_of(model, ["coordinates"])) == 1
+
+
+def test_direct_model_random_init_and_bad_init():
+    model = Direct(n_items=1000, out_dim=2, init="random", in_dim=50)
+    std = float(model.coordinates.weight.detach().std())
+    assert 0.5e-4 < std < 2e-4
+    with pytest.raises(ValueError, match="shape"):
+        Direct(n_items=3, init=np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="init"):
+        Direct(n_items=3, init="pca")
+
+
+def test_direct_model_trains():
+    model = Direct(n_items=4, out_dim=2)
+    target = torch.randn(4, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss = ((model.embed(torch.arange(4)) - target) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+    assert float(loss.detach()) < 1e-4
+
+
+def test_pca_front_layer():
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(200, 6)) @ rng.normal(size=(6, 6))
+    model = FullyConnected(in_dim=6, hidden_dims=[], pca_components=3)
+    assert model.needs_pca
+    with pytest.raises(RuntimeError, match="set_pca"):
+        model.embed(torch.zeros(1, 6))
+    model.fit_pca(data)
+    assert not model.needs_pca
+    from sklearn.decomposition import PCA
+
+    ref = PCA(n_components=3).fit(data)
+    projection = model.trunk[0]
+    assert torch.allclose(projection.mean.double(), torch.tensor(ref.mean_), atol=1e-5)
+    # axes equal up to sign
+    cos = (projection.components.double() * torch.tensor(ref.components_)).sum(1).abs()
+    assert torch.allclose(cos, torch.ones(3, dtype=torch.float64), atol=1e-5)
+    assert model.embedding_head.in_features == 3
+    assert list(model.trunk.parameters()) == []  # frozen: buffers only
+    with pytest.raises(ValueError, match="set_pca expects"):
+        model.set_pca(np.zeros(6), np.zeros((2, 6)))
+    with pytest.raises(RuntimeError, match="no PCA front layer"):
+        FullyConnected(in_dim=6).set_pca(np.zeros(6), np.zeros((2, 6)))
+
+
+@pytest.mark.parametrize("name, options", [
+    ("fully_connected", {"in_dim": 7, "hidden_dims": [9, 5], "batch_norm": True, "dropout": 0.1}),
+    ("fc", {"in_dim": 7, "hidden_dims": [], "pca_components": 3, "input_scale": 0.1}),
+    ("multi_head", {"in_dim": 7, "n_classes": 3, "classify_from": "embedding",
+                    "classifier_hidden_dims": [4]}),
+    ("autoencoder", {"in_dim": 7, "out_dim": 3}),
+    ("direct", {"n_items": 11, "in_dim": 7}),
+])
+def test_config_round_trip(name, options):
+    import json
+
+    factory = MODELS.get(name)
+    model = factory(n_items=11, **{k: v for k, v in options.items() if k != "n_items"})
+    if name == "fc":
+        model.set_pca(np.ones(7), np.eye(7)[:3])
+    config = json.loads(json.dumps(model.config))  # plain JSON, no pickle
+    rebuilt = MODELS.get(model.model_type)(**config)
+    assert type(rebuilt) is type(model)
+    assert rebuilt.config == model.config
+    state = model.state_dict()
+    assert list(rebuilt.state_dict()) == list(state)
+    rebuilt.load_state_dict(state)
+    model.eval()
+    rebuilt.eval()
+    x = torch.arange(3) if name == "direct" else torch.randn(3, 7)
+    assert torch.equal(rebuilt.embed(x), model.embed(x))
+
+
+def test_registered_names_and_aliases():
+    for alias in ("fc", "mlp", "default", "fully connected"):
+        assert MODELS.get(alias) is FullyConnected
+    assert MODELS.get("direct") is Direct

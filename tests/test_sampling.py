@@ -1,0 +1,217 @@
+"""Sampler statistics: coverage, edge frequencies, negative layout, triplets, determinism."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from scipy.stats import chisquare
+
+from paradime_core import components
+from paradime_core.errors import DataError, SpecError
+from paradime_core.registry import SAMPLERS, build
+from paradime_core.relation_data import LabelEquality, NeighborGraph
+from paradime_core.sampling import EdgeSampler, ItemSampler, TripletSampler, sample_weighted
+from paradime_core.spec import SamplingSpec
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ---------------------------------------------------------------- item
+
+
+def test_item_batches_cover_every_item_once():
+    batches = list(ItemSampler(batch_size=7).epoch(50, {}, gen()))
+    assert [len(b) for b in batches] == [7] * 7 + [1]
+    items = torch.cat([b.items for b in batches])
+    assert sorted(items.tolist()) == list(range(50))
+    assert items.tolist() != list(range(50))  # shuffled
+    assert all(not b.has_edges and b.triplets is None for b in batches)
+
+
+def test_item_no_shuffle_drop_last_and_determinism():
+    batches = list(ItemSampler(batch_size=7, shuffle=False, drop_last=True).epoch(50, {}, gen()))
+    assert len(batches) == 7 and batches[0].items.tolist() == list(range(7))
+    a = [b.items for b in ItemSampler(batch_size=9).epoch(40, {}, gen(3))]
+    b = [b.items for b in ItemSampler(batch_size=9).epoch(40, {}, gen(3))]
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    with pytest.raises(SpecError, match="batch_size"):
+        build(SAMPLERS, "item", {"batch_size": 0}, "sampling")
+
+
+# ---------------------------------------------------------------- edge
+
+
+def small_graph() -> sp.csr_array:
+    rows = np.array([0, 0, 1, 2, 3, 3, 4, 2])
+    cols = np.array([1, 2, 3, 4, 0, 3, 1, 0])
+    w = np.array([1.0, 3.0, 0.5, 2.0, 4.0, 9.0, 0.0, 1.5])  # (3,3) self-loop, (4,1) weight 0
+    return sp.csr_array((w, (rows, cols)), shape=(6, 6))
+
+
+def test_edge_frequencies_follow_weights():
+    graph = small_graph()
+    sampler = EdgeSampler("w", batch_size=2000, neg_rate=1, batches_per_epoch=20)
+    counts: dict[tuple[int, int], int] = {}
+    for batch in sampler.epoch(6, {"w": graph}, gen(1)):
+        pos = batch.edge_targets == 1
+        src = batch.items[batch.edge_rows[pos]].tolist()
+        dst = batch.items[batch.edge_cols[pos]].tolist()
+        for edge in zip(src, dst, strict=True):
+            counts[edge] = counts.get(edge, 0) + 1
+    valid = {(0, 1): 1.0, (0, 2): 3.0, (1, 3): 0.5, (2, 4): 2.0, (3, 0): 4.0, (2, 0): 1.5}
+    assert set(counts) == set(valid)  # no self-loop, no zero-weight edge
+    observed = np.array([counts[e] for e in valid])
+    expected = np.array(list(valid.values())) / sum(valid.values()) * observed.sum()
+    assert observed.sum() == 40_000
+    assert chisquare(observed, expected).pvalue > 1e-3
+    assert np.max(np.abs(observed / expected - 1)) < 0.05
+
+
+def test_edge_layout_negatives_and_unique_items():
+    graph = NeighborGraph(np.array([[(i + 1) % 30, (i + 7) % 30] for i in range(30)]), np.ones((30, 2)))
+    sampler = EdgeSampler("knn", batch_size=16, neg_rate=5)
+    batches = list(sampler.epoch(30, {"knn": graph}, gen(2)))
+    assert len(batches) == math.ceil(60 / 16)  # default: ceil(n_edges / batch_size)
+    negatives = []
+    for batch in batches:
+        assert batch.edge_relation == "knn"
+        assert batch.edge_targets.tolist() == [1.0] * 16 + [0.0] * 80
+        assert torch.equal(batch.items, torch.unique(batch.items))
+        rows, cols = batch.items[batch.edge_rows], batch.items[batch.edge_cols]
+        # every positive is a graph edge
+        for r, c in zip(rows[:16].tolist(), cols[:16].tolist(), strict=True):
+            assert c in ((r + 1) % 30, (r + 7) % 30)
+        # negative block row b shares positive b's source
+        assert torch.equal(rows[16:].reshape(16, 5), rows[:16, None].expand(16, 5))
+        # items are exactly the endpoints of the edges
+        assert set(batch.items.tolist()) == set(rows.tolist()) | set(cols.tolist())
+        negatives.append(cols[16:])
+    negatives = torch.cat(negatives)
+    freq = torch.bincount(negatives, minlength=30).numpy()
+    assert chisquare(freq).pvalue > 1e-3  # uniform negative targets
+
+
+def test_edge_sampler_is_deterministic_and_caches_arrays():
+    graph = small_graph()
+    sampler = EdgeSampler("w", batch_size=8, neg_rate=2)
+    first = list(sampler.epoch(6, {"w": graph}, gen(5)))
+    cached = sampler._cache._prepared
+    second = list(sampler.epoch(6, {"w": graph}, gen(5)))
+    assert sampler._cache._prepared is cached
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a.items, b.items) and torch.equal(a.edge_cols, b.edge_cols)
+
+
+def test_edge_sampler_names_options_and_errors():
+    assert SAMPLERS.get("negative_edge") is EdgeSampler and SAMPLERS.get("neg edge") is EdgeSampler
+    sampler = build(SAMPLERS, "neg_edge", {"rels": "w", "neg_sampling_rate": 3}, "s")
+    assert sampler.neg_rate == 3 and sampler.relation_options == ("rels",)
+    with pytest.raises(SpecError, match="rels"):
+        build(SAMPLERS, "edge", {}, "sampling")
+    with pytest.raises(SpecError, match="neg_rate"):
+        build(SAMPLERS, "edge", {"rels": "w", "neg_rate": -1}, "sampling")
+    with pytest.raises(DataError, match="'missing' is not available"):
+        next(EdgeSampler("missing").epoch(6, {"w": small_graph()}, gen()))
+    with pytest.raises(DataError, match="triplet"):
+        next(EdgeSampler("l").epoch(3, {"l": LabelEquality(np.array([0, 1, 1]))}, gen()))
+    dense = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 2.0], [0.0, 2.0, 0.0]])
+    batch = next(EdgeSampler("d", batch_size=4, neg_rate=0).epoch(3, {"d": dense}, gen()))
+    pairs = set(zip(batch.items[batch.edge_rows].tolist(), batch.items[batch.edge_cols].tolist(), strict=True))
+    assert pairs <= {(0, 1), (1, 0), (1, 2), (2, 1)}
+
+
+def test_build_sampler_checks_relation_name_against_spec():
+    relations = [SimpleNamespace(name="p", level="global"), SimpleNamespace(name="q", level="batch")]
+    full_spec = SimpleNamespace(relations=relations)
+    where = "training_phases[0].sampling"
+    ok = components.build_sampler(SamplingSpec(type="edge", options={"rels": "p"}), full_spec, where)
+    assert isinstance(ok, EdgeSampler) and ok.rels == "p"
+    for name in ("nope", "q"):  # unknown, or not a global relation
+        with pytest.raises(SpecError, match="options.rels: unknown global relation"):
+            components.build_sampler(SamplingSpec(type="triplet", options={"rels": name}), full_spec, where)
+
+
+def test_inverse_cdf_sampling_beyond_two_to_the_24_categories():
+    n = 2**24 + 2**22
+    with pytest.raises(RuntimeError):  # the reason for inverse-CDF sampling
+        torch.multinomial(torch.ones(n), 1)
+    cum = torch.arange(1, n + 1, dtype=torch.float64)  # uniform weights
+    idx = sample_weighted(cum, 200_000, gen(7))
+    assert idx.min() >= 0 and idx.max() < n
+    high = (idx >= 2**24).double().mean().item()
+    assert high == pytest.approx(0.2, abs=0.005)
+    # all mass on a few categories, some beyond 2^24
+    weights = torch.zeros(n, dtype=torch.float64)
+    chosen = torch.tensor([3, 2**23, 2**24 + 1, n - 1])
+    weights[chosen] = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
+    idx = sample_weighted(torch.cumsum(weights, 0), 100_000, gen(8))
+    values, counts = torch.unique(idx, return_counts=True)
+    assert values.tolist() == chosen.tolist()
+    assert chisquare(counts.numpy(), np.array([0.1, 0.2, 0.3, 0.4]) * 100_000).pvalue > 1e-3
+
+
+# ---------------------------------------------------------------- triplet
+
+
+def test_triplets_respect_labels():
+    labels = np.repeat(np.arange(4), [5, 8, 1, 6])  # label 2 is a singleton: no positive
+    sampler = TripletSampler("lab", batch_size=7, rate=3)
+    anchors = []
+    for batch in sampler.epoch(20, {"lab": LabelEquality(labels)}, gen(4)):
+        assert torch.equal(batch.items, torch.unique(batch.items))
+        t = batch.items[batch.triplets].numpy()
+        assert set(np.unique(t)) == set(batch.items.tolist())
+        a, p, n = t[:, 0], t[:, 1], t[:, 2]
+        assert np.all(labels[a] == labels[p]) and np.all(a != p)
+        assert np.all(labels[a] != labels[n])
+        anchors.append(a)
+    anchors = np.concatenate(anchors)
+    counts = np.bincount(anchors, minlength=20)
+    singleton = np.flatnonzero(labels == 2)
+    assert np.all(counts[singleton] == 0)
+    assert np.all(np.delete(counts, singleton) == 3)  # every other item anchors `rate` triplets
+
+
+def test_label_triplets_positives_uniform_within_group():
+    labels = np.array([0] * 5 + [1] * 45)
+    sampler = TripletSampler("lab", batch_size=50, rate=2000, shuffle=False)
+    batch = next(sampler.epoch(50, {"lab": LabelEquality(labels)}, gen(6)))
+    t = batch.items[batch.triplets].numpy()
+    first = t[t[:, 0] == 0]
+    freq = np.bincount(first[:, 1], minlength=5)[1:5]
+    assert chisquare(freq).pvalue > 1e-3  # items 1..4 equally likely positives for anchor 0
+    assert set(first[:, 2]) == set(range(5, 50))
+
+
+def test_triplets_from_neighbor_graph():
+    n = 40
+    indices = np.array([[(i + 1) % n, (i + 2) % n, (i + 3) % n] for i in range(n)])
+    graph = NeighborGraph(indices, np.ones((n, 3)))
+    sampler = TripletSampler("knn", batch_size=16, rate=2)
+    seen = 0
+    for batch in sampler.epoch(n, {"knn": graph}, gen(9)):
+        t = batch.items[batch.triplets].numpy()
+        for a, p, m in t:
+            assert p in indices[a]
+            assert m not in indices[a] and m != a
+        seen += len(t)
+    assert seen == 2 * n
+    again = [b.triplets for b in sampler.epoch(n, {"knn": graph}, gen(9))]
+    first = [b.triplets for b in sampler.epoch(n, {"knn": graph}, gen(9))]
+    assert all(torch.equal(x, y) for x, y in zip(again, first, strict=True))
+
+
+def test_triplet_errors():
+    with pytest.raises(DataError, match="one label"):
+        next(TripletSampler("l").epoch(4, {"l": LabelEquality(np.zeros(4))}, gen()))
+    with pytest.raises(DataError, match="covers 3 items"):
+        next(TripletSampler("l").epoch(4, {"l": LabelEquality(np.array([0, 1, 1]))}, gen()))
+    with pytest.raises(SpecError, match="rate"):
+        build(SAMPLERS, "triplet", {"rels": "l", "rate": 0}, "sampling")
