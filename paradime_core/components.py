@@ -22,14 +22,16 @@ its options, raising ValueError/TypeError for bad values):
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from paradime_core import registry as reg
-from paradime_core.errors import SpecError
+from paradime_core.errors import DataError, SpecError
 from paradime_core.registry import build, canonical_name
 
 if TYPE_CHECKING:
@@ -156,33 +158,69 @@ def build_sampler(spec: SamplingSpec, full_spec: Spec | None, where: str) -> Any
 
 
 def check_optimizer(spec: OptimizerSpec, where: str) -> type:
+    """The optimizer class, after a trial construction on one dummy parameter.
+
+    The trial runs the optimizer's own checks of its options (``betas``, ``momentum``,
+    ...), so bad values are SpecErrors before any computation, not errors mid-fit.
+    """
     _load_builtins()
     cls = reg.OPTIMIZERS.get(spec.type, f"{where}.type")
+    name = canonical_name(spec.type)
     params = inspect.signature(cls).parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     for key, value in spec.options.items():
-        if key not in params or key == "params":
+        if (key not in params and not accepts_any) or key == "params":
             allowed = [p for p in params if p not in ("params", "self")]
             raise SpecError(f"{where}.options.{key}", f"unknown option for optimizer "
-                            f"'{canonical_name(spec.type)}' (allowed: {', '.join(allowed)})")
+                            f"'{name}' (allowed: {', '.join(allowed)}){reg.did_you_mean(key, allowed)}")
         if key == "lr" and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
             raise SpecError(f"{where}.options.lr", f"expected a positive number, got {value!r}")
+    try:
+        cls([torch.nn.Parameter(torch.zeros(1))], **spec.options)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SpecError(f"{where}.options", f"optimizer '{name}': {exc}") from None
     return cls
 
 
 def build_data_function(spec: DerivedDataSpec, where: str) -> Any:
+    """The data function, checked against the number of inputs and the option names.
+
+    The returned callable reports a ValueError/TypeError of the function (a bad option
+    value for this data) as a SpecError at ``where.options``; DataErrors pass unchanged.
+    """
     _load_builtins()
     func = reg.DATA_FUNCTIONS.get(spec.func, f"{where}.func")
+    name = canonical_name(spec.func)
     params = inspect.signature(func).parameters
+    positional = [p for p in params.values() if p.kind in
+                  (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    var_positional = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params.values())
+    required = [p for p in positional if p.default is inspect.Parameter.empty]
+    if len(spec.keys) < len(required):
+        raise SpecError(f"{where}.keys", f"data function '{name}' needs {len(required)} input(s) "
+                        f"({', '.join(p.name for p in required)}), got {len(spec.keys)}")
+    if len(spec.keys) > len(positional) and not var_positional:
+        raise SpecError(f"{where}.keys", f"data function '{name}' takes at most {len(positional)} "
+                        f"input(s), got {len(spec.keys)}")
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        positional = [p for p in params.values() if p.kind in
-                      (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
         option_names = [p.name for p in positional[len(spec.keys):]] + [
             p.name for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
         for key in spec.options:
             if key not in option_names:
                 raise SpecError(f"{where}.options.{key}", f"unknown option for data function "
-                                f"'{canonical_name(spec.func)}' (allowed: {', '.join(option_names) or 'none'})")
-    return func
+                                f"'{name}' (allowed: {', '.join(option_names) or 'none'})"
+                                f"{reg.did_you_mean(key, option_names)}")
+
+    @functools.wraps(func)
+    def checked(*inputs: Any, **options: Any) -> Any:
+        try:
+            return func(*inputs, **options)
+        except (SpecError, DataError):
+            raise
+        except (ValueError, TypeError) as exc:
+            raise SpecError(f"{where}.options", f"data function '{name}': {exc}") from exc
+
+    return checked
 
 
 def check_model(spec: ModelSpec, where: str) -> Any:
@@ -194,5 +232,6 @@ def check_model(spec: ModelSpec, where: str) -> Any:
             if key not in params or key in ("in_dim", "n_items"):
                 allowed = [p for p in params if p not in ("in_dim", "n_items")]
                 raise SpecError(f"{where}.options.{key}", f"unknown option for model "
-                                f"'{canonical_name(spec.type)}' (allowed: {', '.join(allowed)})")
+                                f"'{canonical_name(spec.type)}' (allowed: {', '.join(allowed)})"
+                                f"{reg.did_you_mean(key, allowed)}")
     return factory

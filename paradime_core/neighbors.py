@@ -228,11 +228,15 @@ class NeighborIndex:
         if self.method_ == "pynndescent":
             indices, distances = self.index_.query(X_block, k=k)
             return np.asarray(indices, dtype=np.int64), np.asarray(distances, dtype=np.float32)
+        import faiss
+
         vectors = _unit_rows(X_block) if self.metric == "cosine" else X_block
         with faiss_threads(self.n_threads):
-            if self.method_ == "faiss_hnsw":
-                self.index_.hnsw.efSearch = int(self.ef_search or max(2 * k, 64))
-            raw, indices = self.index_.search(vectors, k)
+            if self.method_ == "faiss_hnsw":  # per call: safe when threads share the index
+                params = faiss.SearchParametersHNSW(efSearch=int(self.ef_search or max(2 * k, 64)))
+                raw, indices = self.index_.search(vectors, k, params=params)
+            else:
+                raw, indices = self.index_.search(vectors, k)
             missing = (indices < 0).any(axis=1)
             if missing.any():  # HNSW found fewer than k: search those rows exactly
                 raw[missing], indices[missing] = self._exact_search(vectors[missing], k)
@@ -362,6 +366,7 @@ def knn_recall(
     k = indices.shape[1] if k is None else _check_k(k, n, self_excluded=True)
     if k > indices.shape[1]:
         raise ValueError(f"k={k} but the neighbour lists have only {indices.shape[1]} columns")
+    check_finite(X)
     metric = "euclidean" if metric == "sqeuclidean" else metric
     rng = np.random.default_rng(seed)
     queries = np.sort(rng.choice(n, size=min(sample, n), replace=False))

@@ -9,12 +9,16 @@ paper's spellings ``t-dist``, ``kl div`` and ``normalize rows`` find ``t_dist``,
 
     @register_loss_function("huber")
     def huber(p, q): ...
+
+An implementation may declare ``option_aliases = {"alias": "option"}`` (other spellings
+of its options, e.g. the original ParaDime's); the spec layer stores the canonical names.
 """
 
 from __future__ import annotations
 
+import difflib
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from paradime_core.errors import SpecError
@@ -51,6 +55,14 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` and the aliases pointing to it (KeyError if it is not registered)."""
+        key = self.resolve(name)
+        if key is None:
+            raise KeyError(f"{self.kind} '{name}' is not registered")
+        del self._entries[key]
+        self._aliases = {alias: target for alias, target in self._aliases.items() if target != key}
+
     def resolve(self, name: str) -> str | None:
         """The canonical registered name for ``name`` (or None)."""
         key = canonical_name(name)
@@ -63,7 +75,8 @@ class Registry(Generic[T]):
             raise SpecError(where, f"expected a {self.kind} name (string), got {type(name).__name__}")
         key = self.resolve(name)
         if key is None:
-            raise SpecError(where, f"'{name}' is not one of {', '.join(self.names())}")
+            raise SpecError(where, f"'{name}' is not one of {', '.join(self.names())}"
+                            f"{did_you_mean(canonical_name(name), [*self._entries, *self._aliases])}")
         return self._entries[key]
 
     def names(self) -> list[str]:
@@ -79,15 +92,42 @@ class Registry(Generic[T]):
         return f"Registry({self.kind!r}: {', '.join(self.names())})"
 
 
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """``"; did you mean 'adam'?"`` for the closest candidate, or ``""``."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.75)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def resolve_options(impl: Any, options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``options`` with alias names replaced by the names ``impl`` declares.
+
+    An implementation may declare ``option_aliases = {"alias": "name", ...}`` (e.g. the
+    original ParaDime's spelling of an option); option names are compared canonicalised.
+    Giving both an alias and its target is a :class:`SpecError` at ``where.<alias>``.
+    """
+    aliases = {canonical_name(a): t for a, t in (getattr(impl, "option_aliases", None) or {}).items()}
+    out: dict[str, Any] = {}
+    renamed: dict[str, str] = {}
+    for key, value in options.items():
+        target = aliases.get(canonical_name(key), key)
+        if target in out:
+            first = renamed.get(target, target)
+            raise SpecError(f"{where}.{key}", f"given twice (as '{first}' and '{key}')")
+        out[target] = value
+        renamed[target] = key
+    return out
+
+
 def build(registry: Registry[Any], name: str, options: Mapping[str, Any], where: str) -> Any:
     """Instantiate ``registry[name](**options)``, turning bad options into SpecErrors.
 
+    Option aliases the implementation declares (``option_aliases``) are resolved first.
     Unknown option names are reported with the allowed ones; a ``ValueError`` or
     ``TypeError`` raised by the implementation's own validation is re-raised as a
     :class:`SpecError` at ``where``.
     """
     impl = registry.get(name, f"{where}.type")
-    options = dict(options or {})
+    options = resolve_options(impl, dict(options or {}), f"{where}.options")
     try:
         signature = inspect.signature(impl)
     except (TypeError, ValueError):  # builtins without a signature
@@ -105,7 +145,7 @@ def build(registry: Registry[Any], name: str, options: Mapping[str, Any], where:
                     raise SpecError(
                         f"{where}.options.{key}",
                         f"unknown option for {registry.kind} '{canonical_name(name)}' "
-                        f"(allowed: {', '.join(allowed) or 'none'})",
+                        f"(allowed: {', '.join(allowed) or 'none'}){did_you_mean(key, allowed)}",
                     )
     try:
         return impl(**options)

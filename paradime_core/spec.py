@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +26,10 @@ import yaml
 
 from paradime_core import registry as reg
 from paradime_core.errors import SpecError
-from paradime_core.registry import canonical_name
+from paradime_core.registry import canonical_name, did_you_mean
 
 LEVELS = ("global", "batch")
+RESERVED_DATA_KEYS = ("main", "index")
 KEY_ALIASES = {"field": "data", "data_func": "func", "phases": "training_phases"}
 
 
@@ -89,7 +91,28 @@ def _split_options(raw: dict[str, Any], structural: set[str], path: str) -> dict
 def _check_unknown(raw: dict[str, Any], allowed: set[str], path: str) -> None:
     for key in raw:
         if key not in allowed:
-            raise SpecError(f"{path}.{key}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
+            raise SpecError(f"{path}.{key}", f"unknown field (allowed: {', '.join(sorted(allowed))})"
+                                             f"{did_you_mean(key, allowed)}")
+
+
+def _element_list(value: Any, path: str) -> list[Any]:
+    """A list given as a list, a single element, or null (empty)."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def _resolve_aliases(registry: reg.Registry[Any], kind: str, options: dict[str, Any], path: str) -> dict[str, Any]:
+    """Rename options the registered implementation declares aliases for (``option_aliases``)."""
+    from paradime_core.components import _load_builtins
+
+    _load_builtins()
+    key = registry.resolve(kind)
+    if key is None:  # unknown type: reported by validate()
+        return options
+    return reg.resolve_options(registry.get(key), options, f"{path}.options")
 
 
 # --------------------------------------------------------------------------- elements
@@ -106,7 +129,8 @@ class TransformSpec:
             raw = {"type": raw}
         raw = _canonical_keys(raw, path)
         kind = _string(_require(raw, "type", path), f"{path}.type")
-        return cls(type=kind, options=_split_options(raw, {"type"}, path))
+        options = _resolve_aliases(reg.TRANSFORMS, kind, _split_options(raw, {"type"}, path), path)
+        return cls(type=kind, options=options)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": _registered_name(reg.TRANSFORMS, self.type), "options": dict(self.options)}
@@ -133,13 +157,12 @@ class RelationSpec:
         kind = _string(_require(raw, "type", path), f"{path}.type")
         data = raw.get("data", "main")
         data = _string(data, f"{path}.data")
-        transforms_raw = raw.get("transforms") or []
-        if not isinstance(transforms_raw, list):
-            transforms_raw = [transforms_raw]
+        transforms_raw = _element_list(raw.get("transforms"), f"{path}.transforms")
         transforms = [
             TransformSpec.from_dict(t, f"{path}.transforms[{i}]") for i, t in enumerate(transforms_raw)
         ]
         options = _split_options(raw, {"name", "level", "type", "data", "transforms"}, path)
+        options = _resolve_aliases(reg.RELATIONS, kind, options, path)
         return cls(name=name, level=level, type=kind, data=data, options=options, transforms=transforms)
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,7 +191,9 @@ class DerivedDataSpec:
         _check_unknown(raw, {"name", "func", "keys", "options"}, path)
         name = _string(_require(raw, "name", path), f"{path}.name")
         func = _string(_require(raw, "func", path), f"{path}.func")
-        keys_raw = raw.get("keys", [["data", "main"]])
+        keys_raw = raw.get("keys")
+        if keys_raw is None:
+            keys_raw = [["data", "main"]]
         if isinstance(keys_raw, (list, tuple)) and len(keys_raw) == 2 and all(
             isinstance(k, str) for k in keys_raw
         ):
@@ -184,6 +209,7 @@ class DerivedDataSpec:
                 raise SpecError(where, f"'{pair[0]}' is not one of data, rels")
             keys.append((kind, _string(pair[1], f"{where}[1]")))
         options = _canonical_options(raw.get("options"), f"{path}.options")
+        options = _resolve_aliases(reg.DATA_FUNCTIONS, func, options, path)
         return cls(name=name, func=func, keys=keys, options=options)
 
     def to_dict(self) -> dict[str, Any]:
@@ -215,7 +241,8 @@ class LossSpec:
         func = raw.get("func")
         if func is not None:
             func = _string(func, f"{path}.func")
-        keys = _canonical_keys(raw.get("keys") or {}, f"{path}.keys")
+        keys_raw = raw.get("keys")
+        keys = _canonical_keys({} if keys_raw is None else keys_raw, f"{path}.keys")
         for key in keys:
             if key not in ("data", "rels", "methods"):
                 raise SpecError(f"{path}.keys.{key}", "unknown key kind (allowed: data, rels, methods)")
@@ -226,6 +253,7 @@ class LossSpec:
                 _string(value, f"{path}.keys.{kind_name}[{i}]")
             lists[kind_name] = values
         options = _split_options(raw, {"name", "type", "func", "keys"}, path)
+        options = _resolve_aliases(reg.LOSS_TYPES, kind, options, path)
         return cls(name=name, type=kind, func=func, options=options, **lists)
 
     def to_dict(self) -> dict[str, Any]:
@@ -250,7 +278,8 @@ class SamplingSpec:
             raw = {"type": raw}
         raw = _canonical_keys(raw, path)
         kind = _string(raw.get("type", "item"), f"{path}.type")
-        return cls(type=kind, options=_split_options(raw, {"type"}, path))
+        options = _resolve_aliases(reg.SAMPLERS, kind, _split_options(raw, {"type"}, path), path)
+        return cls(type=kind, options=options)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": _registered_name(reg.SAMPLERS, self.type), "options": dict(self.options)}
@@ -271,7 +300,10 @@ class OptimizerSpec:
         kind = _string(raw.get("type", "adam"), f"{path}.type")
         options = _split_options(raw, {"type"}, path)
         if "learning_rate" in options:
+            if "lr" in options:
+                raise SpecError(f"{path}.learning_rate", "given twice (as 'lr' and 'learning_rate')")
             options["lr"] = options.pop("learning_rate")
+        options = _resolve_aliases(reg.OPTIMIZERS, kind, options, path)
         options.setdefault("lr", 0.01)
         return cls(type=kind, options=options)
 
@@ -297,7 +329,7 @@ class PhaseSpec:
     @classmethod
     def from_dict(cls, raw: Any, path: str) -> PhaseSpec:
         raw = _canonical_keys(raw, path)
-        allowed = {"name", "epochs", "sampling", "optimizer", "loss", "params", "options"}
+        allowed = {"name", "epochs", "sampling", "optimizer", "loss", "params", "options", "batch_size"}
         _check_unknown(raw, allowed, path)
         name = raw.get("name")
         if name is not None:
@@ -316,8 +348,8 @@ class PhaseSpec:
         if weights is not None:
             weights = _as_list(weights)
             for i, w in enumerate(weights):
-                if isinstance(w, bool) or not isinstance(w, (int, float)):
-                    raise SpecError(f"{path}.loss.weights[{i}]", f"expected a number, got {w!r}")
+                if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
+                    raise SpecError(f"{path}.loss.weights[{i}]", f"expected a finite number, got {w!r}")
             if len(weights) != len(components):
                 raise SpecError(
                     f"{path}.loss.weights",
@@ -327,21 +359,32 @@ class PhaseSpec:
         params = raw.get("params")
         if params is not None:
             params = _as_list(params)
+            if not params:
+                raise SpecError(f"{path}.params", "names no model part (omit it to train the whole model)")
             for i, p in enumerate(params):
                 _string(p, f"{path}.params[{i}]")
         options = _canonical_options(raw.get("options"), f"{path}.options")
-        for key in options:
+        for key, value in options.items():
             if key not in cls.PHASE_OPTIONS:
                 raise SpecError(
                     f"{path}.options.{key}", f"unknown phase option (allowed: {', '.join(cls.PHASE_OPTIONS)})"
+                    f"{did_you_mean(key, cls.PHASE_OPTIONS)}"
                 )
+            _check_phase_option(key, value, f"{path}.options.{key}")
+        sampling_raw = raw.get("sampling")
+        sampling = SamplingSpec.from_dict({} if sampling_raw is None else sampling_raw, f"{path}.sampling")
+        if raw.get("batch_size") is not None:  # the batch size written beside the phase's fields
+            if "batch_size" in sampling.options:
+                raise SpecError(f"{path}.batch_size", "given both here and under sampling")
+            sampling.options["batch_size"] = raw["batch_size"]
+        optimizer_raw = raw.get("optimizer")
         return cls(
             components=components,
             weights=weights,
             name=name,
             epochs=epochs,
-            sampling=SamplingSpec.from_dict(raw.get("sampling") or {}, f"{path}.sampling"),
-            optimizer=OptimizerSpec.from_dict(raw.get("optimizer") or {}, f"{path}.optimizer"),
+            sampling=sampling,
+            optimizer=OptimizerSpec.from_dict({} if optimizer_raw is None else optimizer_raw, f"{path}.optimizer"),
             params=params,
             options=options,
         )
@@ -363,6 +406,16 @@ class PhaseSpec:
         return out
 
 
+def _check_phase_option(key: str, value: Any, path: str) -> None:
+    """Types and ranges of the phase options (``lr_schedule`` is checked by the trainer)."""
+    if key in ("batches_per_epoch", "patience", "min_epochs"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SpecError(path, f"expected a positive integer, got {value!r}")
+    elif key == "validation_fraction":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+            raise SpecError(path, f"expected a number between 0 and 1 (exclusive), got {value!r}")
+
+
 @dataclass
 class ModelSpec:
     """Optional model section: a registered model type and its options."""
@@ -376,7 +429,8 @@ class ModelSpec:
             raw = {"type": raw}
         raw = _canonical_keys(raw, path)
         kind = _string(raw.get("type", "fully_connected"), f"{path}.type")
-        return cls(type=kind, options=_split_options(raw, {"type"}, path))
+        options = _resolve_aliases(reg.MODELS, kind, _split_options(raw, {"type"}, path), path)
+        return cls(type=kind, options=options)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": _registered_name(reg.MODELS, self.type), "options": dict(self.options)}
@@ -384,6 +438,25 @@ class ModelSpec:
 
 def _registered_name(registry: reg.Registry[Any], name: str) -> str:
     return registry.resolve(name) or canonical_name(name)
+
+
+_ELEMENTS: tuple[tuple[str, Any], ...] = (
+    ("derived_data", DerivedDataSpec),
+    ("relations", RelationSpec),
+    ("losses", LossSpec),
+    ("training_phases", PhaseSpec),
+)
+_REQUIRED = ("losses", "training_phases")
+
+
+def _coerce(element_cls: Any, item: Any, path: str) -> Any:
+    """``item`` (a dict, a string where allowed, or an ``element_cls`` object) parsed and checked."""
+    if isinstance(item, element_cls):
+        try:
+            item = item.to_dict()
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise SpecError(path, f"malformed {element_cls.__name__}: {exc}") from None
+    return element_cls.from_dict(item, path)
 
 
 # --------------------------------------------------------------------------- the spec
@@ -400,7 +473,30 @@ class Spec:
     description: str | None = None
 
     def __post_init__(self) -> None:
+        self._normalise()
         self.validate()
+
+    def _normalise(self) -> None:
+        """Parse every element (dicts and dataclass objects alike) into its canonical form.
+
+        Specs built object by object go through the same checks as loaded ones, so both
+        report the same errors; a list field may also be a single element or a dict.
+        """
+        for key, element_cls in _ELEMENTS:
+            value = getattr(self, key)
+            required = key in _REQUIRED
+            if value is None and required:
+                raise SpecError(key, "required field is missing")
+            items = _element_list(value, key)
+            if required and not items:
+                raise SpecError(key, "must not be empty")
+            setattr(self, key, [_coerce(element_cls, item, f"{key}[{i}]") for i, item in enumerate(items)])
+        if self.model is not None:
+            self.model = _coerce(ModelSpec, self.model, "model")
+        for key in ("name", "description"):
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, str):
+                raise SpecError(key, f"expected a string, got {value!r}")
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -411,27 +507,14 @@ class Spec:
         allowed = {"relations", "losses", "training_phases", "derived_data", "model", "name", "description"}
         for key in raw:
             if key not in allowed:
-                raise SpecError(key, f"unknown top-level field (allowed: {', '.join(sorted(allowed))})")
-
-        def elements(key: str, parse: Any, required: bool = False) -> list[Any]:
-            value = raw.get(key)
-            if value is None:
-                if required:
-                    raise SpecError(key, "required field is missing")
-                return []
-            if not isinstance(value, list):
-                value = [value]
-            if required and not value:
-                raise SpecError(key, "must not be empty")
-            return [parse(item, f"{key}[{i}]") for i, item in enumerate(value)]
-
-        model = raw.get("model")
+                raise SpecError(key, f"unknown top-level field (allowed: {', '.join(sorted(allowed))})"
+                                     f"{did_you_mean(key, allowed)}")
         return cls(
-            derived_data=elements("derived_data", DerivedDataSpec.from_dict),
-            relations=elements("relations", RelationSpec.from_dict),
-            losses=elements("losses", LossSpec.from_dict, required=True),
-            training_phases=elements("training_phases", PhaseSpec.from_dict, required=True),
-            model=None if model is None else ModelSpec.from_dict(model, "model"),
+            derived_data=raw.get("derived_data"),
+            relations=raw.get("relations"),
+            losses=raw.get("losses"),
+            training_phases=raw.get("training_phases"),
+            model=raw.get("model"),
             name=raw.get("name"),
             description=raw.get("description"),
         )
@@ -519,6 +602,9 @@ class Spec:
 
         for i, d in enumerate(self.derived_data):
             where = f"derived_data[{i}]"
+            if d.name in RESERVED_DATA_KEYS:
+                raise SpecError(f"{where}.name", f"'{d.name}' is a reserved dataset key "
+                                                 f"({', '.join(RESERVED_DATA_KEYS)})")
             components.build_data_function(d, where)
             for j, (kind, key) in enumerate(d.keys):
                 if kind == "rels" and key not in global_rels:
@@ -526,6 +612,7 @@ class Spec:
                 if kind == "data" and key in derived_index and derived_index[key] >= i:
                     raise SpecError(f"{where}.keys[{j}]", f"derived data '{key}' is defined later (order matters)")
 
+        self._check_cycles()
         for i, r in enumerate(self.relations):
             components.build_relation(r, f"relations[{i}]")
 
@@ -545,6 +632,38 @@ class Spec:
             components.check_optimizer(phase.optimizer, f"{where}.optimizer")
         if self.model is not None:
             components.check_model(self.model, "model")
+
+
+    def _check_cycles(self) -> None:
+        """Derived data may read global relations that read derived data: no cycles allowed."""
+        derived = {d.name: d for d in self.derived_data}
+        relation_data = {r.name: r.data for r in self.relations if r.level == "global"}
+
+        def inputs(node: tuple[str, str]) -> list[tuple[str, str]]:
+            kind, name = node
+            if kind == "rels":
+                data = relation_data.get(name)
+                return [("data", data)] if data in derived else []
+            return [(k, key) for k, key in derived[name].keys if k == "rels" or key in derived]
+
+        state: dict[tuple[str, str], int] = {}  # 1: on the current path, 2: done
+
+        def visit(node: tuple[str, str], path: list[tuple[str, str]]) -> None:
+            state[node] = 1
+            path = path + [node]
+            for nxt in inputs(node):
+                if state.get(nxt) == 1:
+                    cycle = path[path.index(nxt):] + [nxt]
+                    first = next(name for kind, name in cycle if kind == "data")
+                    raise SpecError(f"derived_data[{list(derived).index(first)}].keys", "dependency cycle: " + " -> ".join(
+                        f"{'relation' if kind == 'rels' else 'derived data'} '{name}'" for kind, name in cycle))
+                if nxt not in state:
+                    visit(nxt, path)
+            state[node] = 2
+
+        for name in derived:
+            if state.get(("data", name)) is None:
+                visit(("data", name), [])
 
 
 def _unknown(kind: str, name: str, defined: list[str]) -> str:

@@ -21,16 +21,16 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-import pipelines  # noqa: F401  (sets Prefect's offline defaults before prefect is imported)
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 
+import pipelines  # noqa: F401  (sets Prefect's offline defaults before prefect is imported)
 from pipelines import catalog
 from pipelines.bundled import load_spec_argument
 from pipelines.errors import CacheWarning, CorruptArtifact, DataError, PipelineError
 from pipelines.fingerprint import SourceIndex, array_fingerprint, file_signature, local_url
-from pipelines.ingest import Source, dataset_ref, ingest, known_fingerprints, open_source
+from pipelines.ingest import Source, dataset_ref, ingest, open_source
 from pipelines.keys import embed_key, make_plan, spec_id
 from pipelines.parallel import DaskManager
 from pipelines.stages import Pipeline, StageRecord, embed_into, timed_record

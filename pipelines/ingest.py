@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 
 from pipelines.errors import DataError, PipelineError
-from pipelines.fingerprint import ArrayHasher, SourceIndex, canonical_dtype, combine, file_signature, local_url
+from pipelines.fingerprint import (
+    ArrayHasher,
+    SourceIndex,
+    canonical_dtype,
+    combine,
+    file_signature,
+    local_url,
+)
 from pipelines.store import ArtifactStore, StageRef
 
 MAIN_ALIASES = ("main", "data", "X", "x")
@@ -445,19 +452,21 @@ def ingest(source: Source, store: ArtifactStore, name: str | None = None,
         buffers = {k: _RowBuffer(a, rows) for k, a in arrays.items()}
         n = 0
         bar = _progress_bar(progress, source.n_rows, f"ingest {name}")
-        for block in source.blocks(rows):
-            if "main" in block and block["main"].ndim == 1:
-                block["main"] = block["main"][:, None]
-            _check_finite(block, n, source.url)
-            for key, values in block.items():
-                values = np.asarray(values, dtype=source.schema[key][0])
-                hashers[key].update(values)
-                buffers[key].append(values)
-            n += len(block["main"])
+        try:
+            for block in source.blocks(rows):
+                if "main" in block and block["main"].ndim == 1:
+                    block["main"] = block["main"][:, None]
+                _check_finite(block, n, source.url)
+                for key, values in block.items():
+                    values = np.asarray(values, dtype=source.schema[key][0])
+                    hashers[key].update(values)
+                    buffers[key].append(values)
+                n += len(block["main"])
+                if bar is not None:
+                    bar.update(len(block["main"]))
+        finally:
             if bar is not None:
-                bar.update(len(block["main"]))
-        if bar is not None:
-            bar.close()
+                bar.close()
         for buffer in buffers.values():
             buffer.flush()
         if n < 2:

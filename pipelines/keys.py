@@ -47,7 +47,7 @@ CODE_MODULES: dict[str, tuple[str, ...]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def code_version(kind: str) -> str:
     """Package version + hash of the core module sources that compute stage ``kind``."""
     try:

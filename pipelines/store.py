@@ -220,6 +220,7 @@ class ArtifactStore:
         tmp = self.path(TMP_DIR, f"{kind}-{key[:12]}-{uuid.uuid4().hex[:8]}")
         writer = StageWriter(self, kind, key, tmp, name, dict(meta or {}))
         try:
+            writer.group  # noqa: B018 - visible under .tmp/ while the stage is computed
             yield writer
             if not writer.discarded:
                 writer.publish()

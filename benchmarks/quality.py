@@ -1,0 +1,125 @@
+"""Held-out quality and speed on MNIST (the paper protocol), printed as JSON lines.
+
+Fit on a random 5,000 MNIST images (scaled to [0, 1]), embed 10,000 disjoint held-out
+images, report fit seconds, embed seconds, trustworthiness@10 of the held-out embedding
+and 10-NN accuracy of a classifier fit on the 5,000 training embeddings. With the
+``benchmark`` extra installed (openTSNE, umap-learn) the references run on the same split
+in the same run and the ratios are printed.
+
+    python benchmarks/quality.py [--methods tsne,umap] [--references] [--set tsne.epochs=40 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(os.environ.get("PARADIME_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "datasets"))
+
+
+def load_split(n_train: int = 5000, n_test: int = 10000, seed: int = 0):
+    from data import load_dataset
+
+    ds = load_dataset("mnist", download=False)
+    X = ds.X.reshape(len(ds.X), -1).astype(np.float32) / 255.0
+    perm = np.random.default_rng(seed).permutation(len(X))
+    train, test = perm[:n_train], perm[n_train:n_train + n_test]
+    return X[train], ds.y[train], X[test], ds.y[test]
+
+
+def score(name, fit_s, embed_s, Y_train, y_train, X_test, Y_test, y_test, extra=None):
+    from paradime_core.metrics import knn_accuracy, trustworthiness
+
+    row = {
+        "method": name,
+        "fit_s": round(fit_s, 2),
+        "embed_10k_s": round(embed_s, 3),
+        "trust10": round(float(trustworthiness(X_test, Y_test, k=10)), 4),
+        "knn10_acc": round(float(knn_accuracy(Y_train, y_train, Y_test, y_test, k=10)), 4),
+    }
+    row.update(extra or {})
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def run_ours(method: str, overrides: dict, split):
+    from paradime_core import ParametricTSNE, ParametricUMAP
+
+    X_train, y_train, X_test, y_test = split
+    cls = {"tsne": ParametricTSNE, "umap": ParametricUMAP}[method]
+    est = cls(**overrides)
+    t0 = time.perf_counter()
+    Y_train = est.fit_transform(X_train)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    Y_test = est.transform(X_test)
+    embed_s = time.perf_counter() - t0
+    return score(f"paradime.{cls.__name__}", fit_s, embed_s, Y_train, y_train, X_test, Y_test, y_test,
+                 {"params": overrides} if overrides else None)
+
+
+def run_reference(method: str, split):
+    X_train, y_train, X_test, y_test = split
+    if method == "tsne":
+        from openTSNE import TSNE
+
+        t0 = time.perf_counter()
+        emb = TSNE(n_jobs=2, random_state=0).fit(X_train)
+        fit_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        Y_test = np.asarray(emb.transform(X_test))
+        embed_s = time.perf_counter() - t0
+        return score("openTSNE", fit_s, embed_s, np.asarray(emb), y_train, X_test, Y_test, y_test)
+    import umap
+
+    t0 = time.perf_counter()
+    reducer = umap.UMAP(random_state=0)
+    Y_train = reducer.fit_transform(X_train)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    Y_test = reducer.transform(X_test)
+    embed_s = time.perf_counter() - t0
+    return score("umap-learn", fit_s, embed_s, Y_train, y_train, X_test, Y_test, y_test)
+
+
+def parse_overrides(items: list[str]) -> dict[str, dict]:
+    out: dict[str, dict] = {"tsne": {}, "umap": {}}
+    for item in items:
+        key, value = item.split("=", 1)
+        method, param = key.split(".", 1)
+        out[method][param] = json.loads(value) if value[:1] in "[{0123456789-tn" else value
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="tsne,umap")
+    parser.add_argument("--references", action="store_true", help="also run openTSNE / umap-learn (benchmark extra)")
+    parser.add_argument("--set", nargs="*", default=[], help="override a recipe parameter, e.g. tsne.epochs=40")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    split = load_split(seed=args.seed)
+    overrides = parse_overrides(args.set)
+    for method in args.methods.split(","):
+        ours = run_ours(method, overrides[method], split)
+        if args.references:
+            try:
+                ref = run_reference(method, split)
+            except ImportError as exc:
+                print(json.dumps({"method": f"reference-{method}", "skipped": str(exc)}))
+                continue
+            print(json.dumps({
+                "comparison": f"{ours['method']} vs {ref['method']}",
+                "fit_time_ratio": round(ours["fit_s"] / ref["fit_s"], 3),
+                "trust10_diff": round(ours["trust10"] - ref["trust10"], 4),
+                "knn10_acc_diff": round(ours["knn10_acc"] - ref["knn10_acc"], 4),
+            }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
