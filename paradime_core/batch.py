@@ -60,8 +60,10 @@ class BatchContext:
         global_relations: Mapping[str, RelationValue],
         batch_relations: Mapping[str, Any],
         device: torch.device,
+        model_inputs: Mapping[str, torch.Tensor] | None = None,
     ):
         self.batch = batch
+        self.model_inputs = model_inputs or {}
         self.model = model
         self.dataset = data
         self.global_relations = global_relations
@@ -86,7 +88,12 @@ class BatchContext:
             data_key = getattr(self.model, "input_key", data_key)  # direct models read item indices
         key = (method, data_key)
         if key not in self._outputs:
-            self._outputs[key] = call_model_method(self.model, method, self.data(data_key))
+            if data_key in self.model_inputs:  # features precomputed by frozen front layers
+                source = self.model_inputs[data_key]
+                inputs = source[self.batch.items.to(source.device)].to(self.device)
+            else:
+                inputs = self.data(data_key)
+            self._outputs[key] = call_model_method(self.model, method, inputs)
         return self._outputs[key]
 
     def global_relation(self, name: str) -> torch.Tensor:

@@ -46,6 +46,9 @@ if TYPE_CHECKING:
     )
 
 
+LEVELS = ("global", "batch")
+
+
 def _load_builtins() -> None:
     """Import the modules that register the built-in blocks (idempotent)."""
     from paradime_core import (  # noqa: F401
@@ -84,25 +87,32 @@ class BuiltRelation:
         return value
 
 
+def _check_level(impl: Any, level: str, path: str, problem: str) -> None:
+    """``impl.levels`` (a class attribute; both levels when absent) must include ``level``."""
+    levels = getattr(impl, "levels", LEVELS)
+    if level not in levels:
+        raise SpecError(path, problem.format(levels="/".join(levels), level=level))
+
+
 def build_relation(spec: RelationSpec, where: str) -> BuiltRelation:
+    """The relation and its transforms; the levels are checked before the options."""
     _load_builtins()
+    name = canonical_name(spec.type)
+    _check_level(reg.RELATIONS.get(spec.type, f"{where}.type"), spec.level, f"{where}.level",
+                 f"relation type '{name}' is {{levels}}-level only, not {{level}}")
+    for i, t in enumerate(spec.transforms):
+        _check_level(reg.TRANSFORMS.get(t.type, f"{where}.transforms[{i}].type"), spec.level,
+                     f"{where}.transforms[{i}].type",
+                     f"transform '{canonical_name(t.type)}' applies to {{levels}} relations, not {{level}}")
     relation = build(reg.RELATIONS, spec.type, spec.options, where)
-    levels = getattr(relation, "levels", ("global", "batch"))
-    if spec.level not in levels:
-        raise SpecError(
-            f"{where}.level",
-            f"relation type '{canonical_name(spec.type)}' is {'/'.join(levels)}-level only, not {spec.level}",
-        )
+    _check_level(relation, spec.level, f"{where}.level",
+                 f"relation type '{name}' is {{levels}}-level only, not {{level}}")
     transforms = []
     for i, t in enumerate(spec.transforms):
         tw = f"{where}.transforms[{i}]"
         transform = build(reg.TRANSFORMS, t.type, t.options, tw)
-        t_levels = getattr(transform, "levels", ("global", "batch"))
-        if spec.level not in t_levels:
-            raise SpecError(
-                f"{tw}.type",
-                f"transform '{canonical_name(t.type)}' applies to {'/'.join(t_levels)} relations, not {spec.level}",
-            )
+        _check_level(transform, spec.level, f"{tw}.type",
+                     f"transform '{canonical_name(t.type)}' applies to {{levels}} relations, not {{level}}")
         transforms.append(transform)
     if getattr(relation, "n_neighbors", 0) is None:
         hints = [t.suggested_neighbors() for t in transforms if hasattr(t, "suggested_neighbors")]
@@ -131,11 +141,21 @@ def build_loss(spec: LossSpec, full_spec: Spec | None, where: str) -> Any:
                 if rel is not None and level != "any" and rel.level != level:
                     raise SpecError(f"{where}.keys.rels[{j}]",
                                     f"relation '{name}' is {rel.level}-level; this position needs a {level} relation")
-    options = {"func": func, "data": list(spec.data), "rels": list(spec.rels),
-               "methods": list(spec.methods), **spec.options}
-    for key in ("func", "data", "rels", "methods"):
+    reserved = ("func", "data", "rels", "methods")
+    for key in reserved:
         if key in spec.options:
             raise SpecError(f"{where}.options.{key}", "reserved name (give it under keys/func)")
+    params = inspect.signature(cls).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        allowed = [p for p in params if p not in (*reserved, "self")]
+        for key in spec.options:
+            if key not in allowed:
+                raise SpecError(f"{where}.options.{key}", f"unknown option for loss type "
+                                f"'{canonical_name(spec.type)}' (allowed: {', '.join(allowed) or 'none'}; "
+                                f"fields of a loss: name, type, func, keys, options)"
+                                f"{reg.did_you_mean(key, allowed)}")
+    options = {"func": func, "data": list(spec.data), "rels": list(spec.rels),
+               "methods": list(spec.methods), **spec.options}
     try:
         return build(reg.LOSS_TYPES, spec.type, options, where)
     except SpecError as exc:
@@ -143,18 +163,24 @@ def build_loss(spec: LossSpec, full_spec: Spec | None, where: str) -> Any:
 
 
 def build_sampler(spec: SamplingSpec, full_spec: Spec | None, where: str) -> Any:
+    """The sampler; its relation options (``relation_options``, e.g. ``rels``) must name
+    global relations of ``full_spec``. When one is not given and the spec defines exactly
+    one global relation, that relation is used."""
     _load_builtins()
-    sampler = build(reg.SAMPLERS, spec.type, spec.options, where)
+    impl = reg.SAMPLERS.get(spec.type, f"{where}.type")
+    options = dict(spec.options)
     if full_spec is not None:
         global_rels = [r.name for r in full_spec.relations if r.level == "global"]
-        for option in getattr(sampler, "relation_options", ()):
-            name = spec.options.get(option)
+        for option in getattr(impl, "relation_options", ()):
+            name = options.get(option)
             if name is None:
+                if len(global_rels) == 1:
+                    options[option] = global_rels[0]
                 continue
             if name not in global_rels:
                 raise SpecError(f"{where}.options.{option}",
                                 f"unknown global relation '{name}' (defined: {', '.join(global_rels) or 'none'})")
-    return sampler
+    return build(reg.SAMPLERS, spec.type, options, where)
 
 
 def check_optimizer(spec: OptimizerSpec, where: str) -> type:

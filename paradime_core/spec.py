@@ -4,7 +4,10 @@ A spec loads from YAML, JSON, a dict, or is built object by object; all four are
 equivalent (``Spec.from_dict(spec.to_dict()) == spec``). Keys are canonicalised, so the
 paper's spellings (``training phases``, ``derived data``, ``data func``, ``batch size``)
 load as printed. Options may be nested under ``options:`` or written flat beside ``type:``;
-a one-element list may be written as a scalar.
+a one-element list may be written as a scalar; a phase's ``batch_size`` may sit beside its
+other fields. Parsing stores the canonical form: registered type names (``kl div`` ->
+``kl_div``) and option names (aliases a block declares in ``option_aliases`` renamed).
+Element objects passed to :class:`Spec` (or dicts in their place) are parsed the same way.
 
 Validation runs before any computation: every building block is looked up in its
 registry and instantiated with its options (constructors only store and check their
@@ -44,7 +47,8 @@ def _canonical_keys(raw: Any, path: str) -> dict[str, Any]:
         name = canonical_name(key)
         name = KEY_ALIASES.get(name, name)
         if name in out:
-            raise SpecError(f"{path}.{name}", "given twice (under different spellings)")
+            where = name if path == "spec" else f"{path}.{name}"  # top-level fields have bare paths
+            raise SpecError(where, "given twice (under different spellings)")
         out[name] = value
     return out
 
@@ -57,6 +61,7 @@ def _canonical_options(raw: Any, path: str) -> dict[str, Any]:
 
 
 def _as_list(value: Any) -> list[Any]:
+    """A list given as a list, a single element (scalar form), or null (empty)."""
     if value is None:
         return []
     if isinstance(value, (list, tuple)):
@@ -95,24 +100,23 @@ def _check_unknown(raw: dict[str, Any], allowed: set[str], path: str) -> None:
                                              f"{did_you_mean(key, allowed)}")
 
 
-def _element_list(value: Any, path: str) -> list[Any]:
-    """A list given as a list, a single element, or null (empty)."""
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
+def _typed(registry: reg.Registry[Any], kind: str, options: dict[str, Any], path: str) -> tuple[str, dict[str, Any]]:
+    """The registered name of ``kind`` and ``options`` with declared aliases renamed.
 
-
-def _resolve_aliases(registry: reg.Registry[Any], kind: str, options: dict[str, Any], path: str) -> dict[str, Any]:
-    """Rename options the registered implementation declares aliases for (``option_aliases``)."""
+    An unknown ``kind`` is kept as written (``validate`` reports it with the known names).
+    """
     from paradime_core.components import _load_builtins
 
     _load_builtins()
     key = registry.resolve(kind)
-    if key is None:  # unknown type: reported by validate()
-        return options
-    return reg.resolve_options(registry.get(key), options, f"{path}.options")
+    if key is None:
+        return kind, options
+    return key, reg.resolve_options(registry.get(key), options, f"{path}.options")
+
+
+def _registered(registry: reg.Registry[Any], name: str) -> str:
+    """The registered name of ``name``, or ``name`` as written when unknown."""
+    return _typed(registry, name, {}, "")[0]
 
 
 # --------------------------------------------------------------------------- elements
@@ -129,7 +133,7 @@ class TransformSpec:
             raw = {"type": raw}
         raw = _canonical_keys(raw, path)
         kind = _string(_require(raw, "type", path), f"{path}.type")
-        options = _resolve_aliases(reg.TRANSFORMS, kind, _split_options(raw, {"type"}, path), path)
+        kind, options = _typed(reg.TRANSFORMS, kind, _split_options(raw, {"type"}, path), path)
         return cls(type=kind, options=options)
 
     def to_dict(self) -> dict[str, Any]:
@@ -157,12 +161,12 @@ class RelationSpec:
         kind = _string(_require(raw, "type", path), f"{path}.type")
         data = raw.get("data", "main")
         data = _string(data, f"{path}.data")
-        transforms_raw = _element_list(raw.get("transforms"), f"{path}.transforms")
+        transforms_raw = _as_list(raw.get("transforms"))
         transforms = [
             TransformSpec.from_dict(t, f"{path}.transforms[{i}]") for i, t in enumerate(transforms_raw)
         ]
         options = _split_options(raw, {"name", "level", "type", "data", "transforms"}, path)
-        options = _resolve_aliases(reg.RELATIONS, kind, options, path)
+        kind, options = _typed(reg.RELATIONS, kind, options, path)
         return cls(name=name, level=level, type=kind, data=data, options=options, transforms=transforms)
 
     def to_dict(self) -> dict[str, Any]:
@@ -209,7 +213,7 @@ class DerivedDataSpec:
                 raise SpecError(where, f"'{pair[0]}' is not one of data, rels")
             keys.append((kind, _string(pair[1], f"{where}[1]")))
         options = _canonical_options(raw.get("options"), f"{path}.options")
-        options = _resolve_aliases(reg.DATA_FUNCTIONS, func, options, path)
+        func, options = _typed(reg.DATA_FUNCTIONS, func, options, path)
         return cls(name=name, func=func, keys=keys, options=options)
 
     def to_dict(self) -> dict[str, Any]:
@@ -240,7 +244,7 @@ class LossSpec:
         kind = _string(_require(raw, "type", path), f"{path}.type")
         func = raw.get("func")
         if func is not None:
-            func = _string(func, f"{path}.func")
+            func = _registered(reg.LOSS_FUNCTIONS, _string(func, f"{path}.func"))
         keys_raw = raw.get("keys")
         keys = _canonical_keys({} if keys_raw is None else keys_raw, f"{path}.keys")
         for key in keys:
@@ -253,7 +257,7 @@ class LossSpec:
                 _string(value, f"{path}.keys.{kind_name}[{i}]")
             lists[kind_name] = values
         options = _split_options(raw, {"name", "type", "func", "keys"}, path)
-        options = _resolve_aliases(reg.LOSS_TYPES, kind, options, path)
+        kind, options = _typed(reg.LOSS_TYPES, kind, options, path)
         return cls(name=name, type=kind, func=func, options=options, **lists)
 
     def to_dict(self) -> dict[str, Any]:
@@ -278,7 +282,7 @@ class SamplingSpec:
             raw = {"type": raw}
         raw = _canonical_keys(raw, path)
         kind = _string(raw.get("type", "item"), f"{path}.type")
-        options = _resolve_aliases(reg.SAMPLERS, kind, _split_options(raw, {"type"}, path), path)
+        kind, options = _typed(reg.SAMPLERS, kind, _split_options(raw, {"type"}, path), path)
         return cls(type=kind, options=options)
 
     def to_dict(self) -> dict[str, Any]:
@@ -303,7 +307,7 @@ class OptimizerSpec:
             if "lr" in options:
                 raise SpecError(f"{path}.learning_rate", "given twice (as 'lr' and 'learning_rate')")
             options["lr"] = options.pop("learning_rate")
-        options = _resolve_aliases(reg.OPTIMIZERS, kind, options, path)
+        kind, options = _typed(reg.OPTIMIZERS, kind, options, path)
         options.setdefault("lr", 0.01)
         return cls(type=kind, options=options)
 
@@ -429,7 +433,7 @@ class ModelSpec:
             raw = {"type": raw}
         raw = _canonical_keys(raw, path)
         kind = _string(raw.get("type", "fully_connected"), f"{path}.type")
-        options = _resolve_aliases(reg.MODELS, kind, _split_options(raw, {"type"}, path), path)
+        kind, options = _typed(reg.MODELS, kind, _split_options(raw, {"type"}, path), path)
         return cls(type=kind, options=options)
 
     def to_dict(self) -> dict[str, Any]:
@@ -487,7 +491,7 @@ class Spec:
             required = key in _REQUIRED
             if value is None and required:
                 raise SpecError(key, "required field is missing")
-            items = _element_list(value, key)
+            items = _as_list(value)
             if required and not items:
                 raise SpecError(key, "must not be empty")
             setattr(self, key, [_coerce(element_cls, item, f"{key}[{i}]") for i, item in enumerate(items)])
@@ -527,6 +531,8 @@ class Spec:
             raw = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise SpecError("spec", f"invalid YAML: {exc}") from exc
+        if raw is None:
+            raise SpecError("spec", "the spec is empty (expected a mapping with losses and training_phases)")
         return cls.from_dict(raw)
 
     @classmethod
@@ -599,12 +605,13 @@ class Spec:
         loss_index = unique(self.losses, "losses")
         derived_index = unique(self.derived_data, "derived_data")
         global_rels = [r.name for r in self.relations if r.level == "global"]
+        for i, d in enumerate(self.derived_data):
+            if d.name in RESERVED_DATA_KEYS:
+                raise SpecError(f"derived_data[{i}].name", f"'{d.name}' is a reserved dataset key "
+                                                           f"({', '.join(RESERVED_DATA_KEYS)})")
 
         for i, d in enumerate(self.derived_data):
             where = f"derived_data[{i}]"
-            if d.name in RESERVED_DATA_KEYS:
-                raise SpecError(f"{where}.name", f"'{d.name}' is a reserved dataset key "
-                                                 f"({', '.join(RESERVED_DATA_KEYS)})")
             components.build_data_function(d, where)
             for j, (kind, key) in enumerate(d.keys):
                 if kind == "rels" and key not in global_rels:

@@ -11,6 +11,7 @@ best parameters are restored.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -58,6 +59,43 @@ def trainable_parameters(model: torch.nn.Module, parts: list[str] | None, where:
     if not params:
         raise SpecError(f"{where}.params", "selects no trainable parameters")
     return params
+
+
+def frozen_front(model: torch.nn.Module) -> int:
+    """Number of leading ``model.trunk`` modules without parameters (e.g. a frozen PCA layer).
+
+    Their output does not change during training, so the trainer computes it once per phase
+    instead of once per batch.
+    """
+    trunk = getattr(model, "trunk", None)
+    if not isinstance(trunk, torch.nn.Sequential):
+        return 0
+    count = 0
+    for module in trunk:
+        if any(True for _ in module.parameters()) or isinstance(module, torch.nn.Dropout):
+            break
+        count += 1
+    return count
+
+
+@contextlib.contextmanager
+def precomputed_front(model: torch.nn.Module, data: Mapping[str, torch.Tensor], block: int = 65536):
+    """Yield ``{"main": features}`` with the frozen front of ``model.trunk`` applied once, and the
+    model's trunk temporarily shortened to the rest (restored afterwards)."""
+    count = frozen_front(model)
+    if count == 0 or getattr(model, "input_key", None) == "index":
+        yield {}
+        return
+    trunk = model.trunk
+    front = torch.nn.Sequential(*list(trunk)[:count])
+    main = data["main"]
+    with torch.no_grad():
+        features = torch.cat([front(main[i:i + block].float()) for i in range(0, main.shape[0], block)])
+    model.trunk = torch.nn.Sequential(*list(trunk)[count:])
+    try:
+        yield {"main": features}
+    finally:
+        model.trunk = trunk
 
 
 def train_phase(
@@ -110,12 +148,14 @@ def train_phase(
 
         bar = tqdm(total=phase.epochs, desc=f"{label}", unit="epoch", leave=False)
     model.train()
+    front = precomputed_front(model, data)
+    model_inputs = front.__enter__()
     try:
         for epoch in epochs:
             sums = {name: 0.0 for name in history}
             n_batches = 0
             for batch in sampler.epoch(n_items, relations, generator):
-                ctx = BatchContext(batch, model, data, relations, batch_relations, device)
+                ctx = BatchContext(batch, model, data, relations, batch_relations, device, model_inputs)
                 total = torch.zeros((), device=device)
                 parts = {}
                 for name, loss, weight in losses:
@@ -143,6 +183,7 @@ def train_phase(
                 bar.update(1)
                 bar.set_postfix(loss=f"{history['total'][-1]:.4g}")
     finally:
+        front.__exit__(None, None, None)
         if bar is not None:
             bar.close()
         for p in frozen:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -124,13 +123,11 @@ def _print_result(result: Any, as_json: bool) -> None:
 
 
 def _check_data(data: str) -> None:
-    """Fail early (before Prefect starts) on a missing data path."""
-    from pipelines.errors import DataError
-    from pipelines.fingerprint import local_url
+    """Fail early (before Prefect starts) on data that does not exist."""
+    from pipelines.ingest import probe
 
-    url = local_url(data)
-    if "://" not in url and not os.path.exists(url) and not data.startswith("datasets/"):
-        raise DataError(f"data not found: {data}")
+    if not data.startswith("datasets/"):
+        probe(data)
 
 
 # --------------------------------------------------------------------------- commands

@@ -80,11 +80,22 @@ class ArrayHasher:
         digests = list(self._block_digests)
         if self._in_block:
             digests.append(self._current.copy().digest())
-        header = json.dumps({"dtype": self.dtype.str, "shape": [self.n_rows, *self.row_shape]})
-        final = _h(header.encode())
-        for d in digests:
-            final.update(d)
-        return final.hexdigest()
+        return combine_block_digests(self.dtype, (self.n_rows, *self.row_shape), digests)
+
+
+def block_digest(rows: np.ndarray) -> bytes:
+    """The digest of one whole block of rows (``BLOCK_ROWS`` rows, or the last rows)."""
+    rows = np.ascontiguousarray(rows, dtype=canonical_dtype(rows.dtype))
+    return _h(memoryview(rows).cast("B")).digest()
+
+
+def combine_block_digests(dtype: np.dtype, shape: tuple[int, ...], digests: Iterable[bytes]) -> str:
+    """``fp(A)`` from the digests of its consecutive blocks (see the module docstring)."""
+    header = json.dumps({"dtype": canonical_dtype(dtype).str, "shape": [int(s) for s in shape]})
+    final = _h(header.encode())
+    for d in digests:
+        final.update(d)
+    return final.hexdigest()
 
 
 def array_fingerprint(array: Any, block_rows: int = BLOCK_ROWS) -> str:

@@ -8,8 +8,9 @@ caching is off (``NO_CACHE``) because the artifact store is the cache: a task wh
 stored only checks it (no arrays are read or hashed) and returns. Tasks pass small
 references, never arrays. Dask (kNN, embedding) is started only by a stage that computes.
 
-The same functions run without Prefect (``run_spec``/``run_embed`` outside a flow call the
-stages directly), which is what the flows call inside.
+Importing this module runs ``pipelines/__init__`` first, which sets Prefect's offline
+defaults before prefect is imported. The same functions run without Prefect
+(``run_spec``/``run_embed`` outside a flow call the stages directly); the flows call them.
 """
 
 from __future__ import annotations
@@ -25,12 +26,11 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 
-import pipelines  # noqa: F401  (sets Prefect's offline defaults before prefect is imported)
 from pipelines import catalog
 from pipelines.bundled import load_spec_argument
-from pipelines.errors import CacheWarning, CorruptArtifact, DataError, PipelineError
-from pipelines.fingerprint import SourceIndex, array_fingerprint, file_signature, local_url
-from pipelines.ingest import Source, dataset_ref, ingest, open_source
+from pipelines.errors import CacheWarning, CorruptArtifact, PipelineError
+from pipelines.fingerprint import SourceIndex, file_signature, local_url
+from pipelines.ingest import Source, dataset_ref, ingest, probe
 from pipelines.keys import embed_key, make_plan, spec_id
 from pipelines.parallel import DaskManager
 from pipelines.stages import Pipeline, StageRecord, embed_into, timed_record
@@ -81,14 +81,19 @@ def _logger() -> Any:
 
 def ingest_stage(data: str, store: ArtifactStore, label_column: str | None = None,
                  progress: bool = True) -> tuple[StageRef, StageRecord, dict[str, str]]:
-    """The dataset stage of ``data`` (a path/URL or a stored dataset key)."""
+    """The dataset stage of ``data`` (a path/URL, a dataset name, or a stored dataset key).
+
+    An input read before with an unchanged signature is not opened at all.
+    """
     start = time.perf_counter()
     stored = _stored_dataset(store, data)
     if stored is not None:
         fps = dict(store.open_group("datasets", stored.key).attrs["fingerprints"])
         return stored, timed_record("datasets", stored.name, stored.key, "cached", start), fps
-    url = local_url(data)
-    record = _source_record(store, url, label_column)
+    found = probe(data, label_column)
+    record = None
+    if found.signature is not None:
+        record = SourceIndex(store).lookup(found.url, found.signature, found.options)
     if record is not None:
         ref = dataset_ref(store, record["fingerprint"])
         if ref is not None:
@@ -99,10 +104,15 @@ def ingest_stage(data: str, store: ArtifactStore, label_column: str | None = Non
                 warnings.warn(CacheWarning(f"cached dataset ({ref.key[:12]}) is damaged: {exc}; ingesting again"),
                               stacklevel=2)
                 store.remove("datasets", ref.key)
-    source = open_source(data, label_column)
-    result = ingest(source, store, progress=progress)
+    result = ingest(found.open(), store, name=_dataset_name(found.url), progress=progress)
     status = "recomputed" if record is not None and result.status == "computed" else result.status
     return result.ref, timed_record("datasets", result.ref.name, result.ref.key, status, start), result.fingerprints
+
+
+def _dataset_name(url: str) -> str:
+    if url.startswith("dataset:"):
+        return url.split(":", 1)[1]
+    return os.path.splitext(os.path.basename(url.rstrip("/")))[0] or "data"
 
 
 def _stored_dataset(store: ArtifactStore, data: str) -> StageRef | None:
@@ -113,20 +123,6 @@ def _stored_dataset(store: ArtifactStore, data: str) -> StageRef | None:
         return None
     matches = [s for s in store.find(key, "datasets") if s.complete]
     return dataset_ref(store, matches[0].key) if len(matches) == 1 else None
-
-
-def _source_record(store: ArtifactStore, url: str, label_column: str | None) -> dict[str, Any] | None:
-    """Remembered fingerprints of an unchanged input path (one stat + one small read)."""
-    import fsspec
-
-    try:
-        fs, path = fsspec.core.url_to_fs(url)
-        if not fs.exists(path):
-            raise DataError(f"data not found: {url}")
-        signature = file_signature(fs, path)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{url}: cannot read ({exc})") from exc
-    return SourceIndex(store).lookup(url, signature, {"label_column": label_column})
 
 
 @task(name="ingest", cache_policy=NO_CACHE, persist_result=False)
@@ -170,7 +166,7 @@ def run_spec(spec: Any, data: str, store: str | None = None, *, dask_address: st
         result.records.append(record)
         result.dataset_key = ref.key
         if not str(data).startswith("datasets/"):
-            result.dataset_version, _ = catalog.record_version(st, local_url(data), ref.key)
+            result.dataset_version, _ = catalog.record_version(st, probe(data, label_column).url, ref.key)
         key = spec_id(spec_obj, seed, out_dim)
         start_from = catalog.warm_start_for(st, key, ref.key) if warm_start else None
         plan = make_plan(spec_obj, ref.key, fingerprints, int(ref.summary["n_items"]), seed=seed,
@@ -296,8 +292,11 @@ def _bytes_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _zarr_array_source(data: str, store: ArtifactStore) -> tuple[Any, str] | None:
-    """(location, fingerprint) of an existing Zarr array or the features array of a Zarr group."""
+def _zarr_array_source(data: str, store: ArtifactStore) -> tuple[Any, str, str, str | None] | None:
+    """An existing Zarr array (or a Zarr group's features array) to embed where it lies.
+
+    Returns (location, url, signature, remembered fingerprint or None).
+    """
     import fsspec
     import zarr
 
@@ -306,54 +305,62 @@ def _zarr_array_source(data: str, store: ArtifactStore) -> tuple[Any, str] | Non
     if not (fs.isdir(path) and fs.exists(f"{path}/zarr.json")):
         return None
     node = zarr.open(path if "://" not in url else url, mode="r")
-    array_path = url
+    array_url = url
     if isinstance(node, zarr.Group):
         name = next((n for n in ("main", "data", "X", "x") if n in node), None)
         if name is None:
             return None
-        array_path = f"{url.rstrip('/')}/{name}"
-        node = node[name]
+        array_url = f"{url.rstrip('/')}/{name}"
+    location = array_url if "://" not in array_url else zarr.storage.FsspecStore.from_url(array_url)
     signature = file_signature(fs, path)
-    index = SourceIndex(store)
-    record = index.lookup(array_path, signature)
-    if record is None:
-        record = {"fingerprint": array_fingerprint(node), "shape": list(node.shape)}
-        index.remember(array_path, signature, record)
-    return array_path, record["fingerprint"]
+    record = SourceIndex(store).lookup(array_url, signature)
+    return location, array_url, signature, (record or {}).get("fingerprint")
 
 
 @task(name="embed", cache_policy=NO_CACHE, persist_result=False)
 def embed_task(model_key: str, data: str, store: ArtifactStore, dask_address: str | None, method: str,
                label_column: str | None, progress: bool) -> tuple[list[StageRecord], str, str]:
+    """The embedding stage of ``data`` with ``model_key``: a Zarr array is read where it lies
+    (fingerprinted during the same pass the first time), anything else is ingested first."""
     records: list[StageRecord] = []
-    zarr_source = _zarr_array_source(data, store) if os.path.isdir(local_url(data)) else None
+    zarr_source = _zarr_array_source(data, store) if "://" in data or os.path.isdir(local_url(data)) else None
+    signature = array_url = None
     if zarr_source is not None:
-        location, fingerprint = zarr_source
+        location, array_url, signature, fingerprint = zarr_source
         dataset_key = None
     else:
         ref, record, fingerprints = ingest_stage(data, store, label_column, progress)
         records.append(record)
         location = store.zarr_location(store.stage_path("datasets", ref.key) + "/main")
         fingerprint, dataset_key = fingerprints["main"], ref.key
-    key = embed_key(model_key, fingerprint, method)
     start = time.perf_counter()
     status = "computed"
-    if store.manifest("embeddings", key) is not None:
-        try:
-            store.verify("embeddings", key)
-            records.append(timed_record("embeddings", "embed", key, "cached", start))
-            return records, key, fingerprint
-        except CorruptArtifact as exc:
-            warnings.warn(CacheWarning(f"cached embedding ({key[:12]}) is damaged: {exc}; recomputing"),
-                          stacklevel=2)
-            status = "recomputed"
-    store.remove("embeddings", key)
+    if fingerprint is not None:
+        key = embed_key(model_key, fingerprint, method)
+        if store.manifest("embeddings", key) is not None:
+            try:
+                store.verify("embeddings", key)
+                records.append(timed_record("embeddings", "embed", key, "cached", start))
+                return records, key, fingerprint
+            except CorruptArtifact as exc:
+                warnings.warn(CacheWarning(f"cached embedding ({key[:12]}) is damaged: {exc}; recomputing"),
+                              stacklevel=2)
+                status = "recomputed"
+        store.remove("embeddings", key)
     with DaskManager(dask_address) as dask, store.begin(
-            "embeddings", key, name="embed",
+            "embeddings", key if fingerprint is not None else "pending", name="embed",
             meta={"inputs": {"model": model_key, "data": fingerprint, "method": method}}) as writer:
-        writer.summary = embed_into(store, dask, model_key, location, writer, data_fingerprint=fingerprint,
-                                    method=method, progress=progress,
-                                    extra_attrs={"dataset_key": dataset_key, "source": str(data)})
+        summary, fingerprint = embed_into(store, dask, model_key, location, writer, data_fingerprint=fingerprint,
+                                          method=method, progress=progress,
+                                          extra_attrs={"dataset_key": dataset_key, "source": str(data)})
+        writer.summary = summary
+        key = writer.key = embed_key(model_key, fingerprint, method)
+        writer.meta["inputs"]["data"] = fingerprint
+        if store.manifest("embeddings", key) is not None:  # the same rows were embedded before
+            writer.discard()
+            status = "cached"
+    if signature is not None:
+        SourceIndex(store).remember(array_url, signature, {"fingerprint": fingerprint})
     records.append(timed_record("embeddings", "embed", key, status, start))
     return records, key, fingerprint
 

@@ -406,6 +406,90 @@ def _describe(schema: Mapping[str, tuple[np.dtype, tuple[int, ...]]]) -> str:
     return ", ".join(f"{k} {d}{list(s)}" for k, (d, s) in schema.items())
 
 
+# --------------------------------------------------------------------------- probing
+@dataclass
+class Probe:
+    """What an ingest needs to know before reading: the input's URL, its signature and how
+    to open it (opening may read the whole file; a warm run never does)."""
+
+    url: str
+    signature: str | None
+    open: Any  # () -> Source
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def named_dataset(name: str) -> Any:
+    """The :mod:`data` registry's descriptor for ``name`` (None if unknown or not a name)."""
+    if not name or "/" in name or os.sep in name or "." in name:
+        return None
+    try:
+        from data import dataset_info
+    except ImportError:  # the data package is not installed
+        return None
+    try:
+        return dataset_info(name)
+    except (DataError, ValueError, KeyError):
+        return None
+
+
+def probe(data: str | os.PathLike[str], label_column: str | None = None) -> Probe:
+    """A :class:`Probe` for a path/URL or a registered dataset name (``mnist``, ``digits``)."""
+    import fsspec
+
+    options = {"label_column": label_column}
+    text = str(data)
+    url = local_url(text)
+    fs, fs_path = fsspec.core.url_to_fs(url)
+    if not fs.exists(fs_path):
+        info = named_dataset(text)
+        if info is None:
+            raise DataError(f"data not found: {text} (not a file, folder or URL, and not a dataset name; "
+                            f"see `python -c 'import data; print(data.list_datasets())'`)")
+        return _named_probe(info, options)
+    try:
+        signature = file_signature(fs, fs_path)
+    except OSError as exc:
+        raise DataError(f"{text}: cannot read ({exc})") from exc
+
+    def opener() -> Source:
+        source = open_source(text, label_column)
+        source.signature = signature
+        return source
+
+    return Probe(url, signature, opener, options)
+
+
+def _named_probe(info: Any, options: dict[str, Any]) -> Probe:
+    import fsspec
+
+    from data import default_cache_dir, default_data_dirs
+
+    url = f"dataset:{info.name}"
+    signature = None
+    if getattr(info, "bundled", None) is not None:
+        import sklearn
+
+        signature = f"bundled:{info.name}:{sklearn.__version__}"
+    elif getattr(info, "filename", None):
+        for folder in (*default_data_dirs(), default_cache_dir()):
+            path = os.path.join(str(folder), info.filename)
+            if os.path.isfile(path):
+                signature = file_signature(fsspec.filesystem("file"), path)
+                break
+
+    def opener() -> Source:
+        from data import load_dataset
+
+        dataset = load_dataset(info.name)
+        arrays = {"main": dataset.X, "y": dataset.y, **dict(getattr(dataset, "extras", {}) or {})}
+        source = from_arrays(arrays, url)
+        source.signature = signature
+        source.options = options
+        return source
+
+    return Probe(url, signature, opener, options)
+
+
 # --------------------------------------------------------------------------- ingest
 @dataclass
 class IngestResult:

@@ -176,33 +176,65 @@ def embed_rows(model: Any, rows: np.ndarray, method: str = "embed") -> np.ndarra
 
 
 def _embed_block(block: np.ndarray, model_ref: tuple[str, str], method: str, target: Any,
-                 block_info: Any = None) -> np.ndarray:
+                 hash_rows: bool, block_info: Any = None) -> np.ndarray:
+    """Embed one row block into the target's rows; returns [[rows, digest as two int64]]."""
     import zarr
+
+    from pipelines.fingerprint import block_digest
 
     _single_thread()
     start, stop = block_info[0]["array-location"][0]
     out = embed_rows(_cached_model(model_ref), block, method)
     zarr.open_array(target, mode="r+")[start:stop] = out
-    return np.array([stop - start], dtype=np.int64)
+    result = np.zeros((1, 3), dtype=np.int64)
+    result[0, 0] = stop - start
+    if hash_rows:
+        result[0, 1:] = np.frombuffer(block_digest(block), dtype="<i8")
+    return result
 
 
 def embed_to_zarr(dask: DaskManager, source: Any, model_ref: tuple[str, str], target: Any,
-                  method: str = "embed", progress: bool = True) -> int:
+                  method: str = "embed", progress: bool = True, block_rows: int | None = None,
+                  hash_rows: bool = False) -> tuple[int, list[bytes] | None]:
     """Embed every row of the Zarr array ``source`` into the Zarr array ``target``.
 
-    ``map_blocks`` over the source's row chunks; each task embeds its block with the model of
-    phase stage ``model_ref = (store url, key)`` (loaded once per worker) and writes rows
-    ``[s, e)`` of the target. Memory stays at a few blocks per worker whatever ``n``.
+    ``map_blocks`` over row blocks (the source's row chunks, or ``block_rows``; the target's
+    row chunks must match); each task embeds its block with the model of phase stage
+    ``model_ref = (store url, key)`` (loaded once per worker) and writes rows ``[s, e)`` of
+    the target. Memory stays at a few blocks per worker whatever ``n``. With ``hash_rows``
+    each task also returns the BLAKE2b digest of its input rows (blocks of
+    :data:`~pipelines.fingerprint.BLOCK_ROWS` rows give the content fingerprint's block
+    digests, so new data is fingerprinted in the same pass). Returns (rows, digests).
     """
     import dask.array as da
+    from distributed import as_completed
 
     x = da.from_zarr(source)
     if x.ndim == 1:
         x = x[:, None]
-    x = x.rechunk({1: -1}) if x.ndim > 1 else x
-    counts = x.map_blocks(_embed_block, model_ref, method, target, dtype=np.int64, drop_axis=list(range(1, x.ndim)),
-                          chunks=((1,) * len(x.chunks[0]),))
+    elif x.ndim > 2:  # items with several axes (images): rows of their C-order values
+        x = x.rechunk({axis: -1 for axis in range(1, x.ndim)}).reshape((x.shape[0], -1))
+    x = x.rechunk({0: block_rows or x.chunks[0][0], 1: -1})
+    n_blocks = len(x.chunks[0])
+    results = x.map_blocks(_embed_block, model_ref, method, target, hash_rows, dtype=np.int64,
+                           chunks=((1,) * n_blocks, (3,)))
     client = dask.client()
-    futures = client.compute(counts.to_delayed().ravel().tolist())
-    _progress(client, futures, int(x.shape[0]), "embed", progress)
-    return int(x.shape[0])
+    futures = client.compute(results.to_delayed().ravel().tolist())
+    position = {future.key: i for i, future in enumerate(futures)}
+    digests: list[bytes | None] = [None] * n_blocks
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=int(x.shape[0]), desc="embed", unit="row", unit_scale=True, leave=False)
+    try:
+        for future in as_completed(futures, loop=client.loop):
+            row = future.result()[0]
+            digests[position[future.key]] = row[1:].astype("<i8").tobytes()
+            if bar is not None:
+                bar.update(int(row[0]))
+            future.release()
+    finally:
+        if bar is not None:
+            bar.close()
+    return int(x.shape[0]), (digests if hash_rows else None)  # type: ignore[return-value]

@@ -295,9 +295,10 @@ class Pipeline:
 
     def _compute_embedding(self, node: Node, writer: Any) -> dict[str, Any]:
         model_key = node.payload["model"]
-        return embed_into(self.store, self.dask, model_key, self.dataset_location("main"), writer,
-                          data_fingerprint=node.payload["data"], method=node.payload["method"],
-                          progress=self.progress, training_items=self.plan.n_items)
+        summary, _ = embed_into(self.store, self.dask, model_key, self.dataset_location("main"), writer,
+                                data_fingerprint=node.payload["data"], method=node.payload["method"],
+                                progress=self.progress, training_items=self.plan.n_items)
+        return summary
 
     def _compute_report(self, node: Node, writer: Any) -> dict[str, Any]:
         from paradime_core import metrics
@@ -333,45 +334,56 @@ def plot_png(embedding: np.ndarray, labels: np.ndarray | None, title: str = "") 
 
 
 def embed_into(store: ArtifactStore, dask: DaskManager, model_key: str, source: Any, writer: Any, *,
-               data_fingerprint: str, method: str = "embed", progress: bool = True,
-               training_items: int | None = None, extra_attrs: dict[str, Any] | None = None) -> dict[str, Any]:
+               data_fingerprint: str | None, method: str = "embed", progress: bool = True,
+               training_items: int | None = None, extra_attrs: dict[str, Any] | None = None
+               ) -> tuple[dict[str, Any], str]:
     """Embed the Zarr array ``source`` with phase ``model_key``'s model into ``writer``'s group.
 
     Writes array ``embedding`` (dims ``sample``, ``component``) with provenance attributes:
-    model key, spec hash, data fingerprint.
+    model key, spec hash, data fingerprint. With ``data_fingerprint=None`` the rows are
+    fingerprinted in the same pass (blocks of 65,536 rows). Returns (summary, fingerprint).
     """
     import torch
     import zarr
+
+    from pipelines.fingerprint import BLOCK_ROWS, combine_block_digests
 
     routine = artifacts.load_routine(store, model_key)
     model = routine.model_
     group = writer.group
     src = zarr.open_array(source, mode="r")
     n = int(src.shape[0])
-    attrs = {"model_key": model_key, "spec_hash": routine.spec and spec_id(routine.spec, routine.seed, routine.out_dim),
-             "data_fingerprint": data_fingerprint, "method": method, **(extra_attrs or {})}
     if getattr(model, "input_key", None) == "index":  # a direct model has no map for new rows
         if training_items is None or n != training_items:
             raise DataError("a direct (non-parametric) model embeds only its training items")
-        with torch.no_grad():
-            from paradime_core.batch import call_model_method
+        from paradime_core.batch import call_model_method
 
+        with torch.no_grad():
             out = call_model_method(model, method, torch.arange(n)).cpu().numpy()
         artifacts.write_rows(group, "embedding", out, dims=["sample", "component"])
+        if data_fingerprint is None:
+            from pipelines.fingerprint import array_fingerprint
+
+            data_fingerprint = array_fingerprint(src)
     else:
         probe = embed_rows(model, np.asarray(src[:2]), method)
         d = int(probe.shape[1]) if probe.ndim > 1 else 1
-        rows = int(src.chunks[0])
+        rows = BLOCK_ROWS if data_fingerprint is None else int(src.chunks[0])
+        if data_fingerprint is not None and rows < 8192:  # tiny source chunks: fewer, larger tasks
+            rows = int(rows * max(1, 16384 // rows))
+        rows = min(rows, max(n, 1))
         group.create_array("embedding", shape=(n, d), chunks=(rows, d), dtype=probe.dtype,
                            dimension_names=["sample", "component"])
         threads = torch.get_num_threads()
         try:
-            embed_to_zarr(dask, source, (store.url, model_key), store.zarr_location(writer.tmp_path + "/embedding"),
-                          method, progress)
+            _, digests = embed_to_zarr(dask, source, (store.url, model_key),
+                                       store.zarr_location(writer.tmp_path + "/embedding"), method, progress,
+                                       block_rows=rows, hash_rows=data_fingerprint is None)
         finally:
             torch.set_num_threads(threads)
-        out = None
-    group.attrs.update(attrs)
-    summary = {"n_items": n, "model_key": model_key, "data_fingerprint": data_fingerprint}
-    del out
-    return summary
+        if data_fingerprint is None:
+            data_fingerprint = combine_block_digests(src.dtype, tuple(src.shape), digests or [])
+    spec_hash = spec_id(routine.spec, routine.seed, routine.out_dim)
+    group.attrs.update({"model_key": model_key, "spec_hash": spec_hash, "data_fingerprint": data_fingerprint,
+                        "method": method, **(extra_attrs or {})})
+    return {"n_items": n, "model_key": model_key, "data_fingerprint": data_fingerprint}, data_fingerprint

@@ -19,14 +19,12 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
 from _pipeline_specs import N_ROWS, tiny_spec  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def prefect_server():
     """One Prefect test server for the session (offline, private database)."""
-    import pipelines  # noqa: F401  (Prefect defaults before prefect is imported)
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=90):
