@@ -145,7 +145,10 @@ def build_loss(spec: LossSpec, full_spec: Spec | None, where: str) -> Any:
     for key in reserved:
         if key in spec.options:
             raise SpecError(f"{where}.options.{key}", "reserved name (give it under keys/func)")
-    params = inspect.signature(cls).parameters
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # no signature: build() reports what the call rejects
+        params = {"kwargs": inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)}
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         allowed = [p for p in params if p not in (*reserved, "self")]
         for key in spec.options:

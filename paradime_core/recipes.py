@@ -77,28 +77,62 @@ class _Recipe(BaseEstimator, TransformerMixin):
         return self.routine_.history_
 
 
-class ParametricTSNE(_Recipe):
-    """Parametric t-SNE (van der Maaten 2009) as a ParaDime spec.
+class _NeighborEmbedding(_Recipe):
+    """Shared training set-up of the neighbour-embedding recipes (t-SNE, UMAP, LargeVis).
 
-    P: ``p_{j|i} ∝ exp(-β_i d_ij²)`` over 3·perplexity neighbours, each row calibrated to
-    ``2^{H(P_i)} = perplexity``, then ``p_ij = (p_{j|i} + p_{i|j}) / 2n``.
-    Q: ``q_ij ∝ (1 + ||y_i - y_j||²)^{-1}`` over the batch. Loss: ``KL(P || Q)``, with an
-    early-exaggeration phase (P multiplied by ``early_exaggeration``) first.
+    Training samples positive edges of the kNN graph in proportion to their weight, with
+    ``neg_rate`` negative edges each, and takes ``epochs * batches_per_epoch`` Adam steps
+    with a linearly decaying learning rate. The network reads the data through a frozen PCA
+    layer (``pca_components``) and, in training only, Gaussian input noise of std
+    ``input_noise`` (in units of the first principal component's std): a smoothness
+    regulariser that narrows the gap between training and held-out quality.
+    """
+
+    def _model_and_phase(self, in_dim: int, loss: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        model = _model_section(self, in_dim)
+        if self.input_noise:
+            model["options"]["input_noise"] = float(self.input_noise)
+        phase = {
+            "name": "embedding", "epochs": self.epochs,
+            "sampling": {"type": "edge", "rels": "p", "batch_size": self.batch_size, "neg_rate": self.neg_rate,
+                         "batches_per_epoch": self.batches_per_epoch, "negatives": self.negatives},
+            "loss": {"components": [loss]},
+            "optimizer": {"type": "adam", "options": {"lr": self.lr}},
+            "options": {"lr_schedule": "linear"},
+        }
+        return model, phase
+
+
+_SHARED_DEFAULTS = dict(
+    epochs=15, batches_per_epoch=100, batch_size=4096, lr=0.01, hidden_dims=(128, 128), activation="relu",
+    pca_components=50, input_noise=0.3, negatives="uniform",
+)
+
+
+class ParametricTSNE(_NeighborEmbedding):
+    """Parametric t-SNE (van der Maaten 2009) as a ParaDime spec, trained contrastively.
+
+    P: ``p_{j|i} ∝ exp(-β_i d_ij²)`` over ``3·perplexity`` neighbours, each row calibrated
+    to ``2^{H(P_i)} = perplexity``, symmetrised ``(p_{j|i} + p_{i|j}) / 2``.
+    Q: ``q_ij = (1 + ||y_i - y_j||²)^{-1}``. Loss: the InfoNCE estimate of t-SNE's KL loss
+    (Damrich et al. 2023): positive edges ``(i, j) ~ P``, ``m = neg_rate`` negatives each,
+    ``-log( q_ij / (q_ij + Σ_m q_im) )``; as ``m`` grows it approaches t-SNE.
     """
 
     def __init__(
         self,
         n_components: int = 2,
         perplexity: float = 30.0,
-        epochs: int = 60,
-        early_exaggeration_epochs: int = 15,
-        early_exaggeration: float = 4.0,
-        batch_size: int = 2500,
-        lr: float = 0.002,
-        hidden_dims: tuple[int, ...] = (256, 256),
-        activation: str = "relu",
-        pca_components: int | None = 50,
-        dropout: float = 0.0,
+        neg_rate: int = 32,
+        epochs: int = _SHARED_DEFAULTS["epochs"],
+        batches_per_epoch: int = _SHARED_DEFAULTS["batches_per_epoch"],
+        batch_size: int = _SHARED_DEFAULTS["batch_size"],
+        lr: float = _SHARED_DEFAULTS["lr"],
+        hidden_dims: tuple[int, ...] = _SHARED_DEFAULTS["hidden_dims"],
+        activation: str = _SHARED_DEFAULTS["activation"],
+        pca_components: int | None = _SHARED_DEFAULTS["pca_components"],
+        input_noise: float = _SHARED_DEFAULTS["input_noise"],
+        negatives: str = _SHARED_DEFAULTS["negatives"],
         knn_method: str = "auto",
         random_state: int = 0,
         device: str | None = None,
@@ -107,15 +141,16 @@ class ParametricTSNE(_Recipe):
     ):
         self.n_components = n_components
         self.perplexity = perplexity
+        self.neg_rate = neg_rate
         self.epochs = epochs
-        self.early_exaggeration_epochs = early_exaggeration_epochs
-        self.early_exaggeration = early_exaggeration
+        self.batches_per_epoch = batches_per_epoch
         self.batch_size = batch_size
         self.lr = lr
         self.hidden_dims = hidden_dims
         self.activation = activation
         self.pca_components = pca_components
-        self.dropout = dropout
+        self.input_noise = input_noise
+        self.negatives = negatives
         self.knn_method = knn_method
         self.random_state = random_state
         self.device = device
@@ -124,38 +159,29 @@ class ParametricTSNE(_Recipe):
 
     def build_spec(self, n_items: int, in_dim: int) -> Spec:
         perplexity = min(self.perplexity, max((n_items - 1) / 3.0, 1.0))
-        batch = min(self.batch_size, n_items)
-        phases = []
-        optimizer = {"type": "adam", "options": {"lr": self.lr}}
-        if self.early_exaggeration_epochs:
-            phases.append({"name": "early_exaggeration", "epochs": self.early_exaggeration_epochs,
-                           "sampling": {"type": "item", "batch_size": batch},
-                           "loss": {"components": ["tsne"], "weights": [1.0]}, "optimizer": optimizer})
-        phases.append({"name": "embedding", "epochs": self.epochs, "sampling": {"type": "item", "batch_size": batch},
-                       "loss": {"components": ["tsne"]}, "optimizer": optimizer})
+        model, phase = self._model_and_phase(in_dim, "tsne")
         return Spec.from_dict({
             "name": "parametric_tsne",
-            "model": _model_section(self, in_dim),
+            "model": model,
             "relations": [
-                {"name": "p", "level": "global", "type": "neighbor",
-                 "options": {"method": self.knn_method},
+                {"name": "p", "level": "global", "type": "neighbor", "options": {"method": self.knn_method},
                  "transforms": [{"type": "perplexity", "options": {"perplexity": perplexity}},
-                                {"type": "symmetrize"}, {"type": "normalize"}]},
-                {"name": "q", "level": "batch", "type": "pdist",
-                 "transforms": [{"type": "t_dist", "options": {"alpha": 1.0}}, {"type": "normalize"}]},
+                                {"type": "symmetrize"}]},
+                {"name": "q", "level": "batch", "type": "edge_dist",
+                 "transforms": [{"type": "t_dist", "options": {"alpha": 1.0}}]},
             ],
-            "losses": [{"name": "tsne", "type": "relation", "func": "kl_div", "keys": {"rels": ["p", "q"]}}],
-            "training_phases": phases,
+            "losses": [{"name": "tsne", "type": "relation", "func": "infonce", "keys": {"rels": ["p", "q"]}}],
+            "training_phases": [phase],
         })
 
 
-class ParametricUMAP(_Recipe):
+class ParametricUMAP(_NeighborEmbedding):
     """Parametric UMAP (Sainburg et al. 2021) as a ParaDime spec.
 
     Graph: ``w_{j|i} = exp(-(d_ij - ρ_i)/σ_i)`` with ``Σ_j w_{j|i} = log2 k``, fuzzy union
     ``w_ij = w_{j|i} + w_{i|j} - w_{j|i} w_{i|j}``. Embedding similarity
     ``q_ij = 1 / (1 + a ||y_i - y_j||^{2b})`` (a, b from spread and min_dist). Loss: fuzzy
-    cross entropy over positive edges drawn ∝ w_ij and ``neg_rate`` random negatives each.
+    cross entropy over positive edges drawn ∝ w_ij and ``neg_rate`` negatives each.
     """
 
     def __init__(
@@ -164,14 +190,16 @@ class ParametricUMAP(_Recipe):
         n_neighbors: int = 15,
         min_dist: float = 0.1,
         spread: float = 1.0,
-        epochs: int = 30,
-        batch_size: int = 2048,
         neg_rate: int = 5,
-        lr: float = 0.002,
-        hidden_dims: tuple[int, ...] = (256, 256),
-        activation: str = "relu",
-        pca_components: int | None = 50,
-        dropout: float = 0.0,
+        epochs: int = _SHARED_DEFAULTS["epochs"],
+        batches_per_epoch: int = _SHARED_DEFAULTS["batches_per_epoch"],
+        batch_size: int = _SHARED_DEFAULTS["batch_size"],
+        lr: float = _SHARED_DEFAULTS["lr"],
+        hidden_dims: tuple[int, ...] = _SHARED_DEFAULTS["hidden_dims"],
+        activation: str = _SHARED_DEFAULTS["activation"],
+        pca_components: int | None = _SHARED_DEFAULTS["pca_components"],
+        input_noise: float = _SHARED_DEFAULTS["input_noise"],
+        negatives: str = _SHARED_DEFAULTS["negatives"],
         knn_method: str = "auto",
         random_state: int = 0,
         device: str | None = None,
@@ -182,14 +210,16 @@ class ParametricUMAP(_Recipe):
         self.n_neighbors = n_neighbors
         self.min_dist = min_dist
         self.spread = spread
-        self.epochs = epochs
-        self.batch_size = batch_size
         self.neg_rate = neg_rate
+        self.epochs = epochs
+        self.batches_per_epoch = batches_per_epoch
+        self.batch_size = batch_size
         self.lr = lr
         self.hidden_dims = hidden_dims
         self.activation = activation
         self.pca_components = pca_components
-        self.dropout = dropout
+        self.input_noise = input_noise
+        self.negatives = negatives
         self.knn_method = knn_method
         self.random_state = random_state
         self.device = device
@@ -201,9 +231,10 @@ class ParametricUMAP(_Recipe):
 
     def build_spec(self, n_items: int, in_dim: int) -> Spec:
         k = min(self.n_neighbors, n_items - 1)
+        model, phase = self._model_and_phase(in_dim, "embedding")
         return Spec.from_dict({
             "name": type(self).__name__.lower(),
-            "model": _model_section(self, in_dim),
+            "model": model,
             "relations": [
                 {"name": "p", "level": "global", "type": "neighbor",
                  "options": {"n_neighbors": k, "method": self.knn_method},
@@ -212,12 +243,7 @@ class ParametricUMAP(_Recipe):
             ],
             "losses": [{"name": "embedding", "type": "relation", "func": "cross_entropy",
                         "keys": {"rels": ["p", "q"]}}],
-            "training_phases": [{
-                "name": "embedding", "epochs": self.epochs,
-                "sampling": {"type": "edge", "rels": "p", "batch_size": self.batch_size, "neg_rate": self.neg_rate},
-                "loss": {"components": ["embedding"]},
-                "optimizer": {"type": "adam", "options": {"lr": self.lr}},
-            }],
+            "training_phases": [phase],
         })
 
 

@@ -165,12 +165,19 @@ def _edge_arrays(value: RelationValue) -> tuple[torch.Tensor, torch.Tensor, np.n
 
 @register_sampler("edge", aliases=("negative_edge", "neg_edge", "negative_edge_sampling"))
 class EdgeSampler:
-    """Positive edges drawn proportionally to weight, plus ``neg_rate`` uniform negatives each."""
+    """Positive edges drawn proportionally to weight, plus ``neg_rate`` negatives each.
+
+    ``negatives="uniform"``: negative targets drawn uniformly from all items (UMAP,
+    LargeVis). ``negatives="batch"``: drawn uniformly from the endpoints of the batch's
+    positive edges (as parametric UMAP does): no extra items to embed per step, so the cost
+    of a step does not grow with the dataset.
+    """
 
     relation_options: tuple[str, ...] = ("rels",)
 
     def __init__(self, rels: str | None = None, batch_size: int = 1024, neg_rate: int | None = None,
-                 batches_per_epoch: int | None = None, neg_sampling_rate: int | None = None):
+                 batches_per_epoch: int | None = None, neg_sampling_rate: int | None = None,
+                 negatives: str = "uniform"):
         self.rels = _relation_name(rels, "edge")
         self.batch_size = _positive_int(batch_size, "batch_size")
         if neg_rate is not None and neg_sampling_rate is not None and neg_rate != neg_sampling_rate:
@@ -179,6 +186,9 @@ class EdgeSampler:
         self.neg_rate = 5 if rate is None else _positive_int(rate, "neg_rate", minimum=0)
         self.batches_per_epoch = (None if batches_per_epoch is None
                                   else _positive_int(batches_per_epoch, "batches_per_epoch"))
+        if negatives not in ("uniform", "batch"):
+            raise ValueError(f"negatives must be 'uniform' or 'batch', got {negatives!r}")
+        self.negatives = negatives
         self._cache = _RelationCache()
 
     def n_batches(self, n_edges: int) -> int:
@@ -192,8 +202,12 @@ class EdgeSampler:
         for _ in range(self.n_batches(rows.shape[0])):
             picked = sample_weighted(cum_weights, b, generator)
             sources, dests = rows[picked], cols[picked]
-            negatives = torch.randint(0, n_items, (b * r,), generator=generator)
-            items, (src_pos, dst_pos, neg_pos) = _unique_positions(sources, dests, negatives)
+            if self.negatives == "batch":
+                items, (src_pos, dst_pos) = _unique_positions(sources, dests)
+                neg_pos = torch.randint(0, items.shape[0], (b * r,), generator=generator)
+            else:
+                negatives = torch.randint(0, n_items, (b * r,), generator=generator)
+                items, (src_pos, dst_pos, neg_pos) = _unique_positions(sources, dests, negatives)
             yield Batch(
                 items=items,
                 edge_rows=torch.cat([src_pos, src_pos.repeat_interleave(r)]),

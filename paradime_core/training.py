@@ -72,7 +72,8 @@ def frozen_front(model: torch.nn.Module) -> int:
         return 0
     count = 0
     for module in trunk:
-        if any(True for _ in module.parameters()) or isinstance(module, torch.nn.Dropout):
+        stochastic = getattr(module, "stochastic", False) or isinstance(module, torch.nn.Dropout)
+        if stochastic or any(True for _ in module.parameters()):
             break
         count += 1
     return count
@@ -96,6 +97,17 @@ def precomputed_front(model: torch.nn.Module, data: Mapping[str, torch.Tensor], 
         yield {"main": features}
     finally:
         model.trunk = trunk
+
+
+def learning_rate_schedule(optimizer: torch.optim.Optimizer, kind: str, epochs: int, where: str):
+    """Per-epoch learning-rate factor: constant 1; linear ``1 - e/E``; cosine ``(1 + cos(pi e/E))/2``."""
+    if kind in (None, "constant"):
+        return None
+    if kind == "linear":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: max(1.0 - e / epochs, 0.02))
+    if kind == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    raise SpecError(f"{where}.options.lr_schedule", f"'{kind}' is not one of constant, linear, cosine")
 
 
 def train_phase(
@@ -130,6 +142,7 @@ def train_phase(
     optimizer = optimizer_cls(params, **phase.optimizer.options)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
+    schedule = learning_rate_schedule(optimizer, phase.options.get("lr_schedule", "constant"), phase.epochs, where)
     # Freeze what this phase does not train (restored at the end).
     trained = {id(p) for p in params}
     frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in trained]
@@ -179,6 +192,8 @@ def train_phase(
             for name in history:
                 history[name].append(sums[name] / max(n_batches, 1))
             result.epochs_run = epoch + 1
+            if schedule is not None:
+                schedule.step()
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{history['total'][-1]:.4g}")

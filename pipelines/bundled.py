@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import SpecError
+from pipelines import errors
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -77,12 +77,12 @@ def resolve_spec_path(argument: str) -> Path | None:
     if path.is_file():
         return path.resolve()
     if path.suffix.lower() in SPEC_SUFFIXES or os.sep in argument:
-        raise SpecError("spec", f"file not found: {argument}")
+        raise errors.SpecError("spec", f"file not found: {argument}")
     for spec in list_specs():
         if spec.name == argument:
             return spec.path
     names = ", ".join(s.name for s in list_specs()) or "none found"
-    raise SpecError("spec", f"'{argument}' is neither a spec file nor a bundled spec (bundled: {names})")
+    raise errors.SpecError("spec", f"'{argument}' is neither a spec file nor a bundled spec (bundled: {names})")
 
 
 def load_spec_argument(spec: Any) -> Any:
@@ -96,3 +96,57 @@ def load_spec_argument(spec: Any) -> Any:
         if path is not None:
             return load_spec(path)
     return load_spec(spec)
+
+
+class SpecHandle:
+    """A spec argument whose parsed :class:`~paradime_core.spec.Spec` is loaded only when needed.
+
+    A cached run needs only the spec's text (it keys the remembered plan) and its identity
+    (remembered in the store under the text's fingerprint), so it never imports the core.
+    """
+
+    def __init__(self, argument: Any):
+        self.argument = argument
+        self._spec: Any = None
+        self.text: str | None = None
+        if isinstance(argument, (str, os.PathLike)):
+            path = resolve_spec_path(str(argument))
+            self.text = path.read_text() if path is not None else str(argument)
+        elif type(argument).__name__ == "Spec":
+            self._spec = argument
+
+    @property
+    def spec(self) -> Any:
+        if self._spec is None:
+            self._spec = load_spec_argument(self.argument)
+        return self._spec
+
+    def _record_path(self, seed: int, out_dim: int) -> str | None:
+        from pipelines.fingerprint import text_fingerprint
+        from pipelines.keys import code_version
+
+        if self.text is None:
+            return None
+        digest = text_fingerprint("spec-text", self.text, int(seed), int(out_dim), code_version("phases"))
+        return f"index/specs/{digest}.json"
+
+    def validate(self, store: Any, seed: int = 0, out_dim: int = 2) -> None:
+        """Parse and check the spec unless this exact text was checked (and run) before."""
+        path = self._record_path(seed, out_dim)
+        if path is None or store.read_json(path) is None:
+            self.spec  # noqa: B018 - raises SpecError naming the problem
+
+    def identity(self, store: Any, seed: int, out_dim: int) -> tuple[str, str | None]:
+        """(spec id, spec name): from the store's record of this text, else from the parsed spec."""
+        from pipelines.keys import spec_id
+
+        record_path = self._record_path(seed, out_dim)
+        if record_path is not None:
+            record = store.read_json(record_path)
+            if record:
+                return record["spec_id"], record.get("name")
+        spec = self.spec
+        identity = spec_id(spec, seed, out_dim), spec.name
+        if record_path is not None:
+            store.write_json(record_path, {"spec_id": identity[0], "name": identity[1]})
+        return identity

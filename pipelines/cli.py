@@ -50,12 +50,12 @@ class _ConsoleFilter(logging.Filter):
         self.verbose = verbose
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from paradime_core.errors import ParadimeError
+        from pipelines.errors import is_user_error
 
         if not self.verbose and record.levelno < logging.WARNING and record.name.startswith("prefect"):
             return False
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, ParadimeError):
+        if exc is not None and is_user_error(exc):
             return False
         if record.levelno >= logging.ERROR and record.name.startswith("prefect"):
             text = record.getMessage()
@@ -85,10 +85,10 @@ def user_errors() -> Iterator[None]:
         errors.print("[red]interrupted[/red]")
         raise typer.Exit(130) from None
     except Exception as exc:  # noqa: BLE001 - classified below
-        from paradime_core.errors import ParadimeError
+        from pipelines.errors import is_user_error
 
-        if isinstance(exc, (ParadimeError, FileNotFoundError, PermissionError, IsADirectoryError)):
-            message = str(exc) if isinstance(exc, ParadimeError) else f"{type(exc).__name__}: {exc}"
+        if is_user_error(exc) or isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            message = str(exc) if is_user_error(exc) else f"{type(exc).__name__}: {exc}"
             errors.print(f"[bold red]error:[/bold red] [red]{escape(_one_line(message))}[/red]", highlight=False,
                          soft_wrap=True)
             raise typer.Exit(1) from None
@@ -122,6 +122,14 @@ def _print_result(result: Any, as_json: bool) -> None:
     console.print(f"{'store':>10}: {result.store}   ({result.seconds:.1f} s)")
 
 
+def _check_spec(spec: str, store: str | None, seed: int, out_dim: int) -> None:
+    """Fail early (before Prefect starts) on a bad spec; a spec text run before is not re-parsed."""
+    from pipelines.bundled import SpecHandle
+    from pipelines.store import ArtifactStore
+
+    SpecHandle(spec).validate(ArtifactStore(store), seed, out_dim)
+
+
 def _check_data(data: str) -> None:
     """Fail early (before Prefect starts) on data that does not exist."""
     from pipelines.ingest import probe
@@ -148,9 +156,7 @@ def run(
 ) -> None:
     """Fit SPEC on DATA: ingest, relations, derived data, phases, embedding, report (cached stages)."""
     with user_errors():
-        from pipelines.bundled import load_spec_argument
-
-        load_spec_argument(spec)  # spec mistakes surface before Prefect starts
+        _check_spec(spec, store, seed, out_dim)  # spec mistakes surface before Prefect starts
         _check_data(data)
         kwargs = dict(store=store, dask_address=dask_address, seed=seed, out_dim=out_dim,
                       label_column=label_column, progress=progress, device=device)
@@ -176,9 +182,7 @@ def retrain(
 ) -> None:
     """Retrain SPEC on the current DATA (a new dataset version when it changed)."""
     with user_errors():
-        from pipelines.bundled import load_spec_argument
-
-        load_spec_argument(spec)
+        _check_spec(spec, store, seed, out_dim)
         _check_data(data)
         result = _launch("retrain", prefect, verbose, spec=spec, data=data, store=store,
                          dask_address=dask_address, warm_start=warm_start, seed=seed, out_dim=out_dim,

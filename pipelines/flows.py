@@ -27,11 +27,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 
 from pipelines import catalog
-from pipelines.bundled import load_spec_argument
+from pipelines.bundled import SpecHandle, load_spec_argument
 from pipelines.errors import CacheWarning, CorruptArtifact, PipelineError
 from pipelines.fingerprint import SourceIndex, file_signature, local_url
 from pipelines.ingest import Source, dataset_ref, ingest, probe
-from pipelines.keys import embed_key, make_plan, spec_id
+from pipelines.keys import Plan, embed_key, make_plan, plan_cache_key, spec_id
 from pipelines.parallel import DaskManager
 from pipelines.stages import Pipeline, StageRecord, embed_into, timed_record
 from pipelines.store import ArtifactStore, StageRef
@@ -155,9 +155,14 @@ def run_spec(spec: Any, data: str, store: str | None = None, *, dask_address: st
              seed: int = 0, out_dim: int = 2, label_column: str | None = None, progress: bool = True,
              device: str = "cpu", warm_start: bool = False, flow_name: str = "fit",
              report: bool = True) -> RunResult:
-    """Ingest ``data``, then every stage of ``spec`` that the store does not hold yet."""
+    """Ingest ``data``, then every stage of ``spec`` that the store does not hold yet.
+
+    A spec given as text or a file whose plan (stage keys) was made before for the same
+    dataset and settings reuses that plan: a fully cached run reads a few small JSON files
+    and imports neither torch nor the core.
+    """
     started = time.perf_counter()
-    spec_obj = load_spec_argument(spec)
+    handle = SpecHandle(spec)
     st = ArtifactStore(store)
     result = RunResult(flow_name, st.url)
     dask = DaskManager(dask_address)
@@ -167,11 +172,10 @@ def run_spec(spec: Any, data: str, store: str | None = None, *, dask_address: st
         result.dataset_key = ref.key
         if not str(data).startswith("datasets/"):
             result.dataset_version, _ = catalog.record_version(st, probe(data, label_column).url, ref.key)
-        key = spec_id(spec_obj, seed, out_dim)
+        key, name = handle.identity(st, seed, out_dim)
         start_from = catalog.warm_start_for(st, key, ref.key) if warm_start else None
-        plan = make_plan(spec_obj, ref.key, fingerprints, int(ref.summary["n_items"]), seed=seed,
-                         out_dim=out_dim, warm_start=start_from)
-        pipeline = Pipeline(st, spec_obj, plan, dask, device=device, progress=progress)
+        plan = _plan(st, handle, ref, fingerprints, seed, out_dim, start_from)
+        pipeline = Pipeline(st, handle, plan, dask, device=device, progress=progress)
         for node_id, node in plan.nodes.items():
             if node.kind == "reports" and not report:
                 continue
@@ -182,8 +186,8 @@ def run_spec(spec: Any, data: str, store: str | None = None, *, dask_address: st
         if report:
             manifest = st.manifest("reports", plan.nodes["report:train"].key) or {}
             result.metrics = dict(manifest.get("summary", {}).get("metrics", {}))
-            _publish_report(st, plan.nodes["report:train"].key, result, spec_obj)
-        catalog.record_model(st, key, ref.key, result.model_key, start_from, spec_obj.name)
+            _publish_report(st, plan.nodes["report:train"].key, result, name)
+        catalog.record_model(st, key, ref.key, result.model_key, start_from, name)
     finally:
         dask.close()
     result.seconds = round(time.perf_counter() - started, 3)
@@ -191,7 +195,23 @@ def run_spec(spec: Any, data: str, store: str | None = None, *, dask_address: st
     return result
 
 
-def _publish_report(store: ArtifactStore, report_key: str, result: RunResult, spec: Any) -> None:
+def _plan(store: ArtifactStore, handle: SpecHandle, ref: StageRef, fingerprints: dict[str, str], seed: int,
+          out_dim: int, start_from: str | None) -> Plan:
+    """The run's plan: remembered for this spec text and inputs, else made (and remembered)."""
+    n_items = int(ref.summary["n_items"])
+    path = None
+    if handle.text is not None:
+        path = f"index/plans/{plan_cache_key(handle.text, ref.key, n_items, seed, out_dim, start_from)}.json"
+        remembered = store.read_json(path)
+        if remembered:
+            return Plan.from_dict(remembered)
+    plan = make_plan(handle.spec, ref.key, fingerprints, n_items, seed=seed, out_dim=out_dim, warm_start=start_from)
+    if path is not None:
+        store.write_json(path, plan.to_dict())
+    return plan
+
+
+def _publish_report(store: ArtifactStore, report_key: str, result: RunResult, spec_name: str | None) -> None:
     """Metrics table and embedding plot as Prefect artifacts (inside a flow run only)."""
     if FlowRunContext.get() is None:
         return
@@ -201,7 +221,7 @@ def _publish_report(store: ArtifactStore, report_key: str, result: RunResult, sp
     stages = [{"stage": f"{r.kind}:{r.name}", "status": r.status, "seconds": r.seconds, "key": r.key[:12]}
               for r in result.records]
     try:
-        create_table_artifact(table=rows, key="paradime-metrics", description=f"metrics of {spec.name or 'spec'}")
+        create_table_artifact(table=rows, key="paradime-metrics", description=f"metrics of {spec_name or 'spec'}")
         create_table_artifact(table=stages, key="paradime-stages", description="stages of this run")
         group = store.open_group("reports", report_key)
         if "plot_png" in group:

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.errors import DataError, PipelineError
+from pipelines import errors
+from pipelines.errors import PipelineError
 from pipelines.fingerprint import (
     ArrayHasher,
     SourceIndex,
@@ -90,29 +91,29 @@ def _name_arrays(arrays: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Rename the features array to ``main``; check shapes and lengths."""
     arrays = {str(k): v for k, v in arrays.items()}
     if not arrays:
-        raise DataError(f"{where}: holds no arrays")
+        raise errors.DataError(f"{where}: holds no arrays")
     if "main" not in arrays:
         alias = next((a for a in MAIN_ALIASES if a in arrays), None)
         if alias is None:
             two_d = [k for k, v in arrays.items() if len(v.shape) == 2]
             alias = two_d[0] if len(two_d) == 1 else (next(iter(arrays)) if len(arrays) == 1 else None)
         if alias is None:
-            raise DataError(f"{where}: no features array (name one 'main', 'data' or 'X'; found "
+            raise errors.DataError(f"{where}: no features array (name one 'main', 'data' or 'X'; found "
                             f"{', '.join(f'{k} {tuple(v.shape)}' for k, v in arrays.items())})")
         arrays = {"main": arrays.pop(alias), **arrays}
     n = arrays["main"].shape[0] if len(arrays["main"].shape) else 0
     for name, value in arrays.items():
         if len(value.shape) == 0:
-            raise DataError(f"{where}: array '{name}' is a scalar, not one value per item")
+            raise errors.DataError(f"{where}: array '{name}' is a scalar, not one value per item")
         if value.shape[0] != n:
-            raise DataError(f"{where}: array '{name}' has {value.shape[0]} rows but the features "
+            raise errors.DataError(f"{where}: array '{name}' has {value.shape[0]} rows but the features "
                             f"array has {n}")
         dtype = np.dtype(value.dtype)
         if dtype.kind not in "biuf":
-            raise DataError(f"{where}: array '{name}' has dtype {dtype}; only numbers can be ingested")
+            raise errors.DataError(f"{where}: array '{name}' has dtype {dtype}; only numbers can be ingested")
     main = arrays["main"]
     if len(main.shape) > 2:
-        raise DataError(f"{where}: the features array must be 1-D or 2-D (items x features), "
+        raise errors.DataError(f"{where}: the features array must be 1-D or 2-D (items x features), "
                         f"got shape {tuple(main.shape)}")
     return arrays
 
@@ -161,7 +162,7 @@ def _xarray_source(obj: Any, url: str) -> Source:
     if isinstance(obj, xr.DataArray):
         obj = obj.to_dataset(name=obj.name or "main")
     if not obj.data_vars:
-        raise DataError(f"{url}: the xarray dataset has no data variables")
+        raise errors.DataError(f"{url}: the xarray dataset has no data variables")
     sample_dim = "sample" if "sample" in obj.dims else next(iter(obj[next(iter(obj.data_vars))].dims))
     arrays = {}
     for name, var in obj.data_vars.items():
@@ -192,17 +193,17 @@ def open_source(path: str | os.PathLike[str], label_column: str | None = None,
     options = dict(storage_options or {})
     fs, fs_path = fsspec.core.url_to_fs(url, **options)
     if not fs.exists(fs_path):
-        raise DataError(f"data not found: {path}")
+        raise errors.DataError(f"data not found: {path}")
     is_dir = fs.isdir(fs_path)
     fmt = _format_of(fs, fs_path, is_dir, path)
     if fmt == "folder":
         return _folder_source(fs, fs_path, url, label_column, options)
     try:
         source = _open_format(fmt, fs, fs_path, url, label_column, options)
-    except (DataError, PipelineError):
+    except (errors.DataError, PipelineError):
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: cannot read as {fmt} ({type(exc).__name__}: {exc})") from exc
+        raise errors.DataError(f"{path}: cannot read as {fmt} ({type(exc).__name__}: {exc})") from exc
     source.signature = file_signature(fs, fs_path)
     source.options = {"label_column": label_column}
     return source
@@ -215,7 +216,7 @@ def _format_of(fs: Any, fs_path: str, is_dir: bool, shown: Any) -> str:
         return "folder"
     ext = os.path.splitext(fs_path.lower())[1]
     if ext not in FILE_FORMATS:
-        raise DataError(f"{shown}: unknown data format '{ext or 'no extension'}' (known: "
+        raise errors.DataError(f"{shown}: unknown data format '{ext or 'no extension'}' (known: "
                         f"{', '.join(sorted(set(FILE_FORMATS)))})")
     return FILE_FORMATS[ext]
 
@@ -243,7 +244,7 @@ def _open_format(fmt: str, fs: Any, fs_path: str, url: str, label_column: str | 
         return _xarray_source(dataset, url)
     if fmt in ("csv", "parquet"):
         return _table_source(fmt, fs, fs_path, url, label_column)
-    raise DataError(f"{url}: unsupported format {fmt}")
+    raise errors.DataError(f"{url}: unsupported format {fmt}")
 
 
 def _zarr_source(url: str, fs: Any, fs_path: str, options: Mapping[str, Any]) -> Source:
@@ -270,7 +271,7 @@ def _table_columns(columns: list[str], dtypes: Mapping[str, Any], label_column: 
     label = None
     if label_column is not None:
         if label_column not in columns:
-            raise DataError(f"{url}: no column '{label_column}' (columns: {', '.join(columns)})")
+            raise errors.DataError(f"{url}: no column '{label_column}' (columns: {', '.join(columns)})")
         label = label_column
     else:
         lower = {c.lower(): c for c in columns}
@@ -278,10 +279,10 @@ def _table_columns(columns: list[str], dtypes: Mapping[str, Any], label_column: 
     features = [c for c in columns if c != label]
     bad = [c for c in features if not _is_numeric(dtypes[c])]
     if bad:
-        raise DataError(f"{url}: non-numeric column(s) {', '.join(bad)} (name the label column "
+        raise errors.DataError(f"{url}: non-numeric column(s) {', '.join(bad)} (name the label column "
                         "with --label-column, or drop text columns)")
     if not features:
-        raise DataError(f"{url}: no numeric feature columns")
+        raise errors.DataError(f"{url}: no numeric feature columns")
     return features, label
 
 
@@ -350,7 +351,7 @@ def _table_source(fmt: str, fs: Any, fs_path: str, url: str, label_column: str |
                 block["y"] = codes.encode(values.astype(str).to_numpy())
             else:
                 if values.isna().any():
-                    raise DataError(f"{url}: label column '{label}' has missing values")
+                    raise errors.DataError(f"{url}: label column '{label}' has missing values")
                 block["y"] = values.to_numpy(dtype=label_dtype)
         return block
 
@@ -380,14 +381,14 @@ def _folder_source(fs: Any, fs_path: str, url: str, label_column: str | None,
     entries = sorted(p for p in fs.ls(fs_path, detail=False)
                      if os.path.splitext(p.lower())[1] in FILE_FORMATS or fs.exists(f"{p}/zarr.json"))
     if not entries:
-        raise DataError(f"{url}: the folder holds no data files ({', '.join(sorted(set(FILE_FORMATS)))})")
+        raise errors.DataError(f"{url}: the folder holds no data files ({', '.join(sorted(set(FILE_FORMATS)))})")
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     parts = [open_source(p if protocol in ("file", "local") else f"{protocol}://{p}", label_column, options)
              for p in entries]
     schema = parts[0].schema
     for part in parts[1:]:
         if part.schema != schema:
-            raise DataError(f"{part.url}: its arrays {_describe(part.schema)} differ from "
+            raise errors.DataError(f"{part.url}: its arrays {_describe(part.schema)} differ from "
                             f"{parts[0].url}'s {_describe(schema)}")
 
     def stream(rows: int) -> Iterator[dict[str, np.ndarray]]:
@@ -428,7 +429,7 @@ def named_dataset(name: str) -> Any:
         return None
     try:
         return dataset_info(name)
-    except (DataError, ValueError, KeyError):
+    except (errors.DataError, ValueError, KeyError):
         return None
 
 
@@ -443,13 +444,13 @@ def probe(data: str | os.PathLike[str], label_column: str | None = None) -> Prob
     if not fs.exists(fs_path):
         info = named_dataset(text)
         if info is None:
-            raise DataError(f"data not found: {text} (not a file, folder or URL, and not a dataset name; "
+            raise errors.DataError(f"data not found: {text} (not a file, folder or URL, and not a dataset name; "
                             f"see `python -c 'import data; print(data.list_datasets())'`)")
         return _named_probe(info, options)
     try:
         signature = file_signature(fs, fs_path)
     except OSError as exc:
-        raise DataError(f"{text}: cannot read ({exc})") from exc
+        raise errors.DataError(f"{text}: cannot read ({exc})") from exc
 
     def opener() -> Source:
         source = open_source(text, label_column)
@@ -554,7 +555,7 @@ def ingest(source: Source, store: ArtifactStore, name: str | None = None,
         for buffer in buffers.values():
             buffer.flush()
         if n < 2:
-            raise DataError(f"{source.url}: {n} row(s); at least 2 items are needed")
+            raise errors.DataError(f"{source.url}: {n} row(s); at least 2 items are needed")
         fingerprints = {k: h.hexdigest() for k, h in hashers.items()}
         key = combine(fingerprints)
         codes = source.attrs.get("_codes")
@@ -624,7 +625,7 @@ def _check_finite(block: Mapping[str, np.ndarray], offset: int, url: str) -> Non
             bad = ~np.isfinite(flat).all(axis=1)
             if bad.any():
                 row = offset + int(np.flatnonzero(bad)[0])
-                raise DataError(f"{url}: array '{key}' row {row} contains NaN or inf")
+                raise errors.DataError(f"{url}: array '{key}' row {row} contains NaN or inf")
 
 
 def _progress_bar(enabled: bool, total: int | None, desc: str) -> Any:

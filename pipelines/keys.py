@@ -27,10 +27,10 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipelines.errors import DataError
+from pipelines import errors
 from pipelines.fingerprint import text_fingerprint
 
 PIPELINE_FORMAT = "paradime-pipelines/1"
@@ -105,6 +105,18 @@ class Plan:
     def of_kind(self, kind: str) -> list[Node]:
         return [n for n in self.nodes.values() if n.kind == kind]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset_key": self.dataset_key, "fingerprints": self.fingerprints, "n_items": self.n_items,
+                "seed": self.seed, "out_dim": self.out_dim, "nodes": [asdict(n) for n in self.nodes.values()]}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Plan:
+        plan = cls(raw["dataset_key"], dict(raw["fingerprints"]), int(raw["n_items"]), int(raw["seed"]),
+                   int(raw["out_dim"]))
+        for node in raw["nodes"]:
+            plan.add(Node(**node))
+        return plan
+
     @property
     def phases(self) -> list[Node]:
         return self.of_kind("phases")
@@ -137,7 +149,7 @@ def make_plan(spec: Any, dataset_key: str, fingerprints: dict[str, str], n_items
     derived_names = {d.name for d in spec.derived_data}
     missing = sorted(spec.data_keys() - set(fingerprints) - {"index"})
     if missing:
-        raise DataError(f"the spec reads dataset key(s) {', '.join(missing)} but the dataset has only "
+        raise errors.DataError(f"the spec reads dataset key(s) {', '.join(missing)} but the dataset has only "
                         f"{', '.join(sorted(fingerprints))}")
 
     def data_input(name: str) -> str:
@@ -239,6 +251,17 @@ def make_plan(spec: Any, dataset_key: str, fingerprints: dict[str, str], n_items
 def embed_key(model_key: str, data_fingerprint: str, method: str = "embed") -> str:
     """Key of embedding ``data_fingerprint`` with the model of phase stage ``model_key``."""
     return stage_key("embeddings", {"model": model_key, "data": data_fingerprint, "method": method})
+
+
+def plan_cache_key(spec_text: str, dataset_key: str, n_items: int, seed: int, out_dim: int,
+                   warm_start: str | None) -> str:
+    """Where a plan made from exactly this spec text and these inputs is remembered.
+
+    Includes every stage kind's code version, so a code change makes a new plan.
+    """
+    versions = {kind: code_version(kind) for kind in CODE_MODULES}
+    return text_fingerprint("plan", spec_text, dataset_key, int(n_items), int(seed), int(out_dim), warm_start,
+                            versions)
 
 
 def spec_id(spec: Any, seed: int, out_dim: int) -> str:

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from pipelines import artifacts
-from pipelines.errors import CacheWarning, CorruptArtifact, DataError, PipelineError
+from pipelines import artifacts, errors
+from pipelines.errors import CacheWarning, CorruptArtifact, PipelineError
 from pipelines.ingest import chunk_rows_for, load_dataset
 from pipelines.keys import Node, Plan, spec_id
 from pipelines.parallel import DaskManager, embed_rows, embed_to_zarr, knn_to_zarr
@@ -63,7 +63,7 @@ class Pipeline:
     def __init__(self, store: ArtifactStore, spec: Any, plan: Plan, dask: DaskManager | None = None,
                  device: str = "cpu", progress: bool = True):
         self.store = store
-        self.spec = spec
+        self._spec = spec  # a Spec, or an object whose ``.spec`` loads it (SpecHandle)
         self.plan = plan
         self.dask = dask or DaskManager()
         self.device = device
@@ -81,6 +81,11 @@ class Pipeline:
             "embeddings": self._compute_embedding,
             "reports": self._compute_report,
         }
+
+    @property
+    def spec(self) -> Any:
+        """The parsed spec (loaded on first use: a cached run never needs it)."""
+        return self._spec.spec if hasattr(self._spec, "spec") else self._spec
 
     # ------------------------------------------------------------------ ensure / load
     def run(self, node_id: str) -> StageRef:
@@ -355,7 +360,7 @@ def embed_into(store: ArtifactStore, dask: DaskManager, model_key: str, source: 
     n = int(src.shape[0])
     if getattr(model, "input_key", None) == "index":  # a direct model has no map for new rows
         if training_items is None or n != training_items:
-            raise DataError("a direct (non-parametric) model embeds only its training items")
+            raise errors.DataError("a direct (non-parametric) model embeds only its training items")
         from paradime_core.batch import call_model_method
 
         with torch.no_grad():
