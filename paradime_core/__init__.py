@@ -5,6 +5,7 @@ Public API::
     from paradime_core import ParametricTSNE, ParametricUMAP, ParametricMDS, Routine, load_spec
 """
 
+from paradime_core.components import _load_builtins
 from paradime_core.errors import DataError, ParadimeError, SpecError, TrainingError
 from paradime_core.registry import (
     DATA_FUNCTIONS,
@@ -25,11 +26,9 @@ from paradime_core.registry import (
     register_transform,
 )
 from paradime_core.spec import Spec, load_spec
-from paradime_core.components import _load_builtins
 
 _load_builtins()
 
-from paradime_core.routine import Routine  # noqa: E402
 from paradime_core.recipes import (  # noqa: E402
     ParametricIsomap,
     ParametricLargeVis,
@@ -37,6 +36,7 @@ from paradime_core.recipes import (  # noqa: E402
     ParametricTSNE,
     ParametricUMAP,
 )
+from paradime_core.routine import Routine  # noqa: E402
 
 __version__ = "0.1.0"
 

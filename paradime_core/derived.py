@@ -204,3 +204,7 @@ def select_columns(data: np.ndarray, columns: Sequence[int] | int) -> np.ndarray
 
 
 __all__ = ["pca", "select_columns", "spectral", "standardize"]
+
+
+pca.option_aliases = {"out_dim": "n_components"}  # the original library's spelling
+spectral.option_aliases = {"out_dim": "n_components"}

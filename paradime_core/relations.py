@@ -97,11 +97,10 @@ def dense_distances(X: np.ndarray, metric: str = "euclidean", chunk_size: int = 
 
 
 def _safe_sqrt(sq: torch.Tensor) -> torch.Tensor:
-    """``sqrt(sq)`` with gradient 0 (not inf/NaN) where ``sq == 0``."""
+    """``sqrt(sq)`` with gradient 0 (not inf/NaN) where ``sq == 0``; NaN stays NaN."""
     positive = sq > 0
-    return torch.where(
-        positive, torch.sqrt(torch.where(positive, sq, torch.ones_like(sq))), torch.zeros_like(sq)
-    )
+    root = torch.sqrt(torch.where(positive, sq, torch.ones_like(sq)))
+    return torch.where(positive, root, torch.where(torch.isnan(sq), sq, torch.zeros_like(sq)))
 
 
 def paired_distances(x: torch.Tensor, y: torch.Tensor, metric: str) -> torch.Tensor:

@@ -224,9 +224,9 @@ class Routine:
     # ------------------------------------------------------------------ fit / transform
     def fit(self, data: DataLike) -> Routine:
         """Relations, derived data, then every training phase in order."""
+        self.build_model(prepare_dataset(data, self.spec.data_keys()))  # model errors before any relation work
         dataset, relations = self.prepare_all(data)
         self.relations_ = relations
-        self.build_model(dataset)
         tensors = to_tensors(dataset, self.device)
         for index in range(len(self.spec.training_phases)):
             self.run_phase(index, dataset, relations, tensors=tensors)

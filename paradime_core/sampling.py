@@ -174,6 +174,7 @@ class EdgeSampler:
     """
 
     relation_options: tuple[str, ...] = ("rels",)
+    option_aliases = {"edge_rel_key": "rels", "relation": "rels"}
 
     def __init__(self, rels: str | None = None, batch_size: int = 1024, neg_rate: int | None = None,
                  batches_per_epoch: int | None = None, neg_sampling_rate: int | None = None,

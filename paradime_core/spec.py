@@ -328,7 +328,7 @@ class PhaseSpec:
     params: list[str] | None = None  # names of model sub-modules trained here (None: all)
     options: dict[str, Any] = field(default_factory=dict)  # e.g. early_stopping, batches_per_epoch
 
-    PHASE_OPTIONS = ("batches_per_epoch", "validation_fraction", "patience", "lr_schedule", "min_epochs")
+    PHASE_OPTIONS = ("lr_schedule",)
 
     @classmethod
     def from_dict(cls, raw: Any, path: str) -> PhaseSpec:
@@ -411,13 +411,12 @@ class PhaseSpec:
 
 
 def _check_phase_option(key: str, value: Any, path: str) -> None:
-    """Types and ranges of the phase options (``lr_schedule`` is checked by the trainer)."""
-    if key in ("batches_per_epoch", "patience", "min_epochs"):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SpecError(path, f"expected a positive integer, got {value!r}")
-    elif key == "validation_fraction":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-            raise SpecError(path, f"expected a number between 0 and 1 (exclusive), got {value!r}")
+    """Types and ranges of the phase options."""
+    if key == "lr_schedule":
+        from paradime_core.training import LR_SCHEDULES
+
+        if _string(value, path) not in LR_SCHEDULES:
+            raise SpecError(path, f"'{value}' is not one of {', '.join(LR_SCHEDULES)}")
 
 
 @dataclass

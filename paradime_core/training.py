@@ -99,6 +99,9 @@ def precomputed_front(model: torch.nn.Module, data: Mapping[str, torch.Tensor], 
         model.trunk = trunk
 
 
+LR_SCHEDULES = ("constant", "linear", "cosine")
+
+
 def learning_rate_schedule(optimizer: torch.optim.Optimizer, kind: str, epochs: int, where: str):
     """Per-epoch learning-rate factor: constant 1; linear ``1 - e/E``; cosine ``(1 + cos(pi e/E))/2``."""
     if kind in (None, "constant"):

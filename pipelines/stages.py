@@ -205,7 +205,10 @@ class Pipeline:
             source = self.store.zarr_location(self.store.stage_path("datasets", self.plan.dataset_key))
             array = relation.data
         X2 = X.reshape(len(X), -1)
-        rows = chunk_rows_for(X2.shape[1] * 4, X2.shape[0])
+        import zarr
+
+        rows = int(zarr.open_group(source, mode="r")[array].chunks[0])  # one task per stored row chunk
+        rows = min(rows, chunk_rows_for(X2.shape[1] * 4, X2.shape[0]) * 4)
         info = knn_to_zarr(self.dask, X2, source, array, writer.group, writer.location, k,
                            node.payload["method"], node.payload["metric"], node.payload["seed"], rows,
                            self.progress)

@@ -40,7 +40,7 @@ training_phases:
     loss: {components: [init, emb], weights: [1.0, 0.5]}
     optimizer: {type: adam, options: {lr: 0.01}}
     params: [embedding_head]
-    options: {batches_per_epoch: 3}
+    options: {lr_schedule: linear}
   - name: second
     epochs: 2
     sampling: {type: edge, options: {rels: p, batch_size: 20, neg_rate: 3}}
@@ -201,9 +201,9 @@ CASES: list[tuple[str, Callable[[], Any], str, str]] = [
     ("negative learning rate", lambda: broken("training_phases[0].optimizer.options.lr", -1),
      "training_phases[0].optimizer.options.lr", "expected a positive number, got -1"),
     ("unknown phase option", lambda: broken("training_phases[0].options", {"patiance": 3}),
-     "training_phases[0].options.patiance", "unknown phase option (allowed: batches_per_epoch"),
-    ("bad phase option value", lambda: broken("training_phases[0].options", {"validation_fraction": 1.5}),
-     "training_phases[0].options.validation_fraction", "expected a number between 0 and 1 (exclusive), got 1.5"),
+     "training_phases[0].options.patiance", "unknown phase option (allowed: lr_schedule"),
+    ("bad phase option value", lambda: broken("training_phases[0].options", {"lr_schedule": "cosin"}),
+     "training_phases[0].options.lr_schedule", "'cosin' is not one of constant, linear, cosine"),
     ("empty list of model parts", lambda: broken("training_phases[0].params", []),
      "training_phases[0].params", "names no model part"),
     ("unknown model type", lambda: broken("model.type", "fcc"),

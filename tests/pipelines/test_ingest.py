@@ -116,7 +116,7 @@ def test_unchanged_file_is_not_read_again(tmp_path, table, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("the data file was opened on a warm run")
 
-    monkeypatch.setattr("pipelines.flows.open_source", forbidden)
+    monkeypatch.setattr(ingest_module, "open_source", forbidden)
     monkeypatch.setattr(ingest_module, "ArrayHasher", forbidden)
     second = ingest_stage(str(tmp_path / "a.npz"), store, progress=False)
     assert second[1].status == "cached" and second[0].key == first[0].key
