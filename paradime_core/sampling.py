@@ -89,8 +89,14 @@ def _chunks(order: torch.Tensor, batch_size: int, drop_last: bool) -> Iterator[t
         yield order[start:start + batch_size]
 
 
-def _unique_positions(*groups: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Unique items of the concatenated groups and each group's positions into them."""
+def _unique_positions(*groups: torch.Tensor, n_items: int | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Unique items of the concatenated groups and each group's positions into them.
+
+    When the groups hold at least ``n_items`` indices (nearly every item is in the batch),
+    the batch is simply all items, and positions are the indices themselves (no sort).
+    """
+    if n_items is not None and sum(g.shape[0] for g in groups) >= n_items:
+        return torch.arange(n_items), list(groups)
     items, inverse = torch.unique(torch.cat(groups), sorted=True, return_inverse=True)
     return items, list(torch.split(inverse, [g.shape[0] for g in groups]))
 
@@ -208,7 +214,7 @@ class EdgeSampler:
                 neg_pos = torch.randint(0, items.shape[0], (b * r,), generator=generator)
             else:
                 negatives = torch.randint(0, n_items, (b * r,), generator=generator)
-                items, (src_pos, dst_pos, neg_pos) = _unique_positions(sources, dests, negatives)
+                items, (src_pos, dst_pos, neg_pos) = _unique_positions(sources, dests, negatives, n_items=n_items)
             yield Batch(
                 items=items,
                 edge_rows=torch.cat([src_pos, src_pos.repeat_interleave(r)]),

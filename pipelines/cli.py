@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -246,6 +247,10 @@ def serve(
         deployment = build_deployment(str(path) if path else spec, data, cron=cron, name=name,
                                       store=store_url(store), warm_start=warm_start, dask_address=dask_address,
                                       seed=seed, out_dim=out_dim, timezone=timezone)
+        if not os.environ.get("PREFECT_API_URL"):
+            errors.print("[yellow]warning:[/yellow] PREFECT_API_URL is not set: Prefect's temporary server "
+                         "does not create scheduled runs. Start `prefect server start` and export "
+                         "PREFECT_API_URL=http://127.0.0.1:4200/api first.", soft_wrap=True)
         console.print(f"serving deployment [bold]{deployment.name}[/bold] (cron '{cron}'); "
                       "Ctrl-C stops it. Runs appear in the Prefect UI under flow 'paradime-retrain'.")
         serve_deployments(deployment)

@@ -283,33 +283,24 @@ def resolve_model(model: str, store: ArtifactStore, seed: int = 0, out_dim: int 
 
 
 def import_routine_file(path: str, store: ArtifactStore) -> str:
-    """Store a saved routine (``Routine.save``) as a phase stage; returns its key."""
-    import torch
+    """Store a saved routine (``Routine.save``) as a phase stage keyed by the file's bytes."""
+    import hashlib
 
     from paradime_core.routine import Routine
     from pipelines import artifacts
-    from pipelines.fingerprint import text_fingerprint
 
     with open(path, "rb") as handle:
-        key = text_fingerprint("routine-file", _bytes_digest(handle.read()))
+        key = hashlib.blake2b(b"routine-file:" + handle.read(), digest_size=16).hexdigest()
     if store.manifest("phases", key) is not None:
         return key
     routine = Routine.load(path, device="cpu")
     with store.begin("phases", key, name=os.path.basename(path), meta={"inputs": {"file": path}}) as writer:
-        group = writer.group
-        artifacts.write_state_dict(group, routine.model_.state_dict())
-        group.attrs.update({"history": routine.history_, "spec": routine.spec.to_dict(),
-                            "model_spec": routine.model_spec_.to_dict(), "seed": routine.seed,
-                            "out_dim": routine.out_dim, "imported_from": path})
+        artifacts.write_state_dict(writer.group, routine.model_.state_dict())
+        writer.group.attrs.update({"history": routine.history_, "spec": routine.spec.to_dict(),
+                                   "model_spec": routine.model_spec_.to_dict(), "seed": routine.seed,
+                                   "out_dim": routine.out_dim, "imported_from": path})
         writer.summary = {"imported_from": path}
-    del torch
     return key
-
-
-def _bytes_digest(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _zarr_array_source(data: str, store: ArtifactStore) -> tuple[Any, str, str, str | None] | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -45,10 +47,29 @@ def test_cold_run_then_identical_rerun_executes_nothing(fitted):
     assert cold.executed() == ALL_STAGES
     assert set(cold.metrics) >= {"trustworthiness", "knn_accuracy"}
     assert 0.5 < cold.metrics["trustworthiness"] <= 1.0
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(
+            any_=["paradime-metrics", "paradime-embedding", "paradime-stages"])))
+    assert {a.key for a in artifacts} == {"paradime-metrics", "paradime-embedding", "paradime-stages"}
     warm = _fit(spec, data, store)
     assert warm.executed() == []
     assert warm.model_key == cold.model_key and warm.embedding_key == cold.embedding_key
     assert _embedding(store, warm.embedding_key).shape == (N_ROWS, 2)
+
+
+def test_cached_run_imports_neither_torch_nor_the_core(fitted):
+    """The warm path reads small JSON files only (run in a fresh interpreter, without Prefect)."""
+    store, spec, data, cold = fitted
+    code = ("import sys; from pipelines.flows import run_spec; "
+            f"r = run_spec({spec!r}, {data!r}, {str(store)!r}, progress=False); "
+            "print(r.executed(), r.model_key, sorted(m for m in ('torch', 'paradime_core', 'sklearn', 'zarr') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", cold.model_key, "[]"]
 
 
 def test_changing_last_phase_epochs_reruns_only_that_phase_and_what_follows(fitted, tmp_path):
@@ -167,3 +188,15 @@ def test_retrain_makes_a_new_version_and_warm_starts(tmp_path, data_dir, spec_fi
         warnings.simplefilter("error", CacheWarning)
         third = retrain_flow(spec_file, str(data), str(store), progress=False)  # nothing new
     assert third.executed() == [] and third.model_key == second.model_key and third.dataset_version == 2
+
+
+def test_embedding_with_a_saved_routine_file(fitted, data_dir, tmp_path):
+    from pipelines.flows import run_embed
+
+    store, _, data, cold = fitted
+    routine = load_routine(ArtifactStore(store), cold.model_key)
+    path = routine.save(tmp_path / "model.pt")
+    result = run_embed(str(path), data, str(tmp_path / "other-store"), progress=False)
+    assert result.model_key != cold.model_key  # keyed by the file's bytes
+    np.testing.assert_allclose(_embedding(tmp_path / "other-store", result.embedding_key),
+                               _embedding(store, cold.embedding_key), atol=1e-6)
