@@ -42,6 +42,13 @@ def _model_section(estimator: Any, in_dim: int) -> dict[str, Any]:
     return {"type": "fully_connected", "options": options}
 
 
+def _store_params(estimator: Any, params: dict[str, Any]) -> None:
+    """scikit-learn convention: ``__init__`` stores its arguments as they are, nothing else."""
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
+
+
 class _Recipe(BaseEstimator, TransformerMixin):
     """Shared fit/transform/save of the recipe estimators."""
 
@@ -139,23 +146,7 @@ class ParametricTSNE(_NeighborEmbedding):
         verbose: bool = False,
         transform_batch_size: int = 65536,
     ):
-        self.n_components = n_components
-        self.perplexity = perplexity
-        self.neg_rate = neg_rate
-        self.epochs = epochs
-        self.batches_per_epoch = batches_per_epoch
-        self.batch_size = batch_size
-        self.lr = lr
-        self.hidden_dims = hidden_dims
-        self.activation = activation
-        self.pca_components = pca_components
-        self.input_noise = input_noise
-        self.negatives = negatives
-        self.knn_method = knn_method
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
-        self.transform_batch_size = transform_batch_size
+        _store_params(self, locals())
 
     def build_spec(self, n_items: int, in_dim: int) -> Spec:
         perplexity = min(self.perplexity, max((n_items - 1) / 3.0, 1.0))
@@ -206,25 +197,7 @@ class ParametricUMAP(_NeighborEmbedding):
         verbose: bool = False,
         transform_batch_size: int = 65536,
     ):
-        self.n_components = n_components
-        self.n_neighbors = n_neighbors
-        self.min_dist = min_dist
-        self.spread = spread
-        self.neg_rate = neg_rate
-        self.epochs = epochs
-        self.batches_per_epoch = batches_per_epoch
-        self.batch_size = batch_size
-        self.lr = lr
-        self.hidden_dims = hidden_dims
-        self.activation = activation
-        self.pca_components = pca_components
-        self.input_noise = input_noise
-        self.negatives = negatives
-        self.knn_method = knn_method
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
-        self.transform_batch_size = transform_batch_size
+        _store_params(self, locals())
 
     def _similarity(self) -> dict[str, Any]:
         return {"type": "cauchy", "options": {"spread": self.spread, "min_dist": self.min_dist}}
@@ -275,16 +248,7 @@ class ParametricMDS(_Recipe):
         verbose: bool = False,
         transform_batch_size: int = 65536,
     ):
-        self.n_components = n_components
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.hidden_dims = hidden_dims
-        self.activation = activation
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
-        self.transform_batch_size = transform_batch_size
+        _store_params(self, locals())
 
     def _global_relation(self) -> dict[str, Any]:
         return {"name": "d_high", "level": "global", "type": "pdist"}

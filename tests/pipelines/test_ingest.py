@@ -120,3 +120,11 @@ def test_unchanged_file_is_not_read_again(tmp_path, table, monkeypatch):
     monkeypatch.setattr(ingest_module, "ArrayHasher", forbidden)
     second = ingest_stage(str(tmp_path / "a.npz"), store, progress=False)
     assert second[1].status == "cached" and second[0].key == first[0].key
+
+
+def test_netcdf_file(tmp_path, table):
+    X, y = table
+    xr.Dataset({"main": (("sample", "feature"), X), "y": ("sample", y.astype(np.int32))}).to_netcdf(tmp_path / "a.nc")
+    result = ingest(open_source(tmp_path / "a.nc"), ArtifactStore(tmp_path / "store"))
+    assert result.fingerprints["main"] == array_fingerprint(X)
+    assert result.fingerprints["y"] == array_fingerprint(y.astype(np.int32))
