@@ -23,6 +23,7 @@ the 60,000 training rows for both.
 kNN recall@k of the stored graph against exact search on 10,000 sampled rows.
 
 MNIST pixels are 0..255: the spec's model gets ``input_scale: 1/255`` (``--input-scale``).
+``--last-epochs N`` shortens the last phase (the changed run then trains N + 1 epochs).
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def bench_stages(args: argparse.Namespace, work: Path) -> None:
     env.pop("PREFECT_API_URL", None)
     store = work / "store-stages"
     shutil.rmtree(store, ignore_errors=True)
-    spec = write_spec(Path(args.spec), work / "spec.yaml", args.input_scale)
+    spec = write_spec(Path(args.spec), work / "spec.yaml", args.input_scale, last_epochs=args.last_epochs)
     last = yaml.safe_load(spec.read_text())["training_phases"][-1]["epochs"]
     changed = write_spec(Path(args.spec), work / "spec_changed.yaml", args.input_scale, last_epochs=last + 1)
     runs = {}
@@ -126,6 +127,7 @@ def bench_stages(args: argparse.Namespace, work: Path) -> None:
         runs[label] = result
         executed = [k for k, v in stage_seconds(result["record"]).items() if v["status"] != "cached"]
         emit({"bench": "pipeline", "run": label, "mode": "ephemeral", "data": args.data, "wall_s": result["wall_s"],
+              "last_phase_epochs": yaml.safe_load(spec_path.read_text())["training_phases"][-1]["epochs"],
               "flow_s": result["record"]["seconds"], "executed": executed,
               "stages": stage_seconds(result["record"])})
     server, url = start_server(env)
@@ -242,6 +244,8 @@ def main() -> None:
     parser.add_argument("--data", default="mnist", help="data of the stages benchmark (path or dataset name)")
     parser.add_argument("--input-scale", type=float, default=1 / 255, help="model input scale (0: none)")
     parser.add_argument("--scale-rows", type=int, default=581_012)
+    parser.add_argument("--last-epochs", type=int, default=None,
+                        help="override the last phase's epochs (the 'changed' run adds one)")
     parser.add_argument("--skip-umap", action="store_true")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "paradime-pipeline-bench"))
     args = parser.parse_args()
