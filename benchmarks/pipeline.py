@@ -224,7 +224,10 @@ def bench_scale(args: argparse.Namespace, work: Path) -> None:
     env = {**os.environ, "PREFECT_HOME": str(work / "prefect-home")}
     store = work / "store-scale"
     shutil.rmtree(store, ignore_errors=True)
-    spec = write_spec(Path(args.spec), work / "spec_scale.yaml", None)
+    spec = write_spec(Path(args.spec), work / "spec_scale.yaml", None, last_epochs=args.last_epochs)
+    if args.knn_only:
+        bench_scale_knn(spec, path, store)
+        return
     result = cli_run(spec, str(path), store, env)
     st = ArtifactStore(store)
     knn_record = next(r for r in result["record"]["records"] if r["kind"] == "knn")
@@ -237,6 +240,39 @@ def bench_scale(args: argparse.Namespace, work: Path) -> None:
           "targets": {"<= 30 min": result["wall_s"] <= 1800, "peak <= 8 GB": (result["peak_rss_gb"] or 0) <= 8}})
 
 
+def bench_scale_knn(spec: Path, path: Path, store: Path) -> None:
+    """Only ingest and the kNN stage of the scale run (Dask blocks against one index), with recall."""
+    import zarr
+
+    from paradime_core.neighbors import knn_recall
+    from paradime_core.spec import load_spec
+    from pipelines.flows import ingest_stage
+    from pipelines.keys import make_plan
+    from pipelines.stages import Pipeline
+    from pipelines.store import ArtifactStore
+
+    st = ArtifactStore(store)
+    start = time.perf_counter()
+    ref, record, fingerprints = ingest_stage(str(path), st, progress=False)
+    ingest_s = time.perf_counter() - start
+    spec_obj = load_spec(spec)
+    plan = make_plan(spec_obj, ref.key, fingerprints, int(ref.summary["n_items"]))
+    pipeline = Pipeline(st, spec_obj, plan, progress=False)
+    knn_id = next(node_id for node_id in plan.nodes if node_id.startswith("knn:"))
+    start = time.perf_counter()
+    pipeline.run(knn_id)
+    knn_s = time.perf_counter() - start
+    pipeline.dask.close()
+    indices = st.open_group("knn", plan.nodes[knn_id].key)["indices"][...]
+    X = zarr.open_group(str(path), mode="r")["main"][...]
+    recall = knn_recall(X, indices, sample=10_000)
+    emit({"bench": "scale_knn", "rows": int(X.shape[0]), "features": int(X.shape[1]), "k": int(indices.shape[1]),
+          "ingest_s": round(ingest_s, 1), "knn_s": round(knn_s, 1),
+          "method": st.manifest("knn", plan.nodes[knn_id].key)["summary"].get("method"),
+          "knn_recall_at_k": round(recall, 4),
+          "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3)})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("part", choices=["stages", "mnist", "scale", "all"], nargs="?", default="stages")
@@ -247,6 +283,7 @@ def main() -> None:
     parser.add_argument("--last-epochs", type=int, default=None,
                         help="override the last phase's epochs (the 'changed' run adds one)")
     parser.add_argument("--skip-umap", action="store_true")
+    parser.add_argument("--knn-only", action="store_true", help="scale: only ingest + kNN stage (+ recall)")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "paradime-pipeline-bench"))
     args = parser.parse_args()
     work = Path(args.workdir)

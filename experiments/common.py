@@ -50,7 +50,7 @@ class Run:
     def log(self, message: str) -> None:
         print(f"[{self.name} {self.elapsed():7.1f}s] {message}", flush=True)
 
-    def save_figure(self, fig: Any, suffix: str = ".png", dpi: int = 110) -> Path:
+    def save_figure(self, fig: Any, suffix: str = ".png", dpi: int = 90) -> Path:
         from paradime_core.plotting import save_png
 
         path = save_png(fig, self.path(suffix), dpi=dpi)

@@ -9,8 +9,9 @@ batches, for w_emb in {0, 0.1, ..., 0.9, 0.95, 1}. Evaluated on 5,000 disjoint t
 classification accuracy, trustworthiness T(10) of the test embedding, and 10-NN accuracy of
 the test embedding against the training embedding.
 
-Claim checked: accuracy is not affected for w_emb in 0.5 to 0.95 (we call it unaffected when
-it stays within 1 percentage point of the best accuracy over all weights).
+Claim checked: accuracy is not affected for w_emb in 0.5 to 0.95: every accuracy in that
+range within 1 percentage point of the classifier trained alone (w_emb = 0); the drop from
+the best accuracy over all weights is reported too.
 """
 
 from __future__ import annotations
@@ -26,7 +27,19 @@ WEIGHTS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0]
 N_TRAIN = 5000
 N_TEST = 5000
 EPOCHS = 10
-TOLERANCE = 0.01  # "not affected": within 1 percentage point of the best accuracy
+TOLERANCE = 0.01  # "not affected": within 1 percentage point of the classifier alone (w_emb = 0)
+
+
+def claims(rows: list[dict]) -> dict:
+    """The accuracy claim: w_emb in [0.5, 0.95] against the classifier alone (w_emb = 0)."""
+    alone = next((r["test_accuracy"] for r in rows if r["w_emb"] == 0.0), float("nan"))
+    best = max(r["test_accuracy"] for r in rows)
+    band = [r for r in rows if 0.5 <= r["w_emb"] <= 0.95]
+    lowest = min((r["test_accuracy"] for r in band), default=float("nan"))
+    return {"accuracy_unaffected_for_w_0.5_to_0.95": {
+        "classifier_alone_accuracy": alone, "best_accuracy": best, "lowest_accuracy_in_band": lowest,
+        "drop_from_classifier_alone": alone - lowest, "drop_from_best": best - lowest, "tolerance": TOLERANCE,
+        "holds": bool(band) and bool(alone - lowest <= TOLERANCE)}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -81,23 +94,19 @@ def main(argv: list[str] | None = None) -> None:
     n_rows = int(np.ceil(len(weights) / n_cols))
     fig, axes = figure(n_rows, n_cols, size=2.6)
     for ax, row in zip(axes.ravel(), rows, strict=False):
-        scatter(embeddings[row["w_emb"]], y[test], ax=ax, legend=False, point_size=1.0,
-                title=f"w_emb {row['w_emb']}: acc {row['test_accuracy']:.3f}, T {row['test_trust10']:.3f}")
+        scatter(embeddings[row["w_emb"]], y[test], ax=ax, legend=False, point_size=1.0)
+        ax.set_title(f"w_emb {row['w_emb']}\nacc {row['test_accuracy']:.3f}, T(10) {row['test_trust10']:.3f}",
+                     fontsize=9)
     for ax in axes.ravel()[len(rows):]:
         ax.axis("off")
     run.save_figure(fig, "_scatter.png", dpi=90)
 
-    best = max(r["test_accuracy"] for r in rows)
-    band = [r for r in rows if 0.5 <= r["w_emb"] <= 0.95]
-    worst_in_band = min((r["test_accuracy"] for r in band), default=float("nan"))
     run.results.update({
         "settings": {"spec": "specs/hybrid_umap_classifier.yaml", "n_train": n_train, "n_test": n_test,
                      "split": "seeded permutation (seed 0) of all 70,000: first n_train, next n_test",
                      "epochs": EPOCHS if not run.quick else 1, "weights": weights, "pixels": "/ 255"},
         "rows": rows,
-        "claims": {"accuracy_unaffected_for_w_0.5_to_0.95": {
-            "best_accuracy": best, "lowest_accuracy_in_band": worst_in_band, "tolerance": TOLERANCE,
-            "holds": bool(band) and bool(best - worst_in_band <= TOLERANCE)}},
+        "claims": claims(rows),
     })
     run.finish()
 

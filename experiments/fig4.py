@@ -115,11 +115,18 @@ def main(argv: list[str] | None = None) -> None:
     fig, axes = figure(n_rows, n_cols, size=2.7)
     labels = np.asarray(COVTYPE_CLASSES)[y]
     for ax, row in zip(axes.ravel(), rows, strict=False):
-        scatter(embeddings[row["method"]], labels, ax=ax, legend=ax is axes.ravel()[len(rows) - 1],
-                point_size=1.5, title=f"{row['method']}\n10-NN {row['knn10_accuracy']:.3f}, "
-                                      f"sil {row['silhouette']:.2f}, T {row['trust10']:.3f}")
+        scatter(embeddings[row["method"]], labels, ax=ax, legend=False, point_size=1.5)
+        ax.set_title(f"{row['method']}\n10-NN {row['knn10_accuracy']:.3f}, sil {row['silhouette']:.2f}, "
+                     f"T(10) {row['trust10']:.3f}", fontsize=8)
     for ax in axes.ravel()[len(rows):]:
         ax.axis("off")
+    from matplotlib import colormaps
+    from matplotlib.lines import Line2D
+
+    classes = np.unique(labels)
+    colors = colormaps["tab10"].colors
+    handles = [Line2D([], [], marker="o", linestyle="", color=colors[i], label=c) for i, c in enumerate(classes)]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(classes), frameon=False, fontsize="small")
     run.save_figure(fig, dpi=90)
 
     # Separation and structure against R.

@@ -22,7 +22,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from experiments.common import covtype_balanced, figure, phase, quiet_fit, set_perplexity, spec, start, timed
+from experiments.common import (
+    covtype_balanced,
+    figure,
+    phase,
+    quiet_fit,
+    set_perplexity,
+    spec,
+    start,
+    timed,
+)
 from paradime_core import Routine
 from paradime_core.metrics import knn_accuracy, trustworthiness
 from paradime_core.plotting import scatter

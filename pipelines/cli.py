@@ -150,6 +150,7 @@ def run(
     out_dim: int = typer.Option(2, "--out-dim", help="Embedding dimension of the default model."),
     label_column: str | None = typer.Option(None, "--label-column", help="Label column of a table (default: y/label/target/class)."),
     device: str = typer.Option("cpu", help="Torch device for training (cpu, cuda)."),
+    torch_threads: int | None = typer.Option(None, "--torch-threads", help="Torch threads while training (default $PARADIME_TORCH_THREADS or 1)."),
     prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as a Prefect flow (default) or as plain Python."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
@@ -160,7 +161,7 @@ def run(
         _check_spec(spec, store, seed, out_dim)  # spec mistakes surface before Prefect starts
         _check_data(data)
         kwargs = dict(store=store, dask_address=dask_address, seed=seed, out_dim=out_dim,
-                      label_column=label_column, progress=progress, device=device)
+                      label_column=label_column, progress=progress, device=device, torch_threads=torch_threads)
         result = _launch("fit", prefect, verbose, spec=spec, data=data, **kwargs)
         _print_result(result, as_json)
 
@@ -176,6 +177,7 @@ def retrain(
     out_dim: int = typer.Option(2, "--out-dim", help="Embedding dimension of the default model."),
     label_column: str | None = typer.Option(None, "--label-column", help="Label column of a table."),
     device: str = typer.Option("cpu", help="Torch device for training."),
+    torch_threads: int | None = typer.Option(None, "--torch-threads", help="Torch threads while training (default $PARADIME_TORCH_THREADS or 1)."),
     prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as a Prefect flow (default) or as plain Python."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
@@ -187,7 +189,8 @@ def retrain(
         _check_data(data)
         result = _launch("retrain", prefect, verbose, spec=spec, data=data, store=store,
                          dask_address=dask_address, warm_start=warm_start, seed=seed, out_dim=out_dim,
-                         label_column=label_column, progress=progress, device=device)
+                         label_column=label_column, progress=progress, device=device,
+                         torch_threads=torch_threads)
         _print_result(result, as_json)
 
 

@@ -154,7 +154,7 @@ def _call(prefect_task: Any, *args: Any) -> Any:
 def run_spec(spec: Any, data: str, store: str | None = None, *, dask_address: str | None = None,
              seed: int = 0, out_dim: int = 2, label_column: str | None = None, progress: bool = True,
              device: str = "cpu", warm_start: bool = False, flow_name: str = "fit",
-             report: bool = True) -> RunResult:
+             report: bool = True, torch_threads: int | None = None) -> RunResult:
     """Ingest ``data``, then every stage of ``spec`` that the store does not hold yet.
 
     A spec given as text or a file whose plan (stage keys) was made before for the same
@@ -175,7 +175,7 @@ def run_spec(spec: Any, data: str, store: str | None = None, *, dask_address: st
         key, name = handle.identity(st, seed, out_dim)
         start_from = catalog.warm_start_for(st, key, ref.key) if warm_start else None
         plan = _plan(st, handle, ref, fingerprints, seed, out_dim, start_from)
-        pipeline = Pipeline(st, handle, plan, dask, device=device, progress=progress)
+        pipeline = Pipeline(st, handle, plan, dask, device=device, progress=progress, torch_threads=torch_threads)
         for node_id, node in plan.nodes.items():
             if node.kind == "reports" and not report:
                 continue
@@ -238,16 +238,17 @@ def _publish_report(store: ArtifactStore, report_key: str, result: RunResult, sp
 @flow(name="paradime-fit", validate_parameters=False)
 def fit_flow(spec: Any, data: str, store: str | None = None, dask_address: str | None = None, seed: int = 0,
              out_dim: int = 2, label_column: str | None = None, progress: bool = True,
-             device: str = "cpu") -> RunResult:
+             device: str = "cpu", torch_threads: int | None = None) -> RunResult:
     """Fit a spec on data: ingest -> relations -> derived data -> phases -> embedding -> report."""
     return run_spec(spec, data, store, dask_address=dask_address, seed=seed, out_dim=out_dim,
-                    label_column=label_column, progress=progress, device=device, flow_name="fit")
+                    label_column=label_column, progress=progress, device=device, flow_name="fit",
+                    torch_threads=torch_threads)
 
 
 @flow(name="paradime-retrain", validate_parameters=False)
 def retrain_flow(spec: Any, data: str, store: str | None = None, dask_address: str | None = None,
                  warm_start: bool = True, seed: int = 0, out_dim: int = 2, label_column: str | None = None,
-                 progress: bool = True, device: str = "cpu") -> RunResult:
+                 progress: bool = True, device: str = "cpu", torch_threads: int | None = None) -> RunResult:
     """Retrain on the current contents of ``data`` (a new version if they changed).
 
     With ``warm_start`` the first phase starts from the spec's latest model fitted on an
@@ -255,7 +256,7 @@ def retrain_flow(spec: Any, data: str, store: str | None = None, dask_address: s
     """
     return run_spec(spec, data, store, dask_address=dask_address, seed=seed, out_dim=out_dim,
                     label_column=label_column, progress=progress, device=device, warm_start=warm_start,
-                    flow_name="retrain")
+                    flow_name="retrain", torch_threads=torch_threads)
 
 
 # --------------------------------------------------------------------------- embed

@@ -61,7 +61,10 @@ class Pipeline:
     """One run of a spec on an ingested dataset: ensures stages, loads their values."""
 
     def __init__(self, store: ArtifactStore, spec: Any, plan: Plan, dask: DaskManager | None = None,
-                 device: str = "cpu", progress: bool = True):
+                 device: str = "cpu", progress: bool = True, torch_threads: int | None = None):
+        from pipelines.settings import torch_threads as threads_setting
+
+        self.torch_threads = threads_setting(torch_threads)
         self.store = store
         self._spec = spec  # a Spec, or an object whose ``.spec`` loads it (SpecHandle)
         self.plan = plan
@@ -271,7 +274,12 @@ class Pipeline:
         if self._tensors is None:
             self._tensors = to_tensors(dataset, routine.device)
         torch.manual_seed(self.plan.seed * PHASE_SEED_STRIDE + index)
-        result = routine.run_phase(index, dataset, relations, tensors=self._tensors)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.torch_threads)
+        try:
+            result = routine.run_phase(index, dataset, relations, tensors=self._tensors)
+        finally:
+            torch.set_num_threads(threads)
         history = {**history, result.name: result.history}
         group = writer.group
         artifacts.write_state_dict(group, model.state_dict())

@@ -128,3 +128,23 @@ def test_umap_demo_spec_embeds_digits_well() -> None:
     embedding = routine.transform(X)
     assert trustworthiness(X, embedding, k=10) > 0.95
     assert knn_accuracy(embedding, y, k=10) > 0.93
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fig1", "fig2", "fig3", "fig4", "fig5", "pli"])
+def test_experiment_quick_mode(name: str, tmp_path: Path) -> None:
+    """Each paper experiment runs end to end at tiny sizes and writes its figure and numbers."""
+    import importlib
+    import json
+
+    if name != "fig2" and not SHARED_DATA.is_dir():
+        pytest.skip(f"needs the shared datasets in {SHARED_DATA}")
+    module = importlib.import_module(f"experiments.{name}")
+    module.main(["--quick", "--out", str(tmp_path)])
+    results = json.loads((tmp_path / f"{name}.json").read_text())
+    assert results["quick"] is True and results["wall_time_s"] > 0
+    assert "claims" in results
+    assert (tmp_path / f"{name}.png").stat().st_size > 10_000
