@@ -4,8 +4,8 @@
 
 For each row count: a float32 (rows x 54) Zarr array (covertype-sized rows, written once in
 row chunks, reused on later runs) is embedded by the ``embed`` flow's stage code in a child
-process (so that its peak RSS is its own); then the same model embeds one large in-memory
-tensor in this process. Prints one JSON line per measurement:
+process (its peak RSS measured by ``/usr/bin/time``); then the same model embeds one large
+in-memory tensor in this process. Prints one JSON line per measurement:
 
 - ``embed_zarr``: rows, seconds, rows/s, the child's peak RSS (GB);
 - ``embed_memory``: rows/s of ``model.embed`` on one (m x 54) float32 tensor (m = min(rows,
@@ -122,9 +122,12 @@ def main() -> None:
         path = workdir / f"rows-{rows}.zarr"
         made = make_rows(path, rows)
         subprocess.run(["rm", "-rf", *[str(p) for p in (Path(store) / "embeddings").glob("*")]], check=False)
-        done = subprocess.run([sys.executable, __file__, "--child", model_key, str(path), store],
-                              capture_output=True, text=True, check=True)
+        # /usr/bin/time reports the child's own peak RSS (a child forked from this process
+        # would inherit this process's RSS at fork time into its ru_maxrss on Linux)
+        done = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, __file__, "--child", model_key,
+                               str(path), store], capture_output=True, text=True, check=True)
         measured = json.loads(done.stdout.strip().splitlines()[-1])
+        measured["peak_rss_gb"] = float(done.stderr.strip().splitlines()[-1]) / 1024**2
         zarr_rate = rows / measured["stage_seconds"]
         emit({"bench": "embed_zarr", "rows": rows, "features": FEATURES, "seconds": round(measured["stage_seconds"], 2),
               "process_seconds": round(measured["seconds"], 2), "rows_per_s": round(zarr_rate),

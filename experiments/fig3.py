@@ -26,7 +26,7 @@ from paradime_core.plotting import scatter
 WEIGHTS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0]
 N_TRAIN = 5000
 N_TEST = 5000
-EPOCHS = 10
+EPOCHS = 30
 TOLERANCE = 0.01  # "not affected": within 1 percentage point of the classifier alone (w_emb = 0)
 
 

@@ -155,6 +155,7 @@ def run(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's info logs."),
+    out: str | None = typer.Option(None, "--out", "-o", help="Also write embedding.npy and embedding.png to this folder."),
 ) -> None:
     """Fit SPEC on DATA: ingest, relations, derived data, phases, embedding, report (cached stages)."""
     with user_errors():
@@ -163,6 +164,11 @@ def run(
         kwargs = dict(store=store, dask_address=dask_address, seed=seed, out_dim=out_dim,
                       label_column=label_column, progress=progress, device=device, torch_threads=torch_threads)
         result = _launch("fit", prefect, verbose, spec=spec, data=data, **kwargs)
+        if out:
+            from pipelines.flows import export_run
+            from pipelines.store import ArtifactStore
+
+            result.output = ", ".join(export_run(ArtifactStore(store), result, out))
         _print_result(result, as_json)
 
 

@@ -404,6 +404,21 @@ def embed_flow(model: str, data: str, store: str | None = None, dask_address: st
                      label_column=label_column, progress=progress, seed=seed, out_dim=out_dim)
 
 
+def export_run(store: ArtifactStore, result: RunResult, out_dir: str) -> list[str]:
+    """Write a fit run's outputs to ``out_dir``: ``embedding.npy`` and the report's ``embedding.png``."""
+    os.makedirs(out_dir, exist_ok=True)
+    written = [export_embedding(store, result.embedding_key, os.path.join(out_dir, "embedding.npy"))]
+    report = next((r for r in result.records if r.kind == "reports"), None)
+    if report is not None:
+        group = store.open_group("reports", report.key)
+        if "plot_png" in group:
+            path = os.path.join(out_dir, "embedding.png")
+            with open(path, "wb") as handle:
+                handle.write(bytes(group["plot_png"][...].tobytes()))
+            written.append(path)
+    return written
+
+
 def export_embedding(store: ArtifactStore, key: str, out: str) -> str:
     """Copy a stored embedding to ``out`` (.zarr with xarray layout and provenance, .npy, .csv, .parquet)."""
     import numpy as np
@@ -414,6 +429,8 @@ def export_embedding(store: ArtifactStore, key: str, out: str) -> str:
     attrs["embedding_key"] = key
     target = local_url(out)
     lower = target.lower().rstrip("/")
+    if "://" not in target:
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
     tmp = f"{target.rstrip('/')}.tmp-{os.getpid()}"
     if lower.endswith(".zarr"):
         dataset = xr.open_zarr(store.zarr_location(store.stage_path("embeddings", key)), consolidated=False,
