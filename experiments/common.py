@@ -54,7 +54,7 @@ class Run:
         from paradime_core.plotting import save_png
 
         path = save_png(fig, self.path(suffix), dpi=dpi)
-        self.log(f"wrote {path.relative_to(ROOT)}")
+        self.log(f"wrote {_shown(path)}")
         return path
 
     def write_csv(self, rows: Sequence[Mapping[str, Any]], suffix: str = ".csv") -> Path:
@@ -63,7 +63,7 @@ class Run:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        self.log(f"wrote {path.relative_to(ROOT)}")
+        self.log(f"wrote {_shown(path)}")
         return path
 
     def finish(self) -> Path:
@@ -75,7 +75,7 @@ class Run:
                                    "python": platform.python_version(), "torch": torch.__version__}
         path = self.path(".json")
         path.write_text(json.dumps(_plain(self.results), indent=1) + "\n")
-        self.log(f"wrote {path.relative_to(ROOT)}; wall time {self.results['wall_time_s']} s")
+        self.log(f"wrote {_shown(path)}; wall time {self.results['wall_time_s']} s")
         return path
 
 
@@ -198,3 +198,11 @@ def figure(n_rows: int, n_cols: int, size: float = 3.2, **kwargs: Any) -> tuple[
     fig = Figure(figsize=(size * n_cols, size * n_rows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(n_rows, n_cols, squeeze=False, **kwargs))
     return fig, axes
+
+
+def _shown(path: Path) -> str:
+    """The path relative to the repository when it lies inside it, else as given."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)

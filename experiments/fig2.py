@@ -1,6 +1,7 @@
 """Fig. 2: parametric metric MDS on the diabetes data against scikit-learn's SMACOF.
 
-``python -m experiments.fig2 [--quick]``
+``python -m experiments.fig2 [--quick] [--plot-only]`` (``--plot-only`` redraws the figure from
+the CSV/JSON of an earlier full run)
 
 specs/mds.yaml (exact distances, stress = mean squared distance difference per batch) with
 four models: linear (10, 2) (no bias), non-linear (10, 2) and (10, 5, 2) (softplus after
@@ -17,6 +18,7 @@ paper plots) relative to SMACOF's mean, and the normalized stress
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -102,9 +104,10 @@ def _job(args: tuple[str, int, int, int]) -> dict:
     return {"model": model_name, "batch_size": bs, "seed": seed, "raw_stress": raw, "normalized_stress": ns}
 
 
-def strip_plot(run: Run, rows: list[dict], smacof_raw: list[float], epochs: int) -> None:
+def strip_plot(run: Run, rows: list[dict], smacof_raw: list[float], epochs: int,
+               paper_era_mean: float | None = None) -> None:
     fig, axes = figure(1, 1, size=1.0)
-    fig.set_size_inches(9, 4.2)
+    fig.set_size_inches(11, 4.2)
     ax = axes[0, 0]
     colors = {m: c for m, c in zip(MODELS, ["tab:blue", "tab:orange", "tab:green", "tab:red"], strict=False)}
     reference = float(np.mean(smacof_raw))
@@ -119,17 +122,40 @@ def strip_plot(run: Run, rows: list[dict], smacof_raw: list[float], epochs: int)
     ax.axhspan(smacof_rel.min(), smacof_rel.max(), color="0.85", zorder=1, label="SMACOF (range of seeds)")
     ax.axhline(1.0, color="0.4", lw=0.8, zorder=2)
     ax.axhline(1.12, color="0.4", lw=0.8, ls="--", zorder=2, label="12% above SMACOF")
+    if paper_era_mean is not None:
+        ax.axhline(paper_era_mean / reference, color="tab:purple", lw=0.8, ls=":", zorder=2,
+                   label="SMACOF with the paper-era stopping rule (mean)")
     ax.set_xticks(range(len(batch_sizes)), [str(b) for b in batch_sizes])
     ax.set_xlabel("batch size")
     ax.set_ylabel("stress / mean SMACOF stress")
     ax.set_yscale("log")
     ax.set_title(f"Parametric metric MDS on diabetes (442 x 10), {epochs} epochs, Adam lr {LR}")
-    ax.legend(loc="upper left", fontsize="small", frameon=False)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small", frameon=False)
     run.save_figure(fig)
 
 
+def replot(run: Run) -> None:
+    """Redraw the figure from the CSV and JSON a full run wrote (no training)."""
+    import csv
+    import json
+
+    with run.path(".csv").open() as handle:
+        rows = [{**r, "batch_size": int(r["batch_size"]), "raw_stress": float(r["raw_stress"])}
+                for r in csv.DictReader(handle)]
+    results = json.loads(run.path(".json").read_text())
+    strip_plot(run, rows, results["smacof"]["raw_stress"], results["settings"]["epochs"],
+               results["smacof"]["paper_era_raw_stress_mean"])
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    plot_only = "--plot-only" in argv
+    if plot_only:
+        argv.remove("--plot-only")
     run = start("fig2", __doc__.splitlines()[0], argv)
+    if plot_only:
+        replot(run)
+        return
     from sklearn.datasets import load_diabetes
 
     X = load_diabetes().data.astype(np.float32)
@@ -161,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
                 run.log(f"{row['model']:20s} bs {row['batch_size']:3d}: stress / SMACOF = {np.mean(rel):.3f} "
                         f"(min {np.min(rel):.3f}, max {np.max(rel):.3f})")
     run.write_csv(rows)
-    strip_plot(run, rows, smacof_raw, epochs)
+    strip_plot(run, rows, smacof_raw, epochs, paper_reference)
 
     def summary(model: str, bs: int) -> dict[str, float]:
         sel = [r for r in rows if r["model"] == model and r["batch_size"] == bs]
