@@ -135,10 +135,12 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["fig1", "fig2", "fig3", "fig4", "fig5", "pli"])
-def test_experiment_quick_mode(name: str, tmp_path: Path) -> None:
+def test_experiment_quick_mode(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each paper experiment runs end to end at tiny sizes and writes its figure and numbers."""
     import importlib
     import json
+
+    monkeypatch.syspath_prepend(str(SPEC_DIR.parent))  # experiments/ is run from the checkout
 
     if name != "fig2" and not SHARED_DATA.is_dir():
         pytest.skip(f"needs the shared datasets in {SHARED_DATA}")
