@@ -3,6 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-benchmark
 # CPU set-ups pin torch to the CPU build (pip would otherwise pull a ~5.5 GB CUDA build).
 CONSTRAINTS ?= constraints-cpu.txt
 
@@ -11,7 +12,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export MPLBACKEND ?= Agg
 
-.PHONY: setup demo test test-slow test-all lint bench clean
+.PHONY: setup setup-bench demo test test-slow test-all lint bench clean
 
 setup: $(STAMP)
 
@@ -21,6 +22,13 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev,explain]"
 	touch $(STAMP)
 
+## The comparison libraries (openTSNE, umap-learn) that benchmarks and experiments run beside ours.
+setup-bench: $(BENCH_STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[benchmark]"
+	touch $(BENCH_STAMP)
+
 ## The main job: a real routine (UMAP spec) on the embedded digits dataset, as a Prefect flow.
 demo: setup
 	$(VENV)/bin/paradime run specs/umap.yaml --data digits --out outputs/demo
@@ -29,8 +37,9 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q -m "not slow"
 
-## Long tests (pynndescent compile, larger data); CI runs them as a second stage.
-test-slow: setup
+## Long tests (pynndescent compile, larger data, the experiments with their references);
+## CI runs them as a second stage.
+test-slow: setup-bench
 	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]  # exit 5: no slow test selected
 
 test-all: test test-slow
@@ -38,8 +47,7 @@ test-all: test test-slow
 lint: setup
 	$(VENV)/bin/ruff check paradime_core pipelines data tests benchmarks
 
-bench: setup
-	$(PIP) install -q -c $(CONSTRAINTS) -e ".[benchmark]"
+bench: setup-bench
 	$(PY) benchmarks/quality.py
 
 clean:

@@ -135,6 +135,17 @@ def timed(run: Run, what: str) -> Iterator[dict[str, float]]:
     run.log(f"{what}: {record['s']:.1f} s")
 
 
+def reference_library(module: str) -> Any:
+    """Import a comparison library of the ``benchmark`` extra, or stop with how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise SystemExit(f"this experiment compares with {module}, which is not installed: "
+                         "run `make setup-bench` (pip install -e \".[benchmark]\")") from exc
+
+
 # --------------------------------------------------------------------------- data
 def mnist() -> tuple[np.ndarray, np.ndarray]:
     """All 70,000 MNIST images as float32 pixels / 255 (70000, 784) and their labels."""

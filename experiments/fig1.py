@@ -18,7 +18,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.common import figure, mnist, phase, quiet_fit, set_perplexity, spec, start, timed
+from experiments.common import (
+    figure,
+    mnist,
+    phase,
+    quiet_fit,
+    reference_library,
+    set_perplexity,
+    spec,
+    start,
+    timed,
+)
 from paradime_core import Routine
 from paradime_core.metrics import knn_accuracy, trustworthiness
 from paradime_core.plotting import scatter
@@ -70,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     ours_all["unseen_knn10_accuracy"] = knn_accuracy(Y_train, y_train, Y_all[unseen], y[unseen], k=10)
     run.log(f"ours, all {len(X)} images: {ours_all}")
 
-    from openTSNE import TSNE
+    TSNE = reference_library("openTSNE").TSNE
 
     with timed(run, "openTSNE fit on the same training images") as ref_time:
         reference = np.asarray(TSNE(perplexity=PERPLEXITY if not run.quick else 30, n_jobs=2,
