@@ -5,7 +5,8 @@ Naming. The items' features become ``main`` (an array named ``main``, ``data``, 
 ``x``, or the only array; in a table, every numeric column except the label column). A
 table's label column (``label_column``, else the first of ``y``, ``label``, ``labels``,
 ``target``, ``class``) becomes ``y``; text labels are stored as integer codes with the
-classes in the group's attributes. Other arrays keep their names. All arrays share the
+classes in the group's attributes. Specs read the labels as ``labels`` (the grammar's
+conventional key) or ``y``: both name the same stored array. Other arrays keep their names. All arrays share the
 ``sample`` dimension (chunked by rows); ``main`` has a second dimension ``feature``.
 
 A folder that is not a Zarr store is read as the concatenation of its data files in name
@@ -40,6 +41,7 @@ from pipelines.store import ArtifactStore, StageRef
 
 MAIN_ALIASES = ("main", "data", "X", "x")
 LABEL_COLUMNS = ("y", "label", "labels", "target", "class")
+LABEL_KEY, LABEL_ALIAS = "y", "labels"  # stored name, the name specs use
 FILE_FORMATS = {
     ".npz": "npz", ".npy": "npy", ".csv": "csv", ".tsv": "csv", ".txt": "csv",
     ".parquet": "parquet", ".pq": "parquet", ".zarr": "zarr", ".nc": "netcdf", ".nc4": "netcdf",
@@ -636,11 +638,19 @@ def _progress_bar(enabled: bool, total: int | None, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="row", unit_scale=True, leave=False)
 
 
+def with_label_alias(entries: dict[str, Any]) -> dict[str, Any]:
+    """``entries`` with the stored labels ``y`` also under ``labels`` (same value), unless a
+    dataset brings its own ``labels`` array."""
+    if LABEL_KEY in entries and LABEL_ALIAS not in entries:
+        return {**entries, LABEL_ALIAS: entries[LABEL_KEY]}
+    return dict(entries)
+
+
 def load_dataset(store: ArtifactStore, key: str, keys: list[str] | None = None) -> dict[str, np.ndarray]:
-    """The dataset's arrays in memory (all, or the named ones)."""
+    """The dataset's arrays in memory (all, or the named ones), labels also as ``labels``."""
     group = store.open_group("datasets", key)
     names = keys or [name for name, _ in group.arrays()]
-    return {name: np.asarray(group[name][...]) for name in names}
+    return with_label_alias({name: np.asarray(group[name][...]) for name in names})
 
 
 def dataset_fingerprints(store: ArtifactStore, key: str) -> dict[str, str]:

@@ -144,7 +144,9 @@ def make_plan(spec: Any, dataset_key: str, fingerprints: dict[str, str], n_items
               embed_method: str = "embed", metrics: dict[str, Any] | None = None) -> Plan:
     """The stages of ``spec`` on the dataset ``dataset_key`` with array fingerprints ``fingerprints``."""
     from paradime_core import components
+    from pipelines.ingest import with_label_alias
 
+    fingerprints = with_label_alias(fingerprints)
     plan = Plan(dataset_key, dict(fingerprints), int(n_items), int(seed), int(out_dim))
     derived_names = {d.name for d in spec.derived_data}
     missing = sorted(spec.data_keys() - set(fingerprints) - {"index"})

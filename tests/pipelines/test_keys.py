@@ -51,3 +51,27 @@ def test_seed_and_warm_start_reach_the_phases_only():
 def test_code_version_tracks_the_modules_of_each_stage():
     assert code_version("knn") != code_version("phases")
     assert code_version("knn") == code_version("knn")
+
+
+def test_specs_read_the_stored_labels_y_as_labels():
+    """The classifier spec reads `labels`; ingest stores the label column as `y`."""
+    from pathlib import Path
+
+    spec_text = (Path(__file__).resolve().parents[2] / "specs" / "classifier.yaml").read_text()
+    keys = _keys(spec_text)
+    assert "phase:0" in keys
+    assert _keys(spec_text, {"main": "m" * 32, "y": "z" * 32})["phase:0"] != keys["phase:0"]
+
+
+def test_load_dataset_exposes_labels_beside_y(tmp_path):
+    import numpy as np
+
+    from pipelines.ingest import from_arrays, ingest, load_dataset
+    from pipelines.store import ArtifactStore
+
+    store = ArtifactStore(str(tmp_path / "store"))
+    labels = np.arange(10) % 3
+    result = ingest(from_arrays({"main": np.random.default_rng(0).normal(size=(10, 3)), "y": labels}, "mem://t"), store)
+    arrays = load_dataset(store, result.ref.key)
+    assert set(arrays) == {"main", "y", "labels"}
+    np.testing.assert_array_equal(arrays["labels"], labels)
