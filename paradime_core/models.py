@@ -229,7 +229,10 @@ def _front_layers(in_dim: int, input_scale: float | None, pca_components: int | 
             raise ValueError(f"input_scale must be a positive number, got {input_scale!r}")
         layers.append(Scale(input_scale))
     if pca_components is not None:
-        k = _positive_int(pca_components, "pca_components")
+        # At most in_dim components: with k = in_dim the layer still centres, rotates and
+        # scales the data to a first-component std of 1 (the unit of input_noise), so one
+        # spec fits data of any width.
+        k = min(_positive_int(pca_components, "pca_components"), in_dim)
         layers.append(PCAProjection(in_dim, k))
         in_dim = k
     if input_noise:
@@ -284,7 +287,8 @@ class FullyConnected(_Model):
     ``embedding_head`` (the last Linear layer).
 
     ``input_scale``: constant factor applied to the input first. ``pca_components=k``: the
-    first layer is a frozen projection ``(x - mean) @ V_k.T`` onto ``k`` principal axes,
+    first layer is a frozen projection ``(x - mean) @ V_k.T`` onto ``min(k, in_dim)`` principal axes
+    (scaled so the first has std 1),
     loaded with :meth:`set_pca` (or computed with :meth:`fit_pca`) before training.
     """
 

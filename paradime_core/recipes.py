@@ -107,12 +107,14 @@ class _NeighborEmbedding(_Recipe):
             "optimizer": {"type": "adam", "options": {"lr": self.lr}},
             "options": {"lr_schedule": "linear"},
         }
+        if self.ema is not None:
+            phase["options"]["ema"] = float(self.ema)
         return model, phase
 
 
 _SHARED_DEFAULTS = dict(
     epochs=15, batches_per_epoch=100, batch_size=4096, lr=0.01, hidden_dims=(128, 128), activation="relu",
-    pca_components=50, input_noise=0.3, negatives="uniform",
+    pca_components=50, input_noise=0.3, negatives="uniform", ema=None,
 )
 
 
@@ -140,6 +142,7 @@ class ParametricTSNE(_NeighborEmbedding):
         pca_components: int | None = _SHARED_DEFAULTS["pca_components"],
         input_noise: float = _SHARED_DEFAULTS["input_noise"],
         negatives: str = _SHARED_DEFAULTS["negatives"],
+        ema: float | None = _SHARED_DEFAULTS["ema"],
         knn_method: str = "auto",
         random_state: int = 0,
         device: str | None = None,
@@ -191,6 +194,7 @@ class ParametricUMAP(_NeighborEmbedding):
         pca_components: int | None = _SHARED_DEFAULTS["pca_components"],
         input_noise: float = _SHARED_DEFAULTS["input_noise"],
         negatives: str = _SHARED_DEFAULTS["negatives"],
+        ema: float | None = _SHARED_DEFAULTS["ema"],
         knn_method: str = "auto",
         random_state: int = 0,
         device: str | None = None,

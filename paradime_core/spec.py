@@ -328,7 +328,7 @@ class PhaseSpec:
     params: list[str] | None = None  # names of model sub-modules trained here (None: all)
     options: dict[str, Any] = field(default_factory=dict)  # e.g. early_stopping, batches_per_epoch
 
-    PHASE_OPTIONS = ("lr_schedule",)
+    PHASE_OPTIONS = ("lr_schedule", "ema")
 
     @classmethod
     def from_dict(cls, raw: Any, path: str) -> PhaseSpec:
@@ -417,6 +417,9 @@ def _check_phase_option(key: str, value: Any, path: str) -> None:
 
         if _string(value, path) not in LR_SCHEDULES:
             raise SpecError(path, f"'{value}' is not one of {', '.join(LR_SCHEDULES)}")
+    elif key == "ema":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+            raise SpecError(path, f"must be a decay in [0, 1) (e.g. 0.99), got {value!r}")
 
 
 @dataclass

@@ -289,3 +289,38 @@ def test_recipes_are_deterministic(digits):
     first = fast(ParametricUMAP).fit_transform(X)
     second = fast(ParametricUMAP).fit_transform(X)
     np.testing.assert_array_equal(first, second)
+
+
+def test_weight_averaging_ends_the_phase_with_the_average_of_the_steps(digits):
+    """ema a: θ̄ ← a θ̄ + (1 - a) θ after every step; a = 0 keeps the last step's weights."""
+    X, _ = digits
+    plain = routine(MDS_SPEC).fit(X)
+    last = routine(MDS_SPEC.replace("lr: 0.01}", "lr: 0.01}\n    options: {ema: 0.0}")).fit(X)
+    np.testing.assert_array_equal(plain.transform(X), last.transform(X))
+
+    spec = Spec.from_yaml(MDS_SPEC.replace("epochs: 4", "epochs: 1"))
+    spec.training_phases[0].options["ema"] = 0.5
+    steps = []  # parameters after each optimizer step
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    hook = register_optimizer_step_post_hook(
+        lambda opt, *_: steps.append([p.detach().clone() for g in opt.param_groups for p in g["params"]]))
+    averaged = Routine(spec, seed=0, device="cpu", verbose=False)
+    try:
+        averaged.fit(X)
+    finally:
+        hook.remove()
+    assert len(steps) == 6  # 300 items in batches of 50
+    model = averaged.model_
+    initial = Routine(spec, seed=0, device="cpu", verbose=False).build_model({"main": X}).parameters()
+    expected = [p.detach().clone() for p in initial]
+    for step in steps:
+        expected = [0.5 * e + 0.5 * s for e, s in zip(expected, step)]
+    for param, value in zip(model.parameters(), expected):
+        torch.testing.assert_close(param.detach(), value)
+
+
+def test_weight_averaging_decay_is_checked():
+    spec = MDS_SPEC.replace("lr: 0.01}", "lr: 0.01}\n    options: {ema: 1.5}")
+    with pytest.raises(SpecError, match=r"training_phases\[0\]\.options\.ema: must be a decay in \[0, 1\)"):
+        Spec.from_yaml(spec)
