@@ -92,7 +92,9 @@ class _NeighborEmbedding(_Recipe):
     with a linearly decaying learning rate. The network reads the data through a frozen PCA
     layer (``pca_components``) and, in training only, Gaussian input noise of std
     ``input_noise`` (in units of the first principal component's std): a smoothness
-    regulariser that narrows the gap between training and held-out quality.
+    regulariser that narrows the gap between training and held-out quality. ``ema``
+    (a decay such as 0.99, default off) ends training with the exponential moving average
+    of the parameters over the steps.
     """
 
     def _model_and_phase(self, in_dim: int, loss: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -11,7 +11,7 @@ checks them).
     every item appears exactly once per epoch (the last, short batch is dropped with
     ``drop_last``).
 
-``edge(rels, batch_size=1024, neg_rate=5, batches_per_epoch=None)`` (aliases
+``edge(rels, batch_size=1024, neg_rate=5, batches_per_epoch=None, negatives="uniform", pool_size=None)`` (aliases
 ``negative_edge``, ``neg_edge``; ``neg_sampling_rate`` is accepted for ``neg_rate``)
     UMAP/LargeVis-style edge sampling from the sparse global relation ``W = rels`` with
     entries ``w_ij``. Each batch draws ``B = batch_size`` positive edges independently with
@@ -169,14 +169,20 @@ def _edge_arrays(value: RelationValue) -> tuple[torch.Tensor, torch.Tensor, np.n
     return torch.from_numpy(rows), torch.from_numpy(cols), np.cumsum(weights)
 
 
+NEGATIVE_SAMPLING = ("uniform", "pool", "batch")
+
+
 @register_sampler("edge", aliases=("negative_edge", "neg_edge", "negative_edge_sampling"))
 class EdgeSampler:
     """Positive edges drawn proportionally to weight, plus ``neg_rate`` negatives each.
 
     ``negatives="uniform"``: negative targets drawn uniformly from all items (UMAP,
-    LargeVis). ``negatives="batch"``: drawn uniformly from the endpoints of the batch's
-    positive edges (as parametric UMAP does): no extra items to embed per step, so the cost
-    of a step does not grow with the dataset.
+    LargeVis). ``negatives="pool"``: each step first draws ``pool_size`` items uniformly
+    (default ``batch_size``) and every negative target uniformly from that pool: each
+    negative is still uniform over all items, but a step embeds at most ``2 B + pool_size``
+    items whatever ``neg_rate`` and the dataset size. ``negatives="batch"``: drawn uniformly
+    from the endpoints of the batch's positive edges (as parametric UMAP does; biased
+    towards items of high degree), no extra items to embed.
     """
 
     relation_options: tuple[str, ...] = ("rels",)
@@ -184,7 +190,7 @@ class EdgeSampler:
 
     def __init__(self, rels: str | None = None, batch_size: int = 1024, neg_rate: int | None = None,
                  batches_per_epoch: int | None = None, neg_sampling_rate: int | None = None,
-                 negatives: str = "uniform"):
+                 negatives: str = "uniform", pool_size: int | None = None):
         self.rels = _relation_name(rels, "edge")
         self.batch_size = _positive_int(batch_size, "batch_size")
         if neg_rate is not None and neg_sampling_rate is not None and neg_rate != neg_sampling_rate:
@@ -193,9 +199,10 @@ class EdgeSampler:
         self.neg_rate = 5 if rate is None else _positive_int(rate, "neg_rate", minimum=0)
         self.batches_per_epoch = (None if batches_per_epoch is None
                                   else _positive_int(batches_per_epoch, "batches_per_epoch"))
-        if negatives not in ("uniform", "batch"):
-            raise ValueError(f"negatives must be 'uniform' or 'batch', got {negatives!r}")
+        if negatives not in NEGATIVE_SAMPLING:
+            raise ValueError(f"negatives must be one of {', '.join(NEGATIVE_SAMPLING)}, got {negatives!r}")
         self.negatives = negatives
+        self.pool_size = self.batch_size if pool_size is None else _positive_int(pool_size, "pool_size")
         self._cache = _RelationCache()
 
     def n_batches(self, n_edges: int) -> int:
@@ -212,6 +219,10 @@ class EdgeSampler:
             if self.negatives == "batch":
                 items, (src_pos, dst_pos) = _unique_positions(sources, dests)
                 neg_pos = torch.randint(0, items.shape[0], (b * r,), generator=generator)
+            elif self.negatives == "pool":
+                pool = torch.randint(0, n_items, (self.pool_size,), generator=generator)
+                items, (src_pos, dst_pos, pool_pos) = _unique_positions(sources, dests, pool, n_items=n_items)
+                neg_pos = pool_pos[torch.randint(0, self.pool_size, (b * r,), generator=generator)]
             else:
                 negatives = torch.randint(0, n_items, (b * r,), generator=generator)
                 items, (src_pos, dst_pos, neg_pos) = _unique_positions(sources, dests, negatives, n_items=n_items)

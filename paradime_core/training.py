@@ -118,7 +118,7 @@ class ParameterAverage:
     @torch.no_grad()
     def apply(self) -> None:
         """Copy the averages into the parameters."""
-        for param, average in zip(self.params, self.average):
+        for param, average in zip(self.params, self.average, strict=True):
             param.copy_(average)
 
 

@@ -315,8 +315,8 @@ def test_weight_averaging_ends_the_phase_with_the_average_of_the_steps(digits):
     initial = Routine(spec, seed=0, device="cpu", verbose=False).build_model({"main": X}).parameters()
     expected = [p.detach().clone() for p in initial]
     for step in steps:
-        expected = [0.5 * e + 0.5 * s for e, s in zip(expected, step)]
-    for param, value in zip(model.parameters(), expected):
+        expected = [0.5 * e + 0.5 * s for e, s in zip(expected, step, strict=True)]
+    for param, value in zip(model.parameters(), expected, strict=True):
         torch.testing.assert_close(param.detach(), value)
 
 

@@ -215,3 +215,22 @@ def test_triplet_errors():
         next(TripletSampler("l").epoch(4, {"l": LabelEquality(np.array([0, 1, 1]))}, gen()))
     with pytest.raises(SpecError, match="rate"):
         build(SAMPLERS, "triplet", {"rels": "l", "rate": 0}, "sampling")
+
+
+def test_pool_negatives_are_uniform_and_bound_the_items_of_a_step():
+    """negatives='pool': each step embeds at most 2B + pool_size items; each negative is uniform."""
+    n = 1000
+    graph = NeighborGraph(np.array([[(i + 1) % n, (i + 7) % n] for i in range(n)]), np.ones((n, 2)))
+    sampler = EdgeSampler("knn", batch_size=16, neg_rate=50, negatives="pool", pool_size=32, batches_per_epoch=400)
+    negatives = []
+    for batch in sampler.epoch(n, {"knn": graph}, gen(3)):
+        assert len(batch) <= 2 * 16 + 32
+        assert batch.edge_targets.tolist() == [1.0] * 16 + [0.0] * 800
+        rows, cols = batch.items[batch.edge_rows], batch.items[batch.edge_cols]
+        assert torch.equal(rows[16:].reshape(16, 50), rows[:16, None].expand(16, 50))
+        assert len(set(cols[16:].tolist())) <= 32  # the negatives come from the step's pool
+        negatives.append(torch.unique(cols[16:]))
+    freq = torch.bincount(torch.cat(negatives), minlength=n).numpy()
+    assert chisquare(freq).pvalue > 1e-3  # the pools are uniform over all items
+    with pytest.raises(SpecError, match="negatives must be one of uniform, pool, batch"):
+        build(SAMPLERS, "edge", {"rels": "w", "negatives": "pooled"}, "sampling")
