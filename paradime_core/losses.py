@@ -26,8 +26,11 @@ Loss functions
               \qquad P = p / \textstyle\sum p, \quad Q = q / \textstyle\sum q,
 
     summed over every entry given (a dense block whose diagonal the relation loss has set
-    to 0, or an edge vector). Terms with ``P_ij = 0`` contribute 0; ``Q`` is clamped below
-    at ``eps`` inside the logarithm. It is 0 exactly when ``P = Q``.
+    to 0, or an edge vector). On a ``(b, b)`` block of an item batch the sum is divided by
+    ``b`` (per item of the batch, as the paper's library does), so the loss weights of the
+    paper's compound specs (t-SNE + triplet, t-SNE + correlation) carry over as printed.
+    Terms with ``P_ij = 0`` contribute 0; ``Q`` is clamped below at ``eps`` inside the
+    logarithm. It is 0 exactly when ``P = Q``.
 
 ``mse`` (alias ``stress``)
     Mean squared error :math:`\frac{1}{N}\sum_k (p_k - q_k)^2` over the ``N`` entries given
@@ -48,8 +51,9 @@ Loss functions
               \quad \varepsilon = 10^{-4}.
 
     With edge sampling, positive edges carry ``p = 1`` (attraction, :math:`-\log q`) and
-    negative edges ``p = 0`` (repulsion, :math:`-\log(1 - q)`); on item batches ``p`` is the
-    dense membership-strength block.
+    negative edges ``p = 0`` (repulsion, :math:`-\log(1 - q)`), and ``N`` is the number of
+    edges; on item batches ``p`` is the dense ``(b, b)`` membership-strength block and ``N =
+    b`` (the sum per item of the batch, as in the paper's library).
 
 ``infonce`` (aliases ``nce_tsne``, ``contrastive``)
     The t-SNE-like contrastive loss of Damrich et al. (2023), "From t-SNE to UMAP with
@@ -138,6 +142,16 @@ def _aligned(target: torch.Tensor, prediction: torch.Tensor, name: str) -> torch
     return target
 
 
+def _is_block(values: torch.Tensor) -> bool:
+    """A square ``(b, b)`` relation block of an item batch (not an edge vector)."""
+    return values.ndim == 2 and values.shape[0] == values.shape[1]
+
+
+def _items_of_block(values: torch.Tensor) -> int:
+    """``b`` for a ``(b, b)`` block, 1 otherwise."""
+    return int(values.shape[0]) if _is_block(values) else 1
+
+
 # ---------------------------------------------------------------------------------------
 # Loss functions
 # ---------------------------------------------------------------------------------------
@@ -145,11 +159,11 @@ def _aligned(target: torch.Tensor, prediction: torch.Tensor, name: str) -> torch
 
 @register_loss_function("kl_div", aliases=("kl",))
 def kl_div(target: torch.Tensor, prediction: torch.Tensor, eps: float = LOG_EPS) -> torch.Tensor:
-    """KL(P || Q) = sum P log(P / Q) with P, Q the inputs normalised to sum 1."""
+    """KL(P || Q) = sum P log(P / Q), P, Q the inputs normalised to sum 1; / b on a (b, b) block."""
     p = _aligned(target, prediction, "kl_div")
     p = p / p.sum().clamp_min(TINY)
     q = prediction / prediction.sum().clamp_min(TINY)
-    return (torch.special.xlogy(p, p) - p * torch.log(q.clamp_min(eps))).sum()
+    return (torch.special.xlogy(p, p) - p * torch.log(q.clamp_min(eps))).sum() / _items_of_block(p)
 
 
 @register_loss_function("mse", aliases=("stress",))
@@ -172,10 +186,11 @@ def huber(target: torch.Tensor, prediction: torch.Tensor, delta: float = 1.0) ->
 
 @register_loss_function("cross_entropy", aliases=("umap_cross_entropy", "fuzzy_cross_entropy"))
 def cross_entropy(target: torch.Tensor, prediction: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """-mean[p log q + (1 - p) log(1 - q)] with q clamped to [eps, 1 - eps]."""
+    """-(1/N) sum[p log q + (1 - p) log(1 - q)], q clamped to [eps, 1 - eps]; N: edges, or b of a block."""
     p = _aligned(target, prediction, "cross_entropy")
     q = prediction.clamp(eps, 1.0 - eps)
-    return -(p * torch.log(q) + (1.0 - p) * torch.log1p(-q)).mean()
+    terms = p * torch.log(q) + (1.0 - p) * torch.log1p(-q)
+    return -(terms.sum() / _items_of_block(p) if _is_block(p) else terms.mean())
 
 
 def edge_layout(target: torch.Tensor) -> tuple[int, int]:

@@ -118,6 +118,8 @@ class ParameterAverage:
     @torch.no_grad()
     def apply(self) -> None:
         """Copy the averages into the parameters."""
+        if self.decay is None:
+            return
         for param, average in zip(self.params, self.average, strict=True):
             param.copy_(average)
 

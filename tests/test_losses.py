@@ -85,7 +85,10 @@ def test_kl_div_matches_formula():
     p, q = P / P.sum(), Q / Q.sum()
     mask = p > 0
     expected = (p[mask] * torch.log(p[mask] / q[mask])).sum()
-    assert losses.kl_div(P, Q).item() == pytest.approx(expected.item(), rel=1e-6)
+    # a (b, b) block of an item batch: the sum per item of the batch (the paper's library)
+    assert losses.kl_div(P, Q).item() == pytest.approx(expected.item() / 3, rel=1e-6)
+    # an edge vector: the plain sum
+    assert losses.kl_div(P.flatten(), Q.flatten()).item() == pytest.approx(expected.item(), rel=1e-6)
     assert LOSS_FUNCTIONS.get("kl") is losses.kl_div
     assert LOSS_FUNCTIONS.get("kl div") is losses.kl_div
 
@@ -131,6 +134,10 @@ def test_cross_entropy_matches_formula_and_clamps():
     assert extreme.item() == pytest.approx(-math.log(1e-4), rel=1e-4)
     for alias in ("umap_cross_entropy", "fuzzy cross entropy"):
         assert LOSS_FUNCTIONS.get(alias) is losses.cross_entropy
+    # a (b, b) block: the sum per item of the batch (the paper's library), not the mean of b^2 entries
+    block_p, block_q = torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([[0.5, 0.9], [0.9, 0.5]])
+    terms = 2 * math.log(0.5) + 2 * math.log(0.9)
+    assert losses.cross_entropy(block_p, block_q).item() == pytest.approx(-terms / 2, rel=1e-6)
 
 
 def test_infonce_matches_formula():
