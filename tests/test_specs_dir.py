@@ -150,3 +150,16 @@ def test_experiment_quick_mode(name: str, tmp_path: Path, monkeypatch: pytest.Mo
     assert results["quick"] is True and results["wall_time_s"] > 0
     assert "claims" in results
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+def test_umap_spec_is_the_parametric_umap_recipe(digits) -> None:
+    """specs/umap.yaml says it is ParametricUMAP() with its defaults: same training, same embedding."""
+    from paradime_core import ParametricUMAP
+
+    torch.set_num_threads(1)
+    X = digits["main"]
+    spec = load_spec(SPEC_DIR / "umap.yaml")
+    spec.training_phases[-1].epochs = 1
+    from_spec = Routine(spec, seed=0, verbose=False).fit({"main": X}).transform(X)
+    from_recipe = ParametricUMAP(epochs=1, random_state=0).fit(X).transform(X)
+    np.testing.assert_allclose(from_spec, from_recipe, rtol=1e-5, atol=1e-5)
