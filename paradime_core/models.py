@@ -269,8 +269,23 @@ class _Model(nn.Module):
         self._pca_layer().set_pca(mean, components)
 
     def fit_pca(self, data: Any) -> None:
-        """Compute and load the PCA front layer from ``data`` (n, in_dim) by an exact SVD."""
-        self._pca_layer().fit(data)
+        """Compute and load the PCA front layer from ``data`` (n, in_dim) as that layer sees it:
+        after the layers before it (``input_scale``), so its mean and axes match its input."""
+        pca = self._pca_layer()
+        before: list[nn.Module] = []
+        for module in self.modules():
+            if isinstance(module, nn.Sequential) and any(m is pca for m in module):
+                before = list(module)[: next(i for i, m in enumerate(module) if m is pca)]
+                break
+        if before:
+            prefix = nn.Sequential(*before)
+            x = np.asarray(data).reshape(len(data), -1)
+            with torch.no_grad():
+                data = np.concatenate([
+                    prefix(torch.as_tensor(x[i:i + 65536], dtype=torch.float32)).double().numpy()
+                    for i in range(0, len(x), 65536)
+                ])
+        pca.fit(data)
 
     @property
     def needs_pca(self) -> bool:

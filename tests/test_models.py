@@ -199,3 +199,22 @@ def test_registered_names_and_aliases():
     for alias in ("fc", "mlp", "default", "fully connected"):
         assert MODELS.get(alias) is FullyConnected
     assert MODELS.get("direct") is Direct
+
+
+def test_pca_front_layer_is_fitted_on_the_scaled_input():
+    """input_scale runs before the PCA layer: the layer's mean and axes are those of scaled data."""
+    from paradime_core.models import FullyConnected
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(400, 12)) * np.arange(1, 13) + 100.0).astype(np.float32) * 255
+    scaled = FullyConnected(in_dim=12, hidden_dims=[8], input_scale=1 / 255, pca_components=4)
+    scaled.fit_pca(X)
+    plain = FullyConnected(in_dim=12, hidden_dims=[8], pca_components=4)
+    plain.fit_pca(X / 255)
+    torch.manual_seed(0)
+    probe = torch.as_tensor(X[:50])
+    with torch.no_grad():
+        front_scaled = scaled.trunk[:2](probe)
+        front_plain = plain.trunk[0](probe / 255)
+    torch.testing.assert_close(front_scaled, front_plain, rtol=1e-4, atol=1e-4)
+    assert front_scaled.abs().mean() < 10  # centred: not the raw mean leaking through
