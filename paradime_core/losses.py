@@ -46,9 +46,13 @@ Loss functions
 ``cross_entropy`` (aliases ``umap_cross_entropy``, ``fuzzy_cross_entropy``)
     UMAP's cross entropy between two fuzzy sets,
 
-    .. math:: -\frac{1}{N}\sum_k \big[ p_k \log \tilde q_k + (1 - p_k) \log(1 - \tilde q_k) \big],
-              \qquad \tilde q = \mathrm{clamp}(q, \varepsilon, 1 - \varepsilon),
-              \quad \varepsilon = 10^{-4}.
+    .. math:: -\frac{1}{N}\sum_k \big[ p_k \log (q_k + \varepsilon)
+              + (1 - p_k) \log(1 - q_k + \varepsilon) \big], \qquad \varepsilon = 10^{-4}.
+
+    The ``eps`` is added, not clamped: a clamp at ``1 - eps`` would zero the repulsion of
+    exactly the pairs that need it most (items embedded on top of each other, as every item
+    is when a deep network starts with a nearly constant output), and training could stall
+    there.
 
     With edge sampling, positive edges carry ``p = 1`` (attraction, :math:`-\log q`) and
     negative edges ``p = 0`` (repulsion, :math:`-\log(1 - q)`), and ``N`` is the number of
@@ -186,10 +190,10 @@ def huber(target: torch.Tensor, prediction: torch.Tensor, delta: float = 1.0) ->
 
 @register_loss_function("cross_entropy", aliases=("umap_cross_entropy", "fuzzy_cross_entropy"))
 def cross_entropy(target: torch.Tensor, prediction: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """-(1/N) sum[p log q + (1 - p) log(1 - q)], q clamped to [eps, 1 - eps]; N: edges, or b of a block."""
+    """-(1/N) sum[p log(q + eps) + (1 - p) log(1 - q + eps)]; N: edges, or b of a block."""
     p = _aligned(target, prediction, "cross_entropy")
-    q = prediction.clamp(eps, 1.0 - eps)
-    terms = p * torch.log(q) + (1.0 - p) * torch.log1p(-q)
+    q = prediction.clamp(0.0, 1.0)
+    terms = p * torch.log(q + eps) + (1.0 - p) * torch.log1p(eps - q)
     return -(terms.sum() / _items_of_block(p) if _is_block(p) else terms.mean())
 
 

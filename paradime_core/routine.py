@@ -205,8 +205,8 @@ class Routine:
         self.model_spec_ = ModelSpec(reg.MODELS.resolve(model_spec.type) or model_spec.type,
                                      {**options, "in_dim": int(np.prod(data["main"].shape[1:])),
                                       "n_items": int(data["main"].shape[0])})
-        if getattr(model, "needs_pca", False):
-            model.fit_pca(data["main"])  # frozen PCA front layer fitted on the training items
+        if getattr(model, "needs_fit", False):
+            model.fit_front(data["main"])  # PCA front layer and input-noise unit from the training items
         self.model_ = model.to(self.device)
         return self.model_
 

@@ -127,8 +127,9 @@ def test_shape_mismatch_is_a_data_error():
 def test_cross_entropy_matches_formula_and_clamps():
     p = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.3])
     q = torch.tensor([0.9, 0.2, 0.1, 0.7, 0.5])
-    expected = -np.mean([math.log(0.9), math.log(0.2), math.log(0.9), math.log(0.3),
-                         0.3 * math.log(0.5) + 0.7 * math.log(0.5)])
+    e = 1e-4
+    expected = -np.mean([math.log(0.9 + e), math.log(0.2 + e), math.log(0.9 + e), math.log(0.3 + e),
+                         0.3 * math.log(0.5 + e) + 0.7 * math.log(0.5 + e)])
     assert losses.cross_entropy(p, q).item() == pytest.approx(expected, rel=1e-6)
     extreme = losses.cross_entropy(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]))
     assert extreme.item() == pytest.approx(-math.log(1e-4), rel=1e-4)
@@ -136,8 +137,15 @@ def test_cross_entropy_matches_formula_and_clamps():
         assert LOSS_FUNCTIONS.get(alias) is losses.cross_entropy
     # a (b, b) block: the sum per item of the batch (the paper's library), not the mean of b^2 entries
     block_p, block_q = torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([[0.5, 0.9], [0.9, 0.5]])
-    terms = 2 * math.log(0.5) + 2 * math.log(0.9)
+    terms = 2 * math.log(0.5 + e) + 2 * math.log(0.9 + e)
     assert losses.cross_entropy(block_p, block_q).item() == pytest.approx(-terms / 2, rel=1e-6)
+
+
+def test_cross_entropy_repels_items_embedded_on_top_of_each_other():
+    """A negative edge with q -> 1 (distance ~0) keeps a repulsive gradient (no clamp at 1 - eps)."""
+    q = torch.tensor([1.0 - 1e-7, 1.0 - 1e-5], requires_grad=True)
+    losses.cross_entropy(torch.zeros(2), q).backward()
+    assert (q.grad > 1.0).all()  # pushes q down, i.e. the pair apart
 
 
 def test_infonce_matches_formula():
@@ -193,8 +201,8 @@ def test_relation_loss_on_edge_batch_uses_edge_targets(setup):
     value = losses.RelationLoss(func=losses.cross_entropy, rels=["knn", "sim"])(ctx)
     y = ctx.output()
     d = torch.linalg.vector_norm(y[batch.edge_rows] - y[batch.edge_cols], dim=1)
-    q = (1.0 / (1.0 + d**2)).clamp(1e-4, 1 - 1e-4)
-    expected = -(torch.log(q[:4]).sum() + torch.log(1 - q[4:]).sum()) / 12
+    q = 1.0 / (1.0 + d**2)
+    expected = -(torch.log(q[:4] + 1e-4).sum() + torch.log(1 - q[4:] + 1e-4).sum()) / 12
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
     nce = losses.RelationLoss(func=losses.infonce, rels=["knn", "sim"])(ctx)
     qn = (1.0 / (1.0 + d**2))

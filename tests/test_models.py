@@ -218,3 +218,23 @@ def test_pca_front_layer_is_fitted_on_the_scaled_input():
         front_plain = plain.trunk[0](probe / 255)
     torch.testing.assert_close(front_scaled, front_plain, rtol=1e-4, atol=1e-4)
     assert front_scaled.abs().mean() < 10  # centred: not the raw mean leaking through
+
+
+def test_input_noise_unit_is_the_median_distance_to_the_15th_neighbour_over_sqrt_width():
+    """input_noise is relative to the data's local scale: the same noise for data x 1000."""
+    from paradime_core.models import FullyConnected, GaussianNoise
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(500, 9)).astype(np.float32)
+    units = []
+    for scale in (1.0, 1000.0):
+        model = FullyConnected(in_dim=9, hidden_dims=[8], input_noise=0.5)
+        assert model.needs_fit
+        model.fit_front(X * scale)
+        assert not model.needs_fit
+        noise = next(m for m in model.modules() if isinstance(m, GaussianNoise))
+        units.append(float(noise.unit) / scale)
+    d = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    expected = np.median(np.sort(d, axis=1)[:, 15]) / 3.0  # sqrt(9)
+    assert units[0] == pytest.approx(expected, rel=2e-3)  # torch's median: the lower middle value
+    assert units[1] == pytest.approx(units[0], rel=1e-4)
