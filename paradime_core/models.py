@@ -257,8 +257,7 @@ def _front_layers(in_dim: int, input_scale: float | None, pca_components: int | 
         layers.append(Scale(input_scale))
     if pca_components is not None:
         # At most in_dim components: with k = in_dim the layer still centres, rotates and
-        # scales the data to a first-component std of 1, so one
-        # spec fits data of any width.
+        # scales the data to a first-component std of 1, so one spec fits data of any width.
         k = min(_positive_int(pca_components, "pca_components"), in_dim)
         layers.append(PCAProjection(in_dim, k))
         in_dim = k
@@ -347,9 +346,9 @@ class FullyConnected(_Model):
     ``embedding_head`` (the last Linear layer).
 
     ``input_scale``: constant factor applied to the input first. ``pca_components=k``: the
-    first layer is a frozen projection ``(x - mean) @ V_k.T`` onto ``min(k, in_dim)`` principal axes
-    (scaled so the first has std 1),
-    loaded with :meth:`set_pca` (or computed with :meth:`fit_pca`) before training.
+    first layer is a frozen projection ``(x - mean) @ V_k.T`` onto ``min(k, in_dim)``
+    principal axes (scaled so the first has std 1), loaded with :meth:`set_pca` (or computed
+    with :meth:`fit_pca`) before training. ``input_noise``: see :class:`GaussianNoise`.
     """
 
     model_type = "fully_connected"
