@@ -146,14 +146,9 @@ def _aligned(target: torch.Tensor, prediction: torch.Tensor, name: str) -> torch
     return target
 
 
-def _is_block(values: torch.Tensor) -> bool:
-    """A square ``(b, b)`` relation block of an item batch (not an edge vector)."""
-    return values.ndim == 2 and values.shape[0] == values.shape[1]
-
-
-def _items_of_block(values: torch.Tensor) -> int:
-    """``b`` for a ``(b, b)`` block, 1 otherwise."""
-    return int(values.shape[0]) if _is_block(values) else 1
+def _block_items(values: torch.Tensor) -> int | None:
+    """``b`` for a square ``(b, b)`` relation block of an item batch, None for an edge vector."""
+    return int(values.shape[0]) if values.ndim == 2 and values.shape[0] == values.shape[1] else None
 
 
 # ---------------------------------------------------------------------------------------
@@ -167,7 +162,7 @@ def kl_div(target: torch.Tensor, prediction: torch.Tensor, eps: float = LOG_EPS)
     p = _aligned(target, prediction, "kl_div")
     p = p / p.sum().clamp_min(TINY)
     q = prediction / prediction.sum().clamp_min(TINY)
-    return (torch.special.xlogy(p, p) - p * torch.log(q.clamp_min(eps))).sum() / _items_of_block(p)
+    return (torch.special.xlogy(p, p) - p * torch.log(q.clamp_min(eps))).sum() / (_block_items(p) or 1)
 
 
 @register_loss_function("mse", aliases=("stress",))
@@ -194,7 +189,7 @@ def cross_entropy(target: torch.Tensor, prediction: torch.Tensor, eps: float = E
     p = _aligned(target, prediction, "cross_entropy")
     q = prediction.clamp(0.0, 1.0)
     terms = p * torch.log(q + eps) + (1.0 - p) * torch.log1p(eps - q)
-    return -(terms.sum() / _items_of_block(p) if _is_block(p) else terms.mean())
+    return -terms.sum() / (_block_items(p) or terms.numel())
 
 
 def edge_layout(target: torch.Tensor) -> tuple[int, int]:

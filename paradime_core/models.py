@@ -94,6 +94,12 @@ def mlp_layers(
     return layers
 
 
+@torch.no_grad()
+def apply_in_blocks(module: nn.Module, x: torch.Tensor, block: int = 65536) -> torch.Tensor:
+    """``module(x)`` computed over row blocks of ``block`` (float32 input, no gradients)."""
+    return torch.cat([module(x[i:i + block].float()) for i in range(0, x.shape[0], block)])
+
+
 def _as_input(x: torch.Tensor) -> torch.Tensor:
     """Flatten all but the batch dimension and make floating point."""
     x = x.reshape(x.shape[0], -1) if x.ndim != 2 else x
@@ -303,11 +309,7 @@ class _Model(nn.Module):
                 if not before:
                     return x
                 prefix = nn.Sequential(*before).eval()
-                with torch.no_grad():
-                    return np.concatenate([
-                        prefix(torch.as_tensor(x[i:i + 65536], dtype=torch.float32)).double().numpy()
-                        for i in range(0, len(x), 65536)
-                    ])
+                return apply_in_blocks(prefix, torch.as_tensor(x)).double().numpy()
         return x
 
     def fit_pca(self, data: Any) -> None:

@@ -25,7 +25,7 @@ import torch
 from paradime_core import components
 from paradime_core.batch import BatchContext
 from paradime_core.errors import SpecError, TrainingError
-from paradime_core.models import parameters_of
+from paradime_core.models import apply_in_blocks, parameters_of
 from paradime_core.relation_data import RelationValue
 from paradime_core.spec import PhaseSpec, Spec
 
@@ -92,9 +92,7 @@ def precomputed_front(model: torch.nn.Module, data: Mapping[str, torch.Tensor], 
         return
     trunk = model.trunk
     front = torch.nn.Sequential(*list(trunk)[:count])
-    main = data["main"]
-    with torch.no_grad():
-        features = torch.cat([front(main[i:i + block].float()) for i in range(0, main.shape[0], block)])
+    features = apply_in_blocks(front, data["main"], block)
     model.trunk = torch.nn.Sequential(*list(trunk)[count:])
     try:
         yield {"main": features}
