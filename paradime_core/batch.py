@@ -39,6 +39,13 @@ class Batch:
         return int(self.items.shape[0])
 
 
+def gather_rows(outputs: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """``outputs[positions]`` via ``index_select``: its backward (``index_add``) is
+    deterministic on CPU with several threads, unlike advanced indexing's (an unordered
+    parallel ``index_put`` with accumulation, whose float sums change from run to run)."""
+    return torch.index_select(outputs, 0, positions.to(outputs.device))
+
+
 def call_model_method(model: torch.nn.Module, method: str, inputs: torch.Tensor) -> torch.Tensor:
     """``model.<method>(inputs)``; ``embed`` falls back to ``forward`` for plain modules."""
     fn: Callable[..., torch.Tensor] | None = getattr(model, method, None)

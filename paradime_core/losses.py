@@ -124,7 +124,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from paradime_core.batch import BatchContext, call_model_method
+from paradime_core.batch import BatchContext, call_model_method, gather_rows
 from paradime_core.errors import DataError
 from paradime_core.registry import register_loss_function, register_loss_type
 
@@ -393,8 +393,7 @@ class TripletLoss(_BuiltinLoss):
         out = ctx.output(method, self.data[0] if self.data else "main")
         if triplets.shape[0] == 0:
             return out.sum() * 0.0
-        triplets = triplets.to(out.device)
-        anchor, positive, negative = out[triplets[:, 0]], out[triplets[:, 1]], out[triplets[:, 2]]
+        anchor, positive, negative = (gather_rows(out, triplets[:, c]) for c in range(3))
         d_pos = torch.linalg.vector_norm(anchor - positive, dim=1)
         d_neg = torch.linalg.vector_norm(anchor - negative, dim=1)
         return torch.relu(d_pos - d_neg + self.margin).mean()

@@ -34,7 +34,7 @@ import scipy.sparse as sp
 import torch
 from scipy.spatial.distance import cdist
 
-from paradime_core.batch import Batch
+from paradime_core.batch import Batch, gather_rows
 from paradime_core.errors import DataError
 from paradime_core.neighbors import METHODS, METRICS, check_finite, nearest_neighbors
 from paradime_core.registry import register_relation
@@ -141,9 +141,7 @@ def pairwise_distances(y: torch.Tensor, metric: str) -> torch.Tensor:
 
 
 def _edge_distances(outputs: torch.Tensor, batch: Batch, metric: str) -> torch.Tensor:
-    rows = batch.edge_rows.to(outputs.device)
-    cols = batch.edge_cols.to(outputs.device)
-    return paired_distances(outputs[rows], outputs[cols], metric)
+    return paired_distances(gather_rows(outputs, batch.edge_rows), gather_rows(outputs, batch.edge_cols), metric)
 
 
 # --------------------------------------------------------------------------- pdist

@@ -291,6 +291,33 @@ def test_recipes_are_deterministic(digits):
     np.testing.assert_array_equal(first, second)
 
 
+@pytest.fixture
+def two_torch_threads():
+    """Training with two intra-op threads (the pipelines' default uses every core)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_edge_gradients_are_deterministic_with_several_threads(two_torch_threads):
+    """Gathering edge endpoints by advanced indexing has a racy backward on CPU (an unordered
+    parallel index_put): the float sums of the gradient differed on every repeat."""
+    from paradime_core.batch import Batch
+    from paradime_core.relations import _edge_distances
+
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(5000, 2, generator=generator)
+    batch = Batch(items=torch.arange(5000), edge_rows=torch.randint(0, 5000, (100_000,), generator=generator),
+                  edge_cols=torch.randint(0, 5000, (100_000,), generator=generator))
+    gradients = set()
+    for _ in range(8):
+        outputs = start.clone().requires_grad_(True)
+        _edge_distances(outputs, batch, "euclidean").sum().backward()
+        gradients.add(outputs.grad.numpy().tobytes())
+    assert len(gradients) == 1
+
+
 def test_weight_averaging_ends_the_phase_with_the_average_of_the_steps(digits):
     """ema a: θ̄ ← a θ̄ + (1 - a) θ after every step; a = 0 keeps the last step's weights."""
     X, _ = digits
