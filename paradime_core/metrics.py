@@ -80,10 +80,14 @@ class _Distances:
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         if self.precomputed:
             return np.array(self.x[rows], dtype=np.float64)
-        d2 = self.norms[rows, None] + self.norms[None, :] - 2.0 * (self.x[rows] @ self.x.T)
-        np.maximum(d2, 0, out=d2)
-        d2[np.arange(len(rows)), rows] = 0.0
-        return np.sqrt(d2, out=d2)
+        import torch
+
+        x, norms = torch.from_numpy(self.x), torch.from_numpy(self.norms)
+        block = x[torch.from_numpy(rows)]
+        d2 = torch.addmm(norms[rows, None] + norms[None, :], block, x.T, beta=1.0, alpha=-2.0)
+        d2.clamp_(min=0.0)
+        d2[torch.arange(len(rows)), torch.from_numpy(rows)] = 0.0
+        return d2.sqrt_().numpy()
 
 
 def _check_k(n: int, k: int) -> int:
@@ -94,12 +98,20 @@ def _check_k(n: int, k: int) -> int:
     return int(k)
 
 
+def _k_smallest(d: np.ndarray, k: int) -> np.ndarray:
+    """Column positions of the k smallest entries of each row (unordered; ``torch.topk``,
+    several times faster than ``np.argpartition`` on long rows)."""
+    import torch
+
+    return torch.topk(torch.from_numpy(d), k, dim=1, largest=False, sorted=False).indices.numpy()
+
+
 def _rank_penalty(d_rank: np.ndarray, d_nbr: np.ndarray, k: int) -> float:
     """sum_i sum_{j in kNN_nbr(i)} max(r_rank(i, j) - k, 0) over a block (self excluded).
 
     ``r_rank(i, j) = 1 + #{l : d_rank(i, l) < d_rank(i, j)}`` (ties count in j's favour).
     """
-    neighbors = np.argpartition(d_nbr, k - 1, axis=1)[:, :k]
+    neighbors = _k_smallest(d_nbr, k)
     thresholds = np.take_along_axis(d_rank, neighbors, axis=1)
     total = 0
     for c in range(k):
@@ -122,11 +134,19 @@ class _Sums:
     diff: float = 0.0  # sum (d - dhat)^2
 
 
+def _sum_of_products(a, b) -> float:
+    """``sum a * b`` of two (r, n) tensors: per-row sums in their precision (torch's cascade
+    summation), the rows accumulated in float64."""
+    return float((a * b).sum(dim=1).double().sum())
+
+
 def _blocked_pass(
     X_high: np.ndarray, Y: np.ndarray, *, k: int | None, stress: bool, precomputed: bool = False,
     sample: int | None = None, seed: int = 0, block_size: int | None = None,
 ) -> _Sums:
     """One pass over query blocks computing the rank penalties (k given) and stress sums."""
+    import torch
+
     high = _Distances(X_high, "X_high", precomputed)
     low = _Distances(Y, "X_low")
     if high.n != low.n:
@@ -141,10 +161,13 @@ def _blocked_pass(
         self_pairs = (np.arange(len(rows)), rows)
         if stress:
             d_high[self_pairs] = 0.0
-            sums.dd += float(np.sum(np.square(d_high, dtype=np.float64)))
-            sums.dy += float(np.sum(d_high * d_low, dtype=np.float64))
-            sums.yy += float(np.sum(np.square(d_low, dtype=np.float64)))
-            sums.diff += float(np.sum(np.square(d_high - d_low, dtype=np.float64)))
+            high_t = torch.from_numpy(d_high)
+            low_t = torch.from_numpy(d_low).to(high_t.dtype)
+            sums.dd += _sum_of_products(high_t, high_t)
+            sums.dy += _sum_of_products(high_t, low_t)
+            sums.yy += _sum_of_products(low_t, low_t)
+            difference = high_t - low_t
+            sums.diff += _sum_of_products(difference, difference)
         if k is not None:
             d_high[self_pairs] = np.inf
             d_low[self_pairs] = np.inf
