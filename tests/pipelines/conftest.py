@@ -1,16 +1,19 @@
 """Fixtures of the pipelines tests: a private Prefect home and server, tiny data, tiny specs.
 
 ``PREFECT_HOME`` (Prefect's database and result storage) and ``PARADIME_STORE`` point at
-temporary folders *before* prefect is imported, so no run of this suite sees another's
-results; one ``prefect_test_harness`` serves the whole session (it takes ~10 s to start).
+temporary folders *before* prefect is imported (removed when the session's process exits),
+so no run of this suite sees another's results; one ``prefect_test_harness`` serves the whole session (it takes ~10 s to start).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 _ROOT = tempfile.mkdtemp(prefix="paradime-pipelines-tests-")
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)  # the Prefect database and stores
 os.environ["PREFECT_HOME"] = os.path.join(_ROOT, "prefect-home")
 os.environ["PARADIME_STORE"] = os.path.join(_ROOT, "default-store")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
