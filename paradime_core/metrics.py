@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from paradime_core.errors import DataError
 
@@ -56,7 +57,8 @@ def _blocks(queries: np.ndarray, n: int, block_size: int | None):
 
 
 class _Distances:
-    """Euclidean distances from a block of rows to all rows, via |a|^2 + |b|^2 - 2 a.b.
+    """Euclidean distances from a block of rows to all rows, via |a|^2 + |b|^2 - 2 a.b (torch,
+    multi-threaded).
 
     Computed in the data's precision (float32 for float32/uint8 data, float64 otherwise).
     With ``precomputed`` the rows of a given (n, n) distance matrix are read instead.
@@ -80,13 +82,10 @@ class _Distances:
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         if self.precomputed:
             return np.array(self.x[rows], dtype=np.float64)
-        import torch
-
-        x, norms = torch.from_numpy(self.x), torch.from_numpy(self.norms)
-        block = x[torch.from_numpy(rows)]
-        d2 = torch.addmm(norms[rows, None] + norms[None, :], block, x.T, beta=1.0, alpha=-2.0)
+        x, norms, rows = torch.from_numpy(self.x), torch.from_numpy(self.norms), torch.from_numpy(rows)
+        d2 = torch.addmm(norms[rows, None] + norms[None, :], x[rows], x.T, alpha=-2.0)
         d2.clamp_(min=0.0)
-        d2[torch.arange(len(rows)), torch.from_numpy(rows)] = 0.0
+        d2[torch.arange(len(rows)), rows] = 0.0
         return d2.sqrt_().numpy()
 
 
@@ -101,8 +100,6 @@ def _check_k(n: int, k: int) -> int:
 def _k_smallest(d: np.ndarray, k: int) -> np.ndarray:
     """Column positions of the k smallest entries of each row (unordered; ``torch.topk``,
     several times faster than ``np.argpartition`` on long rows)."""
-    import torch
-
     return torch.topk(torch.from_numpy(d), k, dim=1, largest=False, sorted=False).indices.numpy()
 
 
@@ -134,7 +131,7 @@ class _Sums:
     diff: float = 0.0  # sum (d - dhat)^2
 
 
-def _sum_of_products(a, b) -> float:
+def _sum_of_products(a: torch.Tensor, b: torch.Tensor) -> float:
     """``sum a * b`` of two (r, n) tensors: per-row sums in their precision (torch's cascade
     summation), the rows accumulated in float64."""
     return float((a * b).sum(dim=1).double().sum())
@@ -145,8 +142,6 @@ def _blocked_pass(
     sample: int | None = None, seed: int = 0, block_size: int | None = None,
 ) -> _Sums:
     """One pass over query blocks computing the rank penalties (k given) and stress sums."""
-    import torch
-
     high = _Distances(X_high, "X_high", precomputed)
     low = _Distances(Y, "X_low")
     if high.n != low.n:
