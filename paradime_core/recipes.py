@@ -91,8 +91,8 @@ class _NeighborEmbedding(_Recipe):
     ``neg_rate`` negative edges each (uniform, from a per-step pool of items, so the cost
     of a step does not grow with the dataset), and takes ``epochs * batches_per_epoch``
     Adam steps with a linearly decaying learning rate. The default network is narrow and
-    deep (six hidden layers of 96): depth, not width, is what lifts held-out quality
-    (``docs/design-notes.md``). The network reads the data through a frozen PCA
+    deep (six hidden layers of 96; t-SNE 128): depth, not width, is what lifts held-out
+    quality (``docs/design-notes.md``). The network reads the data through a frozen PCA
     layer (``pca_components``) and, in training only, Gaussian input noise of std
     ``input_noise`` (the noise vector's length in units of the median distance from a
     training item to its 15th nearest neighbour, so it adapts to the data): a smoothness
@@ -131,19 +131,21 @@ class ParametricTSNE(_NeighborEmbedding):
     to ``2^{H(P_i)} = perplexity``, symmetrised ``(p_{j|i} + p_{i|j}) / 2``.
     Q: ``q_ij = (1 + ||y_i - y_j||²)^{-1}``. Loss: the InfoNCE estimate of t-SNE's KL loss
     (Damrich et al. 2023): positive edges ``(i, j) ~ P``, ``m = neg_rate`` negatives each,
-    ``-log( q_ij / (q_ij + Σ_m q_im) )``; as ``m`` grows it approaches t-SNE.
+    ``-log( q_ij / (q_ij + Σ_m q_im) )``; as ``m`` grows it approaches t-SNE. Defaults
+    ``m = 64`` and six hidden layers of 128 (held-out 10-NN accuracy 0.880 -> 0.901 on the
+    MNIST protocol against 32 negatives and 96-wide layers, design note 12).
     """
 
     def __init__(
         self,
         n_components: int = 2,
         perplexity: float = 30.0,
-        neg_rate: int = 32,
+        neg_rate: int = 64,
         epochs: int = _SHARED_DEFAULTS["epochs"],
         batches_per_epoch: int = _SHARED_DEFAULTS["batches_per_epoch"],
         batch_size: int = _SHARED_DEFAULTS["batch_size"],
         lr: float = _SHARED_DEFAULTS["lr"],
-        hidden_dims: tuple[int, ...] = _SHARED_DEFAULTS["hidden_dims"],
+        hidden_dims: tuple[int, ...] = (128,) * 6,
         activation: str = _SHARED_DEFAULTS["activation"],
         pca_components: int | None = _SHARED_DEFAULTS["pca_components"],
         input_noise: float = _SHARED_DEFAULTS["input_noise"],
