@@ -46,15 +46,12 @@ def load_split(n_train: int = 5000, n_test: int = 10000, seed: int = 0, dataset:
     return X[train], ds.y[train], X[test], ds.y[test]
 
 
-DATASET_NAME = ["mnist"]
-
-
-def score(name, fit_s, embed_s, Y_train, y_train, X_test, Y_test, y_test, extra=None, X_train=None):
+def score(name, dataset, fit_s, embed_s, Y_train, y_train, X_test, Y_test, y_test, extra=None, X_train=None):
     from paradime_core.metrics import knn_accuracy, trustworthiness
 
     row = {
         "method": name,
-        "dataset": DATASET_NAME[0],
+        "dataset": dataset,
         "fit_s": round(fit_s, 2),
         "embed_10k_s": round(embed_s, 3),
         "trust10": round(float(trustworthiness(X_test, Y_test, k=10)), 4),
@@ -68,7 +65,7 @@ def score(name, fit_s, embed_s, Y_train, y_train, X_test, Y_test, y_test, extra=
     return row
 
 
-def run_ours(method: str, overrides: dict, split):
+def run_ours(method: str, overrides: dict, split, dataset: str):
     from paradime_core import ParametricTSNE, ParametricUMAP
 
     X_train, y_train, X_test, y_test = split
@@ -80,11 +77,11 @@ def run_ours(method: str, overrides: dict, split):
     t0 = time.perf_counter()
     Y_test = est.transform(X_test)
     embed_s = time.perf_counter() - t0
-    return score(f"paradime.{cls.__name__}", fit_s, embed_s, Y_train, y_train, X_test, Y_test, y_test,
+    return score(f"paradime.{cls.__name__}", dataset, fit_s, embed_s, Y_train, y_train, X_test, Y_test, y_test,
                  {"params": overrides} if overrides else None, X_train=X_train)
 
 
-def run_reference(method: str, split):
+def run_reference(method: str, split, dataset: str):
     X_train, y_train, X_test, y_test = split
     if method == "tsne":
         from openTSNE import TSNE
@@ -95,7 +92,7 @@ def run_reference(method: str, split):
         t0 = time.perf_counter()
         Y_test = np.asarray(emb.transform(X_test))
         embed_s = time.perf_counter() - t0
-        return score("openTSNE", fit_s, embed_s, np.asarray(emb), y_train, X_test, Y_test, y_test, X_train=X_train)
+        return score("openTSNE", dataset, fit_s, embed_s, np.asarray(emb), y_train, X_test, Y_test, y_test, X_train=X_train)
     import umap
 
     t0 = time.perf_counter()
@@ -105,7 +102,7 @@ def run_reference(method: str, split):
     t0 = time.perf_counter()
     Y_test = reducer.transform(X_test)
     embed_s = time.perf_counter() - t0
-    return score("umap-learn", fit_s, embed_s, Y_train, y_train, X_test, Y_test, y_test, X_train=X_train)
+    return score("umap-learn", dataset, fit_s, embed_s, Y_train, y_train, X_test, Y_test, y_test, X_train=X_train)
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict]:
@@ -125,14 +122,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dataset", default="mnist", help="mnist, pendigits, letter, satimage or covtype_first20k")
     args = parser.parse_args()
-    DATASET_NAME[0] = args.dataset
     split = load_split(seed=args.seed, dataset=args.dataset)
     overrides = parse_overrides(args.set)
     for method in args.methods.split(","):
-        ours = run_ours(method, overrides[method], split)
+        ours = run_ours(method, overrides[method], split, args.dataset)
         if args.references:
             try:
-                ref = run_reference(method, split)
+                ref = run_reference(method, split, args.dataset)
             except ImportError as exc:
                 print(json.dumps({"method": f"reference-{method}", "skipped": str(exc)}))
                 continue

@@ -15,12 +15,13 @@ default), or the scheduler at ``address``.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+
+from pipelines.settings import available_cores
 
 _MODELS: dict[tuple[str, str], Any] = {}
 _MODELS_LOCK = threading.Lock()
@@ -49,7 +50,7 @@ class DaskManager:
             if self.address:
                 self._client = Client(self.address, set_as_default=False)
             else:
-                cores = os.cpu_count() or 1
+                cores = available_cores()
                 n_workers = self.n_workers or (cores if self.processes else 1)
                 threads = self.threads_per_worker or (1 if self.processes else cores)
                 self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads,
