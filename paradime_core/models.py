@@ -100,6 +100,32 @@ def apply_in_blocks(module: nn.Module, x: torch.Tensor, block: int = 65536) -> t
     return torch.cat([module(x[i:i + block].float()) for i in range(0, x.shape[0], block)])
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
+def _precision(value: Any) -> str:
+    key = str(value).strip().lower()
+    key = {"fp32": "float32", "float": "float32", "bf16": "bfloat16"}.get(key, key)
+    if key not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (or bf16), got {value!r}")
+    return key
+
+
+def run_hidden_layers(layers: nn.Sequential, x: torch.Tensor, precision: str) -> torch.Tensor:
+    """``layers(x)``; with ``precision="bfloat16"`` the layers after the front (input scale,
+    PCA, noise) compute in bfloat16 under autocast (2.5x faster on CPUs with AVX-512 BF16,
+    the norm on GPUs) while the front layers and the result stay float32."""
+    if precision != "bfloat16":
+        return layers(x)
+    for module in layers:
+        if isinstance(module, _FRONT_TYPES):
+            x = module(x.float())
+        else:
+            with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+                x = module(x)
+    return x.float()
+
+
 def _as_input(x: torch.Tensor) -> torch.Tensor:
     """Flatten all but the batch dimension and make floating point."""
     x = x.reshape(x.shape[0], -1) if x.ndim != 2 else x
@@ -254,6 +280,9 @@ class Scale(nn.Module):
         return f"factor={self.factor}"
 
 
+_FRONT_TYPES = (Scale, PCAProjection, GaussianNoise)
+
+
 def _front_layers(in_dim: int, input_scale: float | None, pca_components: int | None,
                   input_noise: float = 0.0) -> tuple[list[nn.Module], int]:
     layers: list[nn.Module] = []
@@ -366,23 +395,25 @@ class FullyConnected(_Model):
         input_scale: float | None = None,
         pca_components: int | None = None,
         input_noise: float = 0.0,
+        precision: str = "float32",
         n_items: int | None = None,
     ):
         super().__init__()
         in_dim = _positive_int(in_dim, "in_dim")
         out_dim = _positive_int(out_dim, "out_dim")
         hidden = _dims(hidden_dims, "hidden_dims")
+        self.precision = _precision(precision)
         front, width = _front_layers(in_dim, input_scale, pca_components, input_noise)
         self.trunk = nn.Sequential(*front, *mlp_layers(width, hidden, activation, dropout, bool(batch_norm)))
         self.embedding_head = nn.Linear(hidden[-1] if hidden else width, out_dim)
         self.config = {
             "in_dim": in_dim, "out_dim": out_dim, "hidden_dims": hidden, "activation": activation,
             "dropout": float(dropout), "batch_norm": bool(batch_norm), "input_scale": input_scale,
-            "pca_components": pca_components, "input_noise": float(input_noise),
+            "pca_components": pca_components, "input_noise": float(input_noise), "precision": self.precision,
         }
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embedding_head(self.trunk(_as_input(x)))
+        return self.embedding_head(run_hidden_layers(self.trunk, _as_input(x), self.precision))
 
 
 @register_model("multi_head", aliases=("hybrid",))
@@ -411,12 +442,14 @@ class MultiHead(_Model):
         input_scale: float | None = None,
         pca_components: int | None = None,
         input_noise: float = 0.0,
+        precision: str = "float32",
         n_items: int | None = None,
     ):
         super().__init__()
         in_dim = _positive_int(in_dim, "in_dim")
         out_dim = _positive_int(out_dim, "out_dim")
         n_classes = _positive_int(n_classes, "n_classes")
+        self.precision = _precision(precision)
         if classify_from not in ("trunk", "embedding"):
             raise ValueError(f"classify_from must be 'trunk' or 'embedding', got {classify_from!r}")
         hidden = _dims(hidden_dims, "hidden_dims")
@@ -436,16 +469,17 @@ class MultiHead(_Model):
             "activation": activation, "classify_from": classify_from,
             "classifier_hidden_dims": cls_hidden, "dropout": float(dropout),
             "batch_norm": bool(batch_norm), "input_scale": input_scale, "pca_components": pca_components, "input_noise": float(input_noise),
+            "precision": self.precision,
         }
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embedding_head(self.trunk(_as_input(x)))
+        return self.embedding_head(run_hidden_layers(self.trunk, _as_input(x), self.precision))
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (n, n_classes)."""
         if self.classify_from == "embedding":
             return self.classification_head(self.embed(x))
-        return self.classification_head(self.trunk(_as_input(x)))
+        return self.classification_head(run_hidden_layers(self.trunk, _as_input(x), self.precision))
 
 
 @register_model("autoencoder", aliases=("ae",))

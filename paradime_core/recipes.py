@@ -39,6 +39,9 @@ def _model_section(estimator: Any, in_dim: int) -> dict[str, Any]:
         options["pca_components"] = int(pca)
     if getattr(estimator, "dropout", 0.0):
         options["dropout"] = float(estimator.dropout)
+    precision = getattr(estimator, "precision", "float32")
+    if precision not in (None, "float32"):
+        options["precision"] = precision
     return {"type": "fully_connected", "options": options}
 
 
@@ -98,7 +101,10 @@ class _NeighborEmbedding(_Recipe):
     training item to its 15th nearest neighbour, so it adapts to the data): a smoothness
     regulariser that narrows the gap between training and held-out quality. ``ema``
     (a decay such as 0.99, default off) ends training with the exponential moving average
-    of the parameters over the steps.
+    of the parameters over the steps. ``precision="bfloat16"`` computes the hidden layers in
+    bfloat16 (front layers and output stay float32): on CPUs with AVX-512 BF16 the network's
+    forward and backward pass is about 2.5x faster, the fit about 10-15% (the edge loss and
+    sampling are unchanged); quality moved within run-to-run noise on the MNIST protocol.
     """
 
     def _model_and_phase(self, in_dim: int, loss: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -120,7 +126,7 @@ class _NeighborEmbedding(_Recipe):
 
 _SHARED_DEFAULTS = dict(
     epochs=15, batches_per_epoch=100, batch_size=4096, lr=0.01, hidden_dims=(96,) * 6, activation="relu",
-    pca_components=50, input_noise=1.0, negatives="pool", ema=None,
+    pca_components=50, input_noise=1.0, negatives="pool", ema=None, precision="float32",
 )
 
 
@@ -151,6 +157,7 @@ class ParametricTSNE(_NeighborEmbedding):
         input_noise: float = _SHARED_DEFAULTS["input_noise"],
         negatives: str = _SHARED_DEFAULTS["negatives"],
         ema: float | None = _SHARED_DEFAULTS["ema"],
+        precision: str = _SHARED_DEFAULTS["precision"],
         knn_method: str = "auto",
         random_state: int = 0,
         device: str | None = None,
@@ -205,6 +212,7 @@ class ParametricUMAP(_NeighborEmbedding):
         input_noise: float = 0.3,
         negatives: str = _SHARED_DEFAULTS["negatives"],
         ema: float | None = _SHARED_DEFAULTS["ema"],
+        precision: str = _SHARED_DEFAULTS["precision"],
         knn_method: str = "auto",
         random_state: int = 0,
         device: str | None = None,

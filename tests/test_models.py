@@ -13,6 +13,7 @@ from paradime_core.models import (
     MultiHead,
     activation_layer,
     parameters_of,
+    run_hidden_layers,
 )
 from paradime_core.registry import MODELS
 
@@ -238,3 +239,24 @@ def test_input_noise_unit_is_the_median_distance_to_the_15th_neighbour_over_sqrt
     expected = np.median(np.sort(d, axis=1)[:, 15]) / 3.0  # sqrt(9)
     assert units[0] == pytest.approx(expected, rel=2e-3)  # torch's median: the lower middle value
     assert units[1] == pytest.approx(units[0], rel=1e-4)
+
+
+def test_bfloat16_precision_computes_the_hidden_layers_in_bfloat16_only():
+    """precision=bfloat16: front layers (PCA) and the output stay float32; the hidden layers
+    follow the float32 network to bfloat16 rounding."""
+    data = torch.randn(200, 12)
+    exact = FullyConnected(in_dim=12, hidden_dims=[32, 32], activation="relu", pca_components=6)
+    exact.fit_pca(data.numpy())
+    mixed = FullyConnected(in_dim=12, hidden_dims=[32, 32], activation="relu", pca_components=6,
+                           precision="bf16")
+    mixed.load_state_dict(exact.state_dict())
+    assert mixed.config["precision"] == "bfloat16"
+    out_exact, out_mixed = exact.embed(data), mixed.embed(data)
+    assert out_mixed.dtype == torch.float32
+    assert not torch.equal(out_exact, out_mixed)  # the hidden layers really ran in bfloat16
+    scale = out_exact.abs().max()
+    assert (out_mixed - out_exact).abs().max() < 0.05 * scale
+    front = torch.nn.Sequential(mixed.trunk[0])
+    assert torch.equal(run_hidden_layers(front, data, "bfloat16"), exact.trunk[0](data))
+    with pytest.raises(ValueError, match=r"precision must be one of float32, bfloat16 \(or bf16\), got 'half'"):
+        FullyConnected(in_dim=12, precision="half")

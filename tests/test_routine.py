@@ -164,6 +164,19 @@ def test_recipe_save_load_round_trip(digits, tmp_path):
     assert loaded.metadata_["params"]["perplexity"] == 10
 
 
+def test_bfloat16_recipe_trains_and_round_trips(digits, tmp_path):
+    """precision='bfloat16' reaches the model, trains, and a saved routine embeds identically."""
+    X, _ = digits
+    tsne = fast(ParametricTSNE, precision="bfloat16").fit(X)
+    assert tsne.routine_.model_.precision == "bfloat16"
+    assert np.isfinite(tsne.embedding_).all()
+    loaded = Routine.load(tsne.save(tmp_path / "tsne.pt"))
+    assert loaded.model_.precision == "bfloat16"
+    np.testing.assert_array_equal(loaded.transform(X), tsne.transform(X))
+    with pytest.raises(SpecError, match=r"^model\.options: precision must be one of float32, bfloat16"):
+        fast(ParametricTSNE, precision="half").fit(X)
+
+
 def test_load_rejects_other_files(tmp_path):
     with pytest.raises(FileNotFoundError):
         Routine.load(tmp_path / "none.pt")
