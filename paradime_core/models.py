@@ -100,14 +100,29 @@ def apply_in_blocks(module: nn.Module, x: torch.Tensor, block: int = 65536) -> t
     return torch.cat([module(x[i:i + block].float()) for i in range(0, x.shape[0], block)])
 
 
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("float32", "bfloat16", "auto")
 
 
-def _precision(value: Any) -> str:
+def fast_bfloat16_available() -> bool:
+    """Whether bfloat16 matrix products are native here: a CUDA device that supports them
+    (Ampere or newer), else a CPU whose oneDNN kernels do (AVX-512 or newer)."""
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        return False
+
+
+def resolve_precision(value: Any) -> str:
+    """``float32`` or ``bfloat16`` (also ``fp32``, ``bf16``); ``auto``: bfloat16 where
+    :func:`fast_bfloat16_available`, else float32."""
     key = str(value).strip().lower()
     key = {"fp32": "float32", "float": "float32", "bf16": "bfloat16"}.get(key, key)
     if key not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (or bf16), got {value!r}")
+    if key == "auto":
+        return "bfloat16" if fast_bfloat16_available() else "float32"
     return key
 
 
@@ -402,7 +417,7 @@ class FullyConnected(_Model):
         in_dim = _positive_int(in_dim, "in_dim")
         out_dim = _positive_int(out_dim, "out_dim")
         hidden = _dims(hidden_dims, "hidden_dims")
-        self.precision = _precision(precision)
+        self.precision = resolve_precision(precision)
         front, width = _front_layers(in_dim, input_scale, pca_components, input_noise)
         self.trunk = nn.Sequential(*front, *mlp_layers(width, hidden, activation, dropout, bool(batch_norm)))
         self.embedding_head = nn.Linear(hidden[-1] if hidden else width, out_dim)
@@ -449,7 +464,7 @@ class MultiHead(_Model):
         in_dim = _positive_int(in_dim, "in_dim")
         out_dim = _positive_int(out_dim, "out_dim")
         n_classes = _positive_int(n_classes, "n_classes")
-        self.precision = _precision(precision)
+        self.precision = resolve_precision(precision)
         if classify_from not in ("trunk", "embedding"):
             raise ValueError(f"classify_from must be 'trunk' or 'embedding', got {classify_from!r}")
         hidden = _dims(hidden_dims, "hidden_dims")

@@ -193,6 +193,11 @@ class ParametricUMAP(_NeighborEmbedding):
     cross entropy over positive edges drawn ∝ w_ij and ``neg_rate`` negatives each.
     Input noise defaults to 0.3 (t-SNE: 1.0): the fuzzy cross entropy keeps classes apart
     better with less smoothing (held-out 10-NN accuracy 0.85 -> 0.88 on the MNIST protocol).
+    Defaults: 30 epochs (3,000 steps) with ``precision="auto"`` (bfloat16 hidden layers where
+    the hardware has fast bfloat16, which makes a step 1.7x cheaper): twice the steps of
+    t-SNE at about the old cost, held-out trust@10 / 10-NN 0.922 / 0.875 -> 0.932 / 0.887 on
+    the MNIST protocol, also better on pendigits and satimage (design note 13). t-SNE stays
+    float32: there bfloat16 cost 0.006 of held-out 10-NN accuracy on both MNIST splits.
     """
 
     def __init__(
@@ -202,7 +207,7 @@ class ParametricUMAP(_NeighborEmbedding):
         min_dist: float = 0.1,
         spread: float = 1.0,
         neg_rate: int = 5,
-        epochs: int = _SHARED_DEFAULTS["epochs"],
+        epochs: int = 30,
         batches_per_epoch: int = _SHARED_DEFAULTS["batches_per_epoch"],
         batch_size: int = _SHARED_DEFAULTS["batch_size"],
         lr: float = _SHARED_DEFAULTS["lr"],
@@ -212,7 +217,7 @@ class ParametricUMAP(_NeighborEmbedding):
         input_noise: float = 0.3,
         negatives: str = _SHARED_DEFAULTS["negatives"],
         ema: float | None = _SHARED_DEFAULTS["ema"],
-        precision: str = _SHARED_DEFAULTS["precision"],
+        precision: str = "auto",
         knn_method: str = "auto",
         random_state: int = 0,
         device: str | None = None,

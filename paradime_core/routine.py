@@ -202,6 +202,8 @@ class Routine:
             model = factory(in_dim=int(np.prod(data["main"].shape[1:])), n_items=data["main"].shape[0], **options)
         except (TypeError, ValueError) as exc:
             raise SpecError("model.options", str(exc)) from exc
+        if "precision" in options and "precision" in getattr(model, "config", {}):
+            options["precision"] = model.config["precision"]  # 'auto' as resolved here: a reload matches
         self.model_spec_ = ModelSpec(reg.MODELS.resolve(model_spec.type) or model_spec.type,
                                      {**options, "in_dim": int(np.prod(data["main"].shape[1:])),
                                       "n_items": int(data["main"].shape[0])})

@@ -258,5 +258,5 @@ def test_bfloat16_precision_computes_the_hidden_layers_in_bfloat16_only():
     assert (out_mixed - out_exact).abs().max() < 0.05 * scale
     front = torch.nn.Sequential(mixed.trunk[0])
     assert torch.equal(run_hidden_layers(front, data, "bfloat16"), exact.trunk[0](data))
-    with pytest.raises(ValueError, match=r"precision must be one of float32, bfloat16 \(or bf16\), got 'half'"):
+    with pytest.raises(ValueError, match=r"precision must be one of float32, bfloat16, auto \(or bf16\), got 'half'"):
         FullyConnected(in_dim=12, precision="half")

@@ -173,8 +173,25 @@ def test_bfloat16_recipe_trains_and_round_trips(digits, tmp_path):
     loaded = Routine.load(tsne.save(tmp_path / "tsne.pt"))
     assert loaded.model_.precision == "bfloat16"
     np.testing.assert_array_equal(loaded.transform(X), tsne.transform(X))
-    with pytest.raises(SpecError, match=r"^model\.options: precision must be one of float32, bfloat16"):
+    with pytest.raises(SpecError, match=r"^model\.options: precision must be one of float32, bfloat16, auto"):
         fast(ParametricTSNE, precision="half").fit(X)
+
+
+def test_auto_precision_is_resolved_once_and_saved(digits, tmp_path, monkeypatch):
+    """precision='auto' follows the hardware at fit time; the saved routine keeps that choice
+    even where the loading machine would choose differently."""
+    from paradime_core import models
+
+    X, _ = digits
+    monkeypatch.setattr(models, "fast_bfloat16_available", lambda: True)
+    umap = fast(ParametricUMAP, precision="auto").fit(X)
+    assert umap.routine_.model_.precision == "bfloat16"
+    path = umap.save(tmp_path / "umap.pt")
+    monkeypatch.setattr(models, "fast_bfloat16_available", lambda: False)
+    assert fast(ParametricUMAP, precision="auto").fit(X).routine_.model_.precision == "float32"
+    loaded = Routine.load(path)
+    assert loaded.model_.precision == "bfloat16"
+    np.testing.assert_array_equal(loaded.transform(X), umap.transform(X))
 
 
 def test_load_rejects_other_files(tmp_path):
