@@ -395,6 +395,8 @@ class FullyConnected(_Model):
     first layer is a frozen projection ``(x - mean) @ V_k.T`` onto ``min(k, in_dim)``
     principal axes (scaled so the first has std 1), loaded with :meth:`set_pca` (or computed
     with :meth:`fit_pca`) before training. ``input_noise``: see :class:`GaussianNoise`.
+    ``precision``: ``float32`` (default), ``bfloat16`` or ``auto`` for the hidden layers (see
+    :func:`run_hidden_layers` and :func:`resolve_precision`; ``config`` keeps the resolved one).
     """
 
     model_type = "fully_connected"
@@ -439,6 +441,7 @@ class MultiHead(_Model):
     ``classify_from="trunk"`` (default): ``classify(x) = head(trunk(x))`` (paper Sec. 5.1,
     hybrid); ``"embedding"``: ``classify(x) = head(embed(x))`` (paper Sec. 5.4, the classifier
     reads the embedding). ``classifier_hidden_dims`` adds hidden layers to the classifier.
+    ``precision`` applies to the trunk as in :class:`FullyConnected`; the heads stay float32.
     """
 
     model_type = "multi_head"
