@@ -263,4 +263,21 @@ def check_model(spec: ModelSpec, where: str) -> Any:
                 raise SpecError(f"{where}.options.{key}", f"unknown option for model "
                                 f"'{canonical_name(spec.type)}' (allowed: {', '.join(allowed)})"
                                 f"{reg.did_you_mean(key, allowed)}")
+    if getattr(factory, "__module__", None) == "paradime_core.models":  # user models check their own
+        _check_model_option_values(spec.options, where)
     return factory
+
+
+def _check_model_option_values(options: dict[str, Any], where: str) -> None:
+    """Options whose values need no data are checked with the spec (the rest when the model
+    is built): ``activation`` and ``precision`` of the built-in networks."""
+    from paradime_core.models import activation_layer, resolve_precision
+
+    checks = {"activation": activation_layer, "output_activation": activation_layer,
+              "precision": resolve_precision}
+    for key, check in checks.items():
+        if key in options:
+            try:
+                check(options[key])
+            except (TypeError, ValueError) as exc:
+                raise SpecError(f"{where}.options.{key}", str(exc)) from exc

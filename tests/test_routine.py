@@ -173,7 +173,7 @@ def test_bfloat16_recipe_trains_and_round_trips(digits, tmp_path):
     loaded = Routine.load(tsne.save(tmp_path / "tsne.pt"))
     assert loaded.model_.precision == "bfloat16"
     np.testing.assert_array_equal(loaded.transform(X), tsne.transform(X))
-    with pytest.raises(SpecError, match=r"^model\.options: precision must be one of float32, bfloat16, auto"):
+    with pytest.raises(SpecError, match=r"^model\.options\.precision: precision must be one of float32, bfloat16, auto"):
         fast(ParametricTSNE, precision="half").fit(X)
 
 
@@ -255,7 +255,7 @@ def test_recipe_bad_parameter_is_a_spec_error(digits):
     X, _ = digits
     with pytest.raises(SpecError, match="perplexity"):
         fast(ParametricTSNE, perplexity=-5).fit(X)
-    with pytest.raises(SpecError, match=r"^model\.options: unknown activation 'swish2'"):
+    with pytest.raises(SpecError, match=r"^model\.options\.activation: unknown activation 'swish2'"):
         fast(ParametricMDS, activation="swish2").fit(X)
 
 

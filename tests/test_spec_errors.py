@@ -210,6 +210,10 @@ CASES: list[tuple[str, Callable[[], Any], str, str]] = [
      "model.type", "'fcc' is not one of autoencoder, direct, fully_connected, multi_head"),
     ("misspelt model option", lambda: broken("model.options.hiden_dims", [3]),
      "model.options.hiden_dims", "unknown option for model 'fully_connected' (allowed: out_dim, hidden_dims"),
+    ("bad model precision", lambda: broken("model.options.precision", "half"),
+     "model.options.precision", "precision must be one of float32, bfloat16, auto (or bf16), got 'half'"),
+    ("unknown activation", lambda: broken("model.options.activation", "relux"),
+     "model.options.activation", "unknown activation 'relux' (one of relu, softplus"),
     ("option both flat and nested", lambda: broken("relations[0].n_neighbors", 5),
      "relations[0].n_neighbors", "given both flat and under options"),
     ("one field in two spellings", lambda: {**BASE, "training phases": BASE["training_phases"]},
@@ -350,7 +354,7 @@ model: {type: multi_head, options: {n_classes: 10}}
 def test_unknown_activation_is_a_spec_error(digits):
     X, _ = digits
     spec = FIT_SPEC + "model: {type: fully_connected, options: {activation: swishy}}\n"
-    with pytest.raises(SpecError, match=r"^model\.options: unknown activation 'swishy'"):
+    with pytest.raises(SpecError, match=r"^model\.options\.activation: unknown activation 'swishy'"):
         _fit(spec, X[:60])
 
 
