@@ -30,6 +30,12 @@ class Batch:
     edge_targets: torch.Tensor | None = None  # (m,) 1.0 for sampled positive edges, 0.0 for negatives
     edge_relation: str | None = None  # name of the global relation the edges were sampled from
     triplets: torch.Tensor | None = None  # (t, 3) positions into items: anchor, positive, negative
+    # Optional structure of the negatives (``negatives="shared"``): a (G, r) tensor of positions
+    # into items, set when the B positives split into G equal groups; positive ``b``'s r
+    # negatives are row ``b // (B / G)``, so
+    # ``edge_cols[B + b*r + k] == negative_groups[b // (B / G), k]``. Edge relations use it to
+    # compute the B*r negative distances by broadcasting instead of gathering B*r row pairs.
+    negative_groups: torch.Tensor | None = None
 
     @property
     def has_edges(self) -> bool:

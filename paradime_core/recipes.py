@@ -119,6 +119,8 @@ class _NeighborEmbedding(_Recipe):
             "optimizer": {"type": "adam", "options": {"lr": self.lr}},
             "options": {"lr_schedule": "linear"},
         }
+        if self.negatives == "shared":
+            phase["sampling"]["group_size"] = int(self.negative_group_size)
         if self.ema is not None:
             phase["options"]["ema"] = float(self.ema)
         return model, phase
@@ -126,7 +128,7 @@ class _NeighborEmbedding(_Recipe):
 
 _SHARED_DEFAULTS = dict(
     batches_per_epoch=100, batch_size=4096, lr=0.01, hidden_dims=(96,) * 6, activation="relu",
-    pca_components=50, input_noise=1.0, negatives="pool", ema=None, precision="float32",
+    pca_components=50, input_noise=1.0, negatives="pool", negative_group_size=64, ema=None, precision="float32",
 )
 
 
@@ -158,6 +160,7 @@ class ParametricTSNE(_NeighborEmbedding):
         pca_components: int | None = _SHARED_DEFAULTS["pca_components"],
         input_noise: float = _SHARED_DEFAULTS["input_noise"],
         negatives: str = _SHARED_DEFAULTS["negatives"],
+        negative_group_size: int = _SHARED_DEFAULTS["negative_group_size"],
         ema: float | None = _SHARED_DEFAULTS["ema"],
         precision: str = _SHARED_DEFAULTS["precision"],
         knn_method: str = "auto",
@@ -219,6 +222,7 @@ class ParametricUMAP(_NeighborEmbedding):
         pca_components: int | None = _SHARED_DEFAULTS["pca_components"],
         input_noise: float = 0.45,
         negatives: str = _SHARED_DEFAULTS["negatives"],
+        negative_group_size: int = _SHARED_DEFAULTS["negative_group_size"],
         ema: float | None = _SHARED_DEFAULTS["ema"],
         precision: str = "auto",
         knn_method: str = "auto",

@@ -141,6 +141,23 @@ def pairwise_distances(y: torch.Tensor, metric: str) -> torch.Tensor:
 
 
 def _edge_distances(outputs: torch.Tensor, batch: Batch, metric: str) -> torch.Tensor:
+    """Distances along the batch's edges, in the edge layout.
+
+    With shared negatives (``batch.negative_groups``, shape (G, r)) the ``B r`` negative
+    distances ``d(y_{s_b}, y_{m_{b // g, k}})`` are one broadcast (G, g, r) block over
+    ``B + G r`` gathered rows (the same values as gathering every pair).
+    """
+    groups = batch.negative_groups
+    if groups is not None:
+        n_groups, rate = groups.shape
+        n_pos = batch.edge_rows.shape[0] // (1 + rate)
+        if n_pos % n_groups == 0:
+            sources = gather_rows(outputs, batch.edge_rows[:n_pos])
+            positive = paired_distances(sources, gather_rows(outputs, batch.edge_cols[:n_pos]), metric)
+            shared = gather_rows(outputs, groups.reshape(-1)).reshape(n_groups, 1, rate, -1)
+            grouped_sources = sources.reshape(n_groups, n_pos // n_groups, 1, -1)
+            negative = paired_distances(grouped_sources, shared, metric).reshape(-1)
+            return torch.cat([positive, negative])
     return paired_distances(gather_rows(outputs, batch.edge_rows), gather_rows(outputs, batch.edge_cols), metric)
 
 

@@ -11,7 +11,7 @@ checks them).
     every item appears exactly once per epoch (the last, short batch is dropped with
     ``drop_last``).
 
-``edge(rels, batch_size=1024, neg_rate=5, batches_per_epoch=None, negatives="uniform", pool_size=None)`` (aliases
+``edge(rels, batch_size=1024, neg_rate=5, batches_per_epoch=None, negatives="uniform", pool_size=None, group_size=64)`` (aliases
 ``negative_edge``, ``neg_edge``; ``neg_sampling_rate`` is accepted for ``neg_rate``)
     UMAP/LargeVis-style edge sampling from the sparse global relation ``W = rels`` with
     entries ``w_ij``. Each batch draws ``B = batch_size`` positive edges independently with
@@ -27,6 +27,12 @@ checks them).
     positives and 0 for negatives. ``items`` holds the unique items of all edges and
     ``edge_rows``/``edge_cols`` index into it. An epoch has ``batches_per_epoch`` batches,
     by default ``ceil(nnz(W) / batch_size)``: as many positive draws as ``W`` has edges.
+    ``negatives`` chooses where the negative targets come from: ``uniform`` (all items),
+    ``pool`` (a per-step uniform pool of ``pool_size`` items), ``batch`` (the endpoints of the
+    positive edges) or ``shared``: consecutive groups of ``group_size`` positive edges share
+    one set of ``r`` negatives drawn uniformly from all items, so a step embeds at most
+    ``2 B + r B / group_size`` items and the edge relations compute the ``B r`` negative
+    distances by broadcasting (``Batch.negative_groups``) instead of gathering ``B r`` pairs.
 
 ``triplet(rels, batch_size=500, rate=1)`` (paper Sec. 5.2)
     Anchors are an item batch (a permutation as in ``item``); each anchor ``a`` gets
@@ -169,7 +175,7 @@ def _edge_arrays(value: RelationValue) -> tuple[torch.Tensor, torch.Tensor, np.n
     return torch.from_numpy(rows), torch.from_numpy(cols), np.cumsum(weights)
 
 
-NEGATIVE_SAMPLING = ("uniform", "pool", "batch")
+NEGATIVE_SAMPLING = ("uniform", "pool", "batch", "shared")
 
 
 @register_sampler("edge", aliases=("negative_edge", "neg_edge", "negative_edge_sampling"))
@@ -182,7 +188,10 @@ class EdgeSampler:
     negative is still uniform over all items, but a step embeds at most ``2 B + pool_size``
     items whatever ``neg_rate`` and the dataset size. ``negatives="batch"``: drawn uniformly
     from the endpoints of the batch's positive edges (as parametric UMAP does; biased
-    towards items of high degree), no extra items to embed.
+    towards items of high degree), no extra items to embed. ``negatives="shared"``: positive
+    edges ``b`` with the same ``b // group_size`` share their ``r`` negatives, each uniform
+    over all items; the negative distances are then a broadcast (G, group_size, r) block,
+    about 2.5x cheaper than ``B r`` gathered pairs for t-SNE's 64 negatives.
     """
 
     relation_options: tuple[str, ...] = ("rels",)
@@ -190,7 +199,7 @@ class EdgeSampler:
 
     def __init__(self, rels: str | None = None, batch_size: int = 1024, neg_rate: int | None = None,
                  batches_per_epoch: int | None = None, neg_sampling_rate: int | None = None,
-                 negatives: str = "uniform", pool_size: int | None = None):
+                 negatives: str = "uniform", pool_size: int | None = None, group_size: int = 64):
         self.rels = _relation_name(rels, "edge")
         self.batch_size = _positive_int(batch_size, "batch_size")
         if neg_rate is not None and neg_sampling_rate is not None and neg_rate != neg_sampling_rate:
@@ -203,6 +212,7 @@ class EdgeSampler:
             raise ValueError(f"negatives must be one of {', '.join(NEGATIVE_SAMPLING)}, got {negatives!r}")
         self.negatives = negatives
         self.pool_size = self.batch_size if pool_size is None else _positive_int(pool_size, "pool_size")
+        self.group_size = _positive_int(group_size, "group_size")
         self._cache = _RelationCache()
 
     def n_batches(self, n_edges: int) -> int:
@@ -223,6 +233,12 @@ class EdgeSampler:
                 pool = torch.randint(0, n_items, (self.pool_size,), generator=generator)
                 items, (src_pos, dst_pos, pool_pos) = _unique_positions(sources, dests, pool, n_items=n_items)
                 neg_pos = pool_pos[torch.randint(0, self.pool_size, (b * r,), generator=generator)]
+            elif self.negatives == "shared":
+                n_groups = math.ceil(b / self.group_size)
+                shared = torch.randint(0, n_items, (n_groups * r,), generator=generator)
+                items, (src_pos, dst_pos, group_pos) = _unique_positions(sources, dests, shared, n_items=n_items)
+                groups = group_pos.reshape(n_groups, r)
+                neg_pos = groups.repeat_interleave(self.group_size, dim=0)[:b].reshape(-1)
             else:
                 negatives = torch.randint(0, n_items, (b * r,), generator=generator)
                 items, (src_pos, dst_pos, neg_pos) = _unique_positions(sources, dests, negatives, n_items=n_items)
@@ -232,6 +248,8 @@ class EdgeSampler:
                 edge_cols=torch.cat([dst_pos, neg_pos]),
                 edge_targets=torch.cat([torch.ones(b), torch.zeros(b * r)]),
                 edge_relation=self.rels,
+                # the broadcast layout needs equal groups; otherwise the gathered pairs are used
+                negative_groups=groups if self.negatives == "shared" and r > 0 and b % self.group_size == 0 else None,
             )
 
 

@@ -232,5 +232,50 @@ def test_pool_negatives_are_uniform_and_bound_the_items_of_a_step():
         negatives.append(torch.unique(cols[16:]))
     freq = torch.bincount(torch.cat(negatives), minlength=n).numpy()
     assert chisquare(freq).pvalue > 1e-3  # the pools are uniform over all items
-    with pytest.raises(SpecError, match="negatives must be one of uniform, pool, batch"):
+    with pytest.raises(SpecError, match="negatives must be one of uniform, pool, batch, shared"):
         build(SAMPLERS, "edge", {"rels": "w", "negatives": "pooled"}, "sampling")
+
+
+def test_shared_negatives_are_uniform_and_shared_within_a_group():
+    """negatives='shared': positives b with the same b // group_size get the same r uniform negatives."""
+    n, b, r, g = 1000, 32, 5, 8
+    graph = NeighborGraph(np.array([[(i + 1) % n, (i + 7) % n] for i in range(n)]), np.ones((n, 2)))
+    sampler = EdgeSampler("knn", batch_size=b, neg_rate=r, negatives="shared", group_size=g, batches_per_epoch=500)
+    negatives = []
+    for batch in sampler.epoch(n, {"knn": graph}, gen(4)):
+        assert len(batch) <= 2 * b + r * b // g
+        assert batch.edge_targets.tolist() == [1.0] * b + [0.0] * (b * r)
+        rows, cols = batch.items[batch.edge_rows], batch.items[batch.edge_cols]
+        assert torch.equal(rows[b:].reshape(b, r), rows[:b, None].expand(b, r))
+        per_positive = cols[b:].reshape(b // g, g, r)
+        assert torch.equal(per_positive, per_positive[:, :1].expand(b // g, g, r))  # shared in a group
+        assert torch.equal(batch.items[batch.negative_groups], per_positive[:, 0])
+        negatives.append(per_positive[:, 0].reshape(-1))
+    freq = torch.bincount(torch.cat(negatives), minlength=n).numpy()
+    assert chisquare(freq).pvalue > 1e-3  # each negative is uniform over all items
+    # unequal groups (batch_size not a multiple of group_size): same layout, no broadcast structure
+    odd = next(EdgeSampler("knn", batch_size=20, neg_rate=r, negatives="shared", group_size=g).epoch(
+        n, {"knn": graph}, gen(4)))
+    assert odd.negative_groups is None and odd.edge_cols.shape[0] == 20 * (1 + r)
+    cols = odd.items[odd.edge_cols[20:]].reshape(20, r)
+    assert torch.equal(cols[:8], cols[:1].expand(8, r)) and torch.equal(cols[16:], cols[16:17].expand(4, r))
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine", "manhattan"])
+def test_shared_negative_distances_equal_the_gathered_pairs(metric):
+    """The broadcast (G, g, r) block gives exactly the distances of gathering every edge's two rows."""
+    from paradime_core.batch import gather_rows
+    from paradime_core.relations import EdgeDist, paired_distances
+
+    n = 300
+    graph = NeighborGraph(np.array([[(i + 1) % n, (i + 3) % n] for i in range(n)]), np.ones((n, 2)))
+    batch = next(EdgeSampler("knn", batch_size=64, neg_rate=7, negatives="shared", group_size=16).epoch(
+        n, {"knn": graph}, gen(5)))
+    assert batch.negative_groups is not None and batch.negative_groups.shape == (4, 7)
+    Y = torch.randn(len(batch), 3, generator=gen(6), requires_grad=True)
+    shared = EdgeDist(metric)(Y, batch)
+    gathered = paired_distances(gather_rows(Y, batch.edge_rows), gather_rows(Y, batch.edge_cols), metric)
+    assert torch.equal(shared, gathered)
+    (grad_shared,) = torch.autograd.grad(shared.sum(), Y)
+    (grad_gathered,) = torch.autograd.grad(gathered.sum(), Y)
+    torch.testing.assert_close(grad_shared, grad_gathered)
