@@ -177,6 +177,19 @@ def test_bfloat16_recipe_trains_and_round_trips(digits, tmp_path):
         fast(ParametricTSNE, precision="half").fit(X)
 
 
+def test_shared_negatives_recipe_trains_deterministically(digits):
+    """negatives='shared' reaches the sampler with its group size, trains, and repeats exactly."""
+    X, _ = digits
+    umap = fast(ParametricUMAP, negatives="shared", negative_group_size=8)
+    sampling = umap.build_spec(*X.shape).training_phases[0].sampling.options
+    assert sampling["negatives"] == "shared" and sampling["group_size"] == 8
+    first = umap.fit_transform(X)
+    assert np.isfinite(first).all()
+    np.testing.assert_array_equal(first, fast(ParametricUMAP, negatives="shared", negative_group_size=8).fit_transform(X))
+    with pytest.raises(SpecError, match="group_size must be an integer >= 1"):
+        fast(ParametricUMAP, negatives="shared", negative_group_size=0).fit(X)
+
+
 def test_auto_precision_is_resolved_once_and_saved(digits, tmp_path, monkeypatch):
     """precision='auto' follows the hardware at fit time; the saved routine keeps that choice
     even where the loading machine would choose differently."""
