@@ -124,6 +124,10 @@ class _NeighborEmbedding(_Recipe):
         }
         if self.negatives == "shared":
             phase["sampling"]["group_size"] = int(self.negative_group_size)
+        if self.negatives == "pool" and self.pool_size is not None:
+            phase["sampling"]["pool_size"] = int(self.pool_size)
+        if self.edges_per_source != 1:
+            phase["sampling"]["edges_per_source"] = int(self.edges_per_source)
         if self.ema is not None:
             phase["options"]["ema"] = float(self.ema)
         return model, phase
@@ -131,7 +135,8 @@ class _NeighborEmbedding(_Recipe):
 
 _SHARED_DEFAULTS = dict(
     batches_per_epoch=100, batch_size=4096, lr=0.01, hidden_dims=(96,) * 6, activation="relu",
-    pca_components=50, input_noise=1.0, negatives="pool", negative_group_size=64, ema=None, precision="float32",
+    pca_components=50, input_noise=1.0, negatives="pool", negative_group_size=64, pool_size=None, edges_per_source=1,
+    ema=None, precision="float32",
 )
 
 
@@ -164,6 +169,8 @@ class ParametricTSNE(_NeighborEmbedding):
         input_noise: float = _SHARED_DEFAULTS["input_noise"],
         negatives: str = _SHARED_DEFAULTS["negatives"],
         negative_group_size: int = _SHARED_DEFAULTS["negative_group_size"],
+        pool_size: int | None = _SHARED_DEFAULTS["pool_size"],
+        edges_per_source: int = _SHARED_DEFAULTS["edges_per_source"],
         ema: float | None = _SHARED_DEFAULTS["ema"],
         precision: str = _SHARED_DEFAULTS["precision"],
         knn_method: str = "auto",
@@ -226,6 +233,8 @@ class ParametricUMAP(_NeighborEmbedding):
         input_noise: float = 0.45,
         negatives: str = _SHARED_DEFAULTS["negatives"],
         negative_group_size: int = _SHARED_DEFAULTS["negative_group_size"],
+        pool_size: int | None = _SHARED_DEFAULTS["pool_size"],
+        edges_per_source: int = _SHARED_DEFAULTS["edges_per_source"],
         ema: float | None = _SHARED_DEFAULTS["ema"],
         precision: str = "auto",
         knn_method: str = "auto",

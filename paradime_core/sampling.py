@@ -11,7 +11,7 @@ checks them).
     every item appears exactly once per epoch (the last, short batch is dropped with
     ``drop_last``).
 
-``edge(rels, batch_size=1024, neg_rate=5, batches_per_epoch=None, negatives="uniform", pool_size=None, group_size=64)`` (aliases
+``edge(rels, batch_size=1024, neg_rate=5, batches_per_epoch=None, negatives="uniform", pool_size=None, group_size=64, edges_per_source=1)`` (aliases
 ``negative_edge``, ``neg_edge``; ``neg_sampling_rate`` is accepted for ``neg_rate``)
     UMAP/LargeVis-style edge sampling from the sparse global relation ``W = rels`` with
     entries ``w_ij``. Each batch draws ``B = batch_size`` positive edges independently with
@@ -33,6 +33,13 @@ checks them).
     one set of ``r`` negatives drawn uniformly from all items, so a step embeds at most
     ``2 B + r B / group_size`` items and the edge relations compute the ``B r`` negative
     distances by broadcasting (``Batch.negative_groups``) instead of gathering ``B r`` pairs.
+    ``edges_per_source = m > 1`` draws the positives in runs of ``m`` that share their
+    source: ``B / m`` edges ``(i, j) ~ P`` and for each ``m - 1`` more edges ``(i, j')`` with
+    ``P(j' | i) = w_{ij'} / \sum_l w_{il}``. Every positive is still distributed as
+    ``P((i, j)) = w_ij / S`` (its source is drawn with probability ``\sum_l w_{il} / S``), but a
+    step touches about ``B (1 + 1 / m)`` instead of ``2 B`` items: on large data, where the
+    network's pass over a step's items dominates, that is up to a quarter fewer items
+    (positives and pool).
 
 ``triplet(rels, batch_size=500, rate=1)`` (paper Sec. 5.2)
     Anchors are an item batch (a permutation as in ``item``); each anchor ``a`` gets
@@ -175,6 +182,37 @@ def _edge_arrays(value: RelationValue) -> tuple[torch.Tensor, torch.Tensor, np.n
     return torch.from_numpy(rows), torch.from_numpy(cols), np.cumsum(weights)
 
 
+def _row_bounds(rows: torch.Tensor, cum_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per item ``i``: its edges' range ``[first_i, last_i)`` in the row-sorted edge arrays and
+    the matching cumulative-weight interval ``[low_i, high_i)`` (``high_i - low_i = sum_l w_il``)."""
+    row_ids = rows.numpy()
+    n_rows = int(row_ids[-1]) + 1
+    first = np.searchsorted(row_ids, np.arange(n_rows), side="left")
+    last = np.searchsorted(row_ids, np.arange(n_rows), side="right")
+    padded = np.concatenate([[0.0], cum_weights])
+    return first, last, padded[first], padded[last]
+
+
+def sample_runs_by_source(rows: torch.Tensor, cum_weights: np.ndarray, bounds: tuple[np.ndarray, ...],
+                          n: int, run: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` edge indices in runs of ``run`` sharing a source, each marginally ``∝ w``.
+
+    The first edge of a run is drawn ``∝ w`` over all edges; the other ``run - 1`` are drawn
+    ``∝ w`` within its row (inverse CDF on the row's slice ``[low_i, high_i)`` of
+    ``cumsum(w)``), which is the conditional ``P(j | i)`` of the same joint distribution.
+    """
+    first, last, low, high = bounds
+    n_runs = math.ceil(n / run)
+    anchors = sample_weighted(cum_weights, n_runs, generator)
+    source = rows[anchors].numpy()
+    u = torch.rand(n_runs, run - 1, generator=generator, dtype=torch.float64).numpy()
+    u = low[source, None] + u * (high[source] - low[source])[:, None]
+    index = np.searchsorted(cum_weights, u, side="right")
+    index = np.clip(index, first[source, None], last[source, None] - 1)  # rounding at a row's end
+    runs = np.concatenate([anchors.numpy()[:, None], index], axis=1).reshape(-1)[:n]
+    return torch.from_numpy(runs)
+
+
 NEGATIVE_SAMPLING = ("uniform", "pool", "batch", "shared")
 
 
@@ -200,7 +238,8 @@ class EdgeSampler:
 
     def __init__(self, rels: str | None = None, batch_size: int = 1024, neg_rate: int | None = None,
                  batches_per_epoch: int | None = None, neg_sampling_rate: int | None = None,
-                 negatives: str = "uniform", pool_size: int | None = None, group_size: int = 64):
+                 negatives: str = "uniform", pool_size: int | None = None, group_size: int = 64,
+                 edges_per_source: int = 1):
         self.rels = _relation_name(rels, "edge")
         self.batch_size = _positive_int(batch_size, "batch_size")
         if neg_rate is not None and neg_sampling_rate is not None and neg_rate != neg_sampling_rate:
@@ -214,7 +253,9 @@ class EdgeSampler:
         self.negatives = negatives
         self.pool_size = self.batch_size if pool_size is None else _positive_int(pool_size, "pool_size")
         self.group_size = _positive_int(group_size, "group_size")
+        self.edges_per_source = _positive_int(edges_per_source, "edges_per_source")
         self._cache = _RelationCache()
+        self._bounds = _RelationCache()
 
     def n_batches(self, n_edges: int) -> int:
         return self.batches_per_epoch or math.ceil(n_edges / self.batch_size)
@@ -223,9 +264,13 @@ class EdgeSampler:
               generator: torch.Generator) -> Iterator[Batch]:
         value = _lookup(relations, self.rels, n_items, "edge")
         rows, cols, cum_weights = self._cache.get(value, _edge_arrays)
-        b, r = self.batch_size, self.neg_rate
+        b, r, run = self.batch_size, self.neg_rate, self.edges_per_source
+        bounds = self._bounds.get(rows, lambda rows: _row_bounds(rows, cum_weights)) if run > 1 else None
         for _ in range(self.n_batches(rows.shape[0])):
-            picked = sample_weighted(cum_weights, b, generator)
+            if run > 1:
+                picked = sample_runs_by_source(rows, cum_weights, bounds, b, run, generator)
+            else:
+                picked = sample_weighted(cum_weights, b, generator)
             sources, dests = rows[picked], cols[picked]
             if self.negatives == "batch":
                 items, (src_pos, dst_pos) = _unique_positions(sources, dests)

@@ -74,6 +74,42 @@ def test_edge_frequencies_follow_weights():
     assert np.max(np.abs(observed / expected - 1)) < 0.05
 
 
+@pytest.mark.parametrize("run", [3, 4])
+def test_runs_by_source_keep_the_edge_distribution(run):
+    """edges_per_source=m: positives come in runs of m with one source, each still ~ w_ij / S."""
+    graph = small_graph()
+    sampler = EdgeSampler("w", batch_size=2000, neg_rate=1, batches_per_epoch=20, edges_per_source=run)
+    counts: dict[tuple[int, int], int] = {}
+    for batch in sampler.epoch(6, {"w": graph}, gen(1)):
+        pos = batch.edge_targets == 1
+        src = batch.items[batch.edge_rows[pos]]
+        dst = batch.items[batch.edge_cols[pos]].tolist()
+        full = src[: (len(src) // run) * run].reshape(-1, run)
+        assert torch.equal(full, full[:, :1].expand_as(full))  # a run shares its source
+        for edge in zip(src.tolist(), dst, strict=True):
+            counts[edge] = counts.get(edge, 0) + 1
+    valid = {(0, 1): 1.0, (0, 2): 3.0, (1, 3): 0.5, (2, 4): 2.0, (3, 0): 4.0, (2, 0): 1.5}
+    assert set(counts) == set(valid)  # only stored edges: no self-loop, no zero-weight edge
+    observed = np.array([counts[e] for e in valid])
+    expected = np.array(list(valid.values())) / sum(valid.values()) * observed.sum()
+    assert observed.sum() == 40_000
+    assert chisquare(observed, expected).pvalue > 1e-3
+    with pytest.raises(SpecError, match="edges_per_source"):
+        build(SAMPLERS, "edge", {"rels": "w", "edges_per_source": 0}, "sampling")
+
+
+def test_runs_by_source_touch_fewer_items():
+    """On a large graph a step with runs of 8 embeds about B (1 + 1/8) positives' items, not 2 B."""
+    n, k = 20_000, 15
+    rng = np.random.default_rng(0)
+    graph = NeighborGraph(rng.integers(0, n, size=(n, k)), rng.random((n, k)) + 0.1)
+    def items_per_step(run: int) -> float:
+        sampler = EdgeSampler("knn", batch_size=1024, neg_rate=0, batches_per_epoch=5, edges_per_source=run)
+        return float(np.mean([len(b) for b in sampler.epoch(n, {"knn": graph}, gen(2))]))
+    single, runs = items_per_step(1), items_per_step(8)
+    assert single > 1.9 * 1024 and runs < 1.2 * 1024
+
+
 def test_edge_layout_negatives_and_unique_items():
     graph = NeighborGraph(np.array([[(i + 1) % 30, (i + 7) % 30] for i in range(30)]), np.ones((30, 2)))
     sampler = EdgeSampler("knn", batch_size=16, neg_rate=5)
