@@ -110,6 +110,19 @@ def test_runs_by_source_touch_fewer_items():
     assert single > 1.9 * 1024 and runs < 1.2 * 1024
 
 
+def test_auto_runs_only_on_data_much_larger_than_a_batch():
+    """edges_per_source='auto': runs of 8 from 8 * batch_size items on, plain draws below."""
+    sampler = build(SAMPLERS, "edge", {"rels": "w", "batch_size": 100, "edges_per_source": "auto"}, "sampling")
+    assert sampler.run_length(799) == 1 and sampler.run_length(800) == 8
+    graph = small_graph()
+    auto = list(EdgeSampler("w", batch_size=8, neg_rate=2, edges_per_source="auto").epoch(6, {"w": graph}, gen(5)))
+    plain = list(EdgeSampler("w", batch_size=8, neg_rate=2).epoch(6, {"w": graph}, gen(5)))
+    for a, b in zip(auto, plain, strict=True):
+        assert torch.equal(a.items, b.items) and torch.equal(a.edge_cols, b.edge_cols)
+    with pytest.raises(SpecError, match="edges_per_source must be an integer >= 1 or 'auto', got 'often'"):
+        build(SAMPLERS, "edge", {"rels": "w", "edges_per_source": "often"}, "sampling")
+
+
 def test_edge_layout_negatives_and_unique_items():
     graph = NeighborGraph(np.array([[(i + 1) % 30, (i + 7) % 30] for i in range(30)]), np.ones((30, 2)))
     sampler = EdgeSampler("knn", batch_size=16, neg_rate=5)
