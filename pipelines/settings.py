@@ -9,10 +9,9 @@ variables the user has not set:
 - ``PREFECT_SERVER_ANALYTICS_ENABLED=false`` and ``DO_NOT_TRACK=1``: no telemetry (offline,
   a failing DNS lookup otherwise logs errors).
 
-Training phases run with ``$PARADIME_TORCH_THREADS`` torch threads (default 1; the
-previous setting is restored afterwards). On the project's 2-core machine under load one
-thread trained 4-6x faster than two (100 MNIST edge batches: 4.3-7.5 s vs 19.5-48.8 s):
-the small per-batch operations of these networks do not amortise a parallel region.
+Training phases run with ``--torch-threads`` / ``$PARADIME_TORCH_THREADS`` torch threads,
+by default every available core (:func:`torch_threads`; the previous setting is restored
+afterwards). Embedding tasks on Dask workers use one thread each.
 
 The artifact store root is ``--store`` if given, else ``$PARADIME_STORE``, else
 ``./.paradime/store``; any fsspec URL works (``s3://bucket/prefix``, ``memory://x``).
