@@ -99,8 +99,8 @@ class _NeighborEmbedding(_Recipe):
     design note 16). ``edges_per_source`` draws the positives in runs of that many edges per
     source item (``"auto"``, UMAP's and LargeVis' default: runs of 8 on data of at least
     8 x ``batch_size`` items, none below): each positive keeps its distribution, a step
-    touches a third fewer items, and UMAP's training on 60,000 MNIST rows takes a third less
-    time at the same quality (design note 17). The default network is narrow and
+    touches a third fewer items, and UMAP's training on 60,000 MNIST rows takes a quarter to
+    a third less time, held-out quality within the spread between seeds (design note 17). The default network is narrow and
     deep (six hidden layers of 96; t-SNE 128): depth, not width, is what lifts held-out
     quality (``docs/design-notes.md``). The network reads the data through a frozen PCA
     layer (``pca_components``) and, in training only, Gaussian input noise of std

@@ -106,7 +106,9 @@ def test_damaged_cache_entries_warn_and_are_recomputed(fitted, tmp_path):
     phase_dir = store / "phases" / cold.model_key
     chunk = next(p for p in sorted((phase_dir / "weights").rglob("*")) if p.is_file() and p.name != "zarr.json")
     chunk.write_bytes(b"\x00" * chunk.stat().st_size)  # same size, other bytes
-    knn_chunk = next(p for p in sorted((store / "knn").rglob("*")) if p.is_file() and "c" in p.parts)
+    # a chunk of this run's kNN entry (the module's other tests add entries of other data)
+    knn_key = next(r.key for r in cold.records if r.kind == "knn")
+    knn_chunk = next(p for p in sorted((store / "knn" / knn_key).rglob("*")) if p.is_file() and "c" in p.parts)
     knn_chunk.unlink()
     with pytest.warns(CacheWarning) as caught:
         result = _fit(spec, data, store)
