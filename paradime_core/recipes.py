@@ -128,7 +128,7 @@ class _NeighborEmbedding(_Recipe):
         }
         if self.negatives == "shared":
             phase["sampling"]["group_size"] = int(self.negative_group_size)
-        if self.negatives == "pool" and self.pool_size is not None:
+        if self.pool_size is not None:  # the sampler reads it only for negatives="pool"
             phase["sampling"]["pool_size"] = int(self.pool_size)
         if self.edges_per_source != 1:
             phase["sampling"]["edges_per_source"] = self.edges_per_source
