@@ -3,47 +3,49 @@
 Public API::
 
     from paradime_core import ParametricTSNE, ParametricUMAP, ParametricMDS, Routine, load_spec
+
+The public names load on first use (PEP 562), so importing a light submodule such as
+``paradime_core.errors`` or ``paradime_core.registry`` does not load torch: a cached
+pipeline run consults its store without the core's heavy imports. The built-in blocks
+register themselves the first time a registry is consulted (``registry.ensure_builtins``).
 """
 
-from paradime_core.components import _load_builtins
-from paradime_core.errors import DataError, ParadimeError, SpecError, TrainingError
-from paradime_core.registry import (
-    DATA_FUNCTIONS,
-    LOSS_FUNCTIONS,
-    LOSS_TYPES,
-    MODELS,
-    OPTIMIZERS,
-    RELATIONS,
-    SAMPLERS,
-    TRANSFORMS,
-    register_data_function,
-    register_loss_function,
-    register_loss_type,
-    register_model,
-    register_optimizer,
-    register_relation,
-    register_sampler,
-    register_transform,
-)
-from paradime_core.spec import Spec, load_spec
+from __future__ import annotations
 
-_load_builtins()
-
-from paradime_core.recipes import (  # noqa: E402
-    ParametricIsomap,
-    ParametricLargeVis,
-    ParametricMDS,
-    ParametricTSNE,
-    ParametricUMAP,
-)
-from paradime_core.routine import Routine  # noqa: E402
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DATA_FUNCTIONS", "LOSS_FUNCTIONS", "LOSS_TYPES", "MODELS", "OPTIMIZERS", "RELATIONS", "SAMPLERS",
-    "TRANSFORMS", "DataError", "ParadimeError", "ParametricIsomap", "ParametricLargeVis", "ParametricMDS",
-    "ParametricTSNE", "ParametricUMAP", "Routine", "Spec", "SpecError", "TrainingError", "load_spec",
-    "register_data_function", "register_loss_function", "register_loss_type", "register_model",
-    "register_optimizer", "register_relation", "register_sampler", "register_transform", "__version__",
-]
+_EXPORTS: dict[str, str] = {
+    **{name: "paradime_core.errors" for name in ("DataError", "ParadimeError", "SpecError", "TrainingError")},
+    **{name: "paradime_core.registry" for name in (
+        "DATA_FUNCTIONS", "LOSS_FUNCTIONS", "LOSS_TYPES", "MODELS", "OPTIMIZERS", "RELATIONS", "SAMPLERS",
+        "TRANSFORMS", "register_data_function", "register_loss_function", "register_loss_type",
+        "register_model", "register_optimizer", "register_relation", "register_sampler",
+        "register_transform")},
+    "Spec": "paradime_core.spec",
+    "load_spec": "paradime_core.spec",
+    **{name: "paradime_core.recipes" for name in (
+        "ParametricIsomap", "ParametricLargeVis", "ParametricMDS", "ParametricTSNE", "ParametricUMAP")},
+    "Routine": "paradime_core.routine",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'paradime_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    if module_name != "paradime_core.errors":
+        from paradime_core.registry import ensure_builtins
+
+        ensure_builtins()
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

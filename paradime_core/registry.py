@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -29,6 +30,30 @@ T = TypeVar("T")
 def canonical_name(name: str) -> str:
     """``'Kl Div'`` -> ``'kl_div'``; ``'t-dist'`` -> ``'t_dist'``."""
     return "_".join(str(name).strip().lower().replace("-", " ").replace("_", " ").split())
+
+
+_builtins_state = "unloaded"  # -> "loading" -> "loaded"
+
+
+def ensure_builtins() -> None:
+    """Import the modules that register the built-in blocks, once (they import torch).
+
+    Called by every registry look-up, and before a user's registration (so that a user's
+    ``overwrite=True`` replaces a built-in rather than being replaced by it); the core's
+    own modules register without triggering it, so importing one of them directly works.
+    """
+    global _builtins_state
+    if _builtins_state != "unloaded":
+        return
+    _builtins_state = "loading"
+    try:
+        from paradime_core.components import _load_builtins
+
+        _load_builtins()
+    except BaseException:
+        _builtins_state = "unloaded"
+        raise
+    _builtins_state = "loaded"
 
 
 class Registry(Generic[T]):
@@ -45,6 +70,8 @@ class Registry(Generic[T]):
         """Decorator registering an implementation under ``name`` (default: its __name__)."""
 
         def decorator(obj: T) -> T:
+            if not sys._getframe(1).f_globals.get("__name__", "").startswith("paradime_core"):
+                ensure_builtins()
             key = canonical_name(name or obj.__name__)
             if not overwrite and key in self._entries and self._entries[key] is not obj:
                 raise ValueError(f"{self.kind} '{key}' is already registered")
@@ -65,6 +92,7 @@ class Registry(Generic[T]):
 
     def resolve(self, name: str) -> str | None:
         """The canonical registered name for ``name`` (or None)."""
+        ensure_builtins()
         key = canonical_name(name)
         key = self._aliases.get(key, key)
         return key if key in self._entries else None
@@ -80,6 +108,7 @@ class Registry(Generic[T]):
         return self._entries[key]
 
     def names(self) -> list[str]:
+        ensure_builtins()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:

@@ -102,7 +102,7 @@ class SpecHandle:
     """A spec argument whose parsed :class:`~paradime_core.spec.Spec` is loaded only when needed.
 
     A cached run needs only the spec's text (it keys the remembered plan) and its identity
-    (remembered in the store under the text's fingerprint), so it never imports the core.
+    (remembered in the store under the text's fingerprint), so it never loads the core's heavy modules.
     """
 
     def __init__(self, argument: Any):

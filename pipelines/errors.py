@@ -5,18 +5,17 @@ User mistakes raise the core's :class:`~paradime_core.errors.SpecError` (spec) o
 key, option); the CLI prints each as one red line. A cached artifact that is missing or
 damaged is reported with a :class:`CacheWarning` and recomputed.
 
-``DataError``, ``SpecError`` and ``ParadimeError`` are the core's classes, looked up only
-when used (``errors.DataError``): importing ``paradime_core`` loads torch and the whole
-core, which a fully cached run never needs.
+``DataError``, ``SpecError``, ``ParadimeError`` and ``TrainingError`` are the core's
+classes, re-exported here (``paradime_core.errors`` is light: the core's package loads its
+heavy modules only on first use, so a fully cached run never imports torch).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from paradime_core.errors import DataError, ParadimeError, SpecError, TrainingError
 
-__all__ = ["CacheWarning", "CorruptArtifact", "PipelineError", "is_user_error"]
-
-_CORE_ERRORS = ("DataError", "SpecError", "ParadimeError", "TrainingError")
+__all__ = ["CacheWarning", "CorruptArtifact", "DataError", "ParadimeError", "PipelineError", "SpecError",
+           "TrainingError", "is_user_error"]
 
 
 class PipelineError(Exception):
@@ -31,14 +30,6 @@ class CacheWarning(UserWarning):
     """A cached stage was missing or damaged and is recomputed."""
 
 
-def __getattr__(name: str) -> Any:
-    if name in _CORE_ERRORS:
-        from paradime_core import errors as core_errors
-
-        return getattr(core_errors, name)
-    raise AttributeError(f"module 'pipelines.errors' has no attribute {name!r}")
-
-
 def is_user_error(exc: BaseException) -> bool:
-    """A user mistake: a core ParadimeError or a PipelineError (checked without importing the core)."""
-    return isinstance(exc, PipelineError) or any(cls.__name__ == "ParadimeError" for cls in type(exc).__mro__)
+    """A user mistake: a core :class:`ParadimeError` or a :class:`PipelineError`."""
+    return isinstance(exc, (PipelineError, ParadimeError))

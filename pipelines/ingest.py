@@ -470,9 +470,9 @@ def _named_probe(info: Any, options: dict[str, Any]) -> Probe:
     url = f"dataset:{info.name}"
     signature = None
     if getattr(info, "bundled", None) is not None:
-        import sklearn
+        from importlib.metadata import version  # not `import sklearn`: that takes seconds
 
-        signature = f"bundled:{info.name}:{sklearn.__version__}"
+        signature = f"bundled:{info.name}:{version('scikit-learn')}"
     elif getattr(info, "filename", None):
         for folder in (*default_data_dirs(), default_cache_dir()):
             path = os.path.join(str(folder), info.filename)
