@@ -70,7 +70,8 @@ class Registry(Generic[T]):
         """Decorator registering an implementation under ``name`` (default: its __name__)."""
 
         def decorator(obj: T) -> T:
-            if not sys._getframe(1).f_globals.get("__name__", "").startswith("paradime_core"):
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if caller != "paradime_core" and not caller.startswith("paradime_core."):
                 ensure_builtins()
             key = canonical_name(name or obj.__name__)
             if not overwrite and key in self._entries and self._entries[key] is not obj:
