@@ -110,8 +110,24 @@ def parse_overrides(items: list[str]) -> dict[str, dict]:
     for item in items:
         key, value = item.split("=", 1)
         method, param = key.split(".", 1)
-        out[method][param] = json.loads(value) if value[:1] in "[{0123456789-tn" else value
+        out[method][param] = parse_value(value)
     return out
+
+
+def parse_value(text: str):
+    """A ``--set`` value: a JSON or Python literal (``0.02``, ``null``, ``[96,96,96]``,
+    ``(96, 96)``), else the text itself (``bfloat16``, ``tanh``); an expression such as
+    ``(96,)*6`` is an error."""
+    import ast
+
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            return parse(text)
+        except (ValueError, SyntaxError):
+            continue
+    if text[:1] in "([{":
+        raise SystemExit(f"--set: cannot read {text!r} as a JSON or Python literal")
+    return text
 
 
 def main() -> None:
