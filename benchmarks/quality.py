@@ -19,6 +19,7 @@ rows (fewer where the dataset is smaller): a check that the defaults are not tun
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import time
@@ -118,12 +119,10 @@ def parse_value(text: str):
     """A ``--set`` value: a JSON or Python literal (``0.02``, ``null``, ``[96,96,96]``,
     ``(96, 96)``), else the text itself (``bfloat16``, ``tanh``); an expression such as
     ``(96,)*6`` is an error."""
-    import ast
-
     for parse in (json.loads, ast.literal_eval):
         try:
             return parse(text)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError):  # TypeError: e.g. an unhashable set member
             continue
     if text[:1] in "([{":
         raise SystemExit(f"--set: cannot read {text!r} as a JSON or Python literal")
