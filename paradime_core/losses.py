@@ -78,6 +78,8 @@ Loss types
     ``func(G, H)`` with ``G`` the global relation ``g`` read for the batch and ``H`` the batch
     relation ``h`` on ``model.<m>(data[k][batch])`` (defaults ``m = embed``, ``k = main``).
     Dense ``(b, b)`` blocks get their diagonal set to 0 in both before ``func``.
+    ``infonce`` on the Student-t kernel of euclidean edge distances with shared negatives
+    is computed by one fused node with the same value (:mod:`paradime_core.fused`).
 
 ``classification(func=None, methods=[classify], data=[labels] | [input, labels])``
     Categorical cross entropy :math:`-\frac{1}{b}\sum_i \log \mathrm{softmax}(z_i)_{c_i}` of
@@ -126,6 +128,7 @@ import torch.nn.functional as F
 
 from paradime_core.batch import BatchContext, call_model_method, gather_rows
 from paradime_core.errors import DataError
+from paradime_core.fused import fused_relation_loss
 from paradime_core.registry import register_loss_function, register_loss_type
 
 EPS = 1e-4  # clamp of fuzzy memberships inside logarithms (UMAP's choice)
@@ -303,6 +306,9 @@ class RelationLoss(_BuiltinLoss):
     def __call__(self, ctx: BatchContext) -> torch.Tensor:
         method = self.methods[0] if self.methods else "embed"
         data_key = self.data[0] if self.data else "main"
+        fused = fused_relation_loss(self.func, self.rels[0], ctx.batch_relations.get(self.rels[1]), ctx.batch)
+        if fused is not None:  # same value, closed-form gradient (paradime_core.fused)
+            return fused(ctx.output(method, data_key), ctx.batch)
         target = ctx.global_relation(self.rels[0])
         prediction = ctx.batch_relation(self.rels[1], method=method, data_key=data_key)
         if target.shape != prediction.shape:

@@ -1,0 +1,133 @@
+r"""Fused edge losses: one autograd node with a closed-form gradient for a common spec.
+
+The spec ``relation(infonce, rels=[P, q])`` with ``q = edge_dist(euclidean) -> t_dist(alpha=1)``
+(parametric t-SNE trained contrastively) on a batch with shared negatives
+(``Batch.negative_groups``, the ``edge`` sampler's ``negatives="shared"``) evaluates
+
+.. math::
+
+    L = \frac{1}{B} \sum_b \Big[\log S_b - \log q_b\Big], \qquad
+    S_b = q_b + \sum_{k=1}^{r} q_{bk}, \qquad q = \frac{1}{1 + s},
+
+with ``s_b = ||y_{i_b} - y_{j_b}||^2`` along positive edge ``b`` and
+``s_{bk} = ||y_{i_b} - z_{g(b) k}||^2`` to the ``r`` negatives ``z`` shared by the group
+``g(b) = b // (B / G)``. The generic path builds this from a dozen elementwise tensors of
+``B r`` entries (square root, square, power, clamp, sum, log, each with its own backward);
+here the gradient with respect to the squared distances is written out,
+
+.. math::
+
+    \frac{\partial L}{\partial s_b} = \frac{q_b (1 - q_b / S_b)}{B}, \qquad
+    \frac{\partial L}{\partial s_{bk}} = -\frac{q_{bk}^2}{B S_b},
+
+and with ``∂s/∂y_a = 2 (y_a - y_c)`` the gradients of the sources, destinations and shared
+negatives are two batched matrix products over the ``(G, B/G, r)`` weight block
+``W = ∂L/∂s_{bk}``:
+
+.. math::
+
+    \nabla_{y_{i_b}} \mathrel{+}= 2\Big(y_{i_b} \sum_k W_{bk} - \sum_k W_{bk} z_{g(b)k}\Big),
+    \qquad
+    \nabla_{z_{gk}} = -2\Big(\sum_{b \in g} W_{bk} y_{i_b} - z_{gk} \sum_{b \in g} W_{bk}\Big).
+
+The negative squared distances are formed as ``||y||^2 + ||z||^2 - 2 <y, z>`` (one batched
+matrix product, clamped at 0), which rounds like ``||y||^2`` times the float32 epsilon: on
+embeddings of scale 30 the gradients agree with a float64 reference to 2e-5 of their largest
+entry (the generic differences: 6e-7), far below the noise of a sampled step. The value
+equals the generic path's up to float rounding;
+:func:`fused_relation_loss` returns None for every other spec, which then takes the
+generic path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from paradime_core.batch import Batch, gather_rows
+
+
+class SharedNegativeInfoNCE(torch.autograd.Function):
+    """InfoNCE with the Student-t kernel ``q = 1 / (1 + s)`` over shared negatives (see module doc)."""
+
+    @staticmethod
+    def forward(ctx: Any, sources: torch.Tensor, dests: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+        n_groups, _, dim = negatives.shape
+        grouped = sources.reshape(n_groups, -1, dim)  # (G, g, d)
+        diff_pos = sources - dests
+        q_pos = 1.0 / (1.0 + (diff_pos * diff_pos).sum(-1))  # (B,)
+        source_norms = (grouped * grouped).sum(-1, keepdim=True)  # (G, g, 1)
+        negative_norms = (negatives * negatives).sum(-1).unsqueeze(1)  # (G, 1, r)
+        sq_neg = torch.baddbmm(source_norms + negative_norms, grouped, negatives.transpose(1, 2),
+                               alpha=-2.0).clamp_(min=0.0)
+        q_neg = sq_neg.add_(1.0).reciprocal_()  # (G, g, r), in place of the squared distances
+        total = q_pos + q_neg.sum(-1).reshape(-1)  # S_b
+        loss = (torch.log(total) - torch.log(q_pos)).mean()
+        ctx.save_for_backward(grouped, diff_pos, negatives, q_pos, q_neg, total)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor):
+        grouped, diff_pos, negatives, q_pos, q_neg, total = ctx.saved_tensors
+        n_pos = q_pos.shape[0]
+        scale = grad_output / n_pos
+        weight_pos = scale * q_pos * (1.0 - q_pos / total)  # dL/ds_b
+        inverse_total = (scale / total).reshape(grouped.shape[0], -1, 1)
+        weight_neg = -(q_neg * q_neg) * inverse_total  # dL/ds_bk, (G, g, r)
+        row_sums = weight_neg.sum(-1, keepdim=True)  # (G, g, 1)
+        col_sums = weight_neg.sum(1).unsqueeze(-1)  # (G, r, 1)
+        grad_pos = 2.0 * weight_pos.unsqueeze(-1) * diff_pos
+        grad_sources = grad_pos + 2.0 * (grouped * row_sums - torch.bmm(weight_neg, negatives)).reshape_as(diff_pos)
+        grad_negatives = -2.0 * (torch.bmm(weight_neg.transpose(1, 2), grouped) - negatives * col_sums)
+        return grad_sources, -grad_pos, grad_negatives
+
+
+def shared_negative_infonce(outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """The fused loss on ``outputs`` (the batch's embedded items) for a shared-negative batch."""
+    groups = batch.negative_groups
+    n_groups, rate = groups.shape
+    n_pos = batch.edge_rows.shape[0] // (1 + rate)
+    outputs = outputs.float()
+    sources = gather_rows(outputs, batch.edge_rows[:n_pos])
+    dests = gather_rows(outputs, batch.edge_cols[:n_pos])
+    negatives = gather_rows(outputs, groups.reshape(-1)).reshape(n_groups, rate, -1)
+    return SharedNegativeInfoNCE.apply(sources, dests, negatives)
+
+
+def _is_student_t_edge_distance(relation: Any) -> bool:
+    """Whether a built batch relation is ``edge_dist``/``pdist`` (euclidean) -> ``t_dist(alpha=1)``."""
+    from paradime_core.relations import EdgeDist, PDist
+    from paradime_core.transforms import TDist
+
+    inner = getattr(relation, "relation", None)
+    transforms = getattr(relation, "transforms", None)
+    return (
+        isinstance(inner, (EdgeDist, PDist))
+        and inner.metric == "euclidean"
+        and transforms is not None
+        and len(transforms) == 1
+        and isinstance(transforms[0], TDist)
+        and transforms[0].alpha == 1.0
+    )
+
+
+def fused_relation_loss(func: Any, target_name: str, relation: Any, batch: Batch) -> Any:
+    """The fused implementation of ``func(target_name, relation)`` on ``batch``, or None.
+
+    It applies when ``func`` is the built-in ``infonce`` with its default ``eps``, the target
+    is the relation the batch's edges were sampled from, the batch relation is the Student-t
+    kernel of euclidean edge distances, and the batch has equal groups of shared negatives.
+    """
+    from paradime_core.losses import infonce
+
+    groups = batch.negative_groups
+    if func is not infonce or groups is None or target_name != batch.edge_relation:
+        return None
+    if batch.edge_targets is None or not _is_student_t_edge_distance(relation):
+        return None
+    n_groups, rate = groups.shape
+    n_edges = batch.edge_rows.shape[0]
+    if rate == 0 or n_edges % (1 + rate) != 0 or (n_edges // (1 + rate)) % n_groups != 0:
+        return None
+    return shared_negative_infonce
