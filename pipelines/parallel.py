@@ -145,7 +145,7 @@ def knn_to_zarr(dask: DaskManager, X: np.ndarray, source: Any, array: str, targe
                              pure=False)
                for start in range(0, n, rows)]
     _progress(client, futures, n, f"kNN k={k}", progress)
-    return {"method": index.method_, "blocks": len(futures)}
+    return {"method": index.method_, "pca_dims": index.pca_dims_, "blocks": len(futures)}
 
 
 # --------------------------------------------------------------------------- embedding

@@ -13,6 +13,8 @@ from paradime_core.errors import DataError
 from paradime_core.neighbors import (
     EXACT_COST_LIMIT,
     EXACT_PAIR_OVERHEAD,
+    HNSW_PCA_DIMS,
+    HNSW_PCA_MIN_FEATURES,
     NeighborIndex,
     choose_method,
     exclude_self,
@@ -214,3 +216,49 @@ def test_pynndescent_backend():
     index = NeighborIndex("pynndescent").build(X)
     query_i, _ = index.query(X[:50], 5)
     assert (query_i[:, 0] == np.arange(50)).mean() >= 0.95
+
+
+def wide_clustered(n: int = 3000, d: int = 256, seed: int = 7) -> np.ndarray:
+    """Clusters in a 20-d subspace of a wide space, plus isotropic noise (like image data)."""
+    rng = np.random.default_rng(seed)
+    low = clustered(n, 20, seed=seed).astype(np.float64)
+    basis = np.linalg.qr(rng.normal(size=(d, 20)))[0]
+    return (low @ basis.T + 0.3 * rng.normal(size=(n, d))).astype(np.float32)
+
+
+def test_hnsw_on_wide_data_builds_over_pca_and_reranks_exactly():
+    X = wide_clustered()
+    index = NeighborIndex("faiss_hnsw").build(X)
+    assert index.pca_dims_ == HNSW_PCA_DIMS
+    indices, distances = index.query_self(X, 12)
+    assert knn_recall(X, indices, 12, sample=500) >= 0.98
+    exact = np.linalg.norm(X[np.arange(len(X))[:, None]] - X[indices], axis=-1)
+    np.testing.assert_allclose(distances, exact, rtol=1e-3, atol=1e-3)  # distances are exact
+    assert np.all(np.diff(distances, axis=1) >= -1e-5)
+    assert not (indices == np.arange(len(X))[:, None]).any()
+
+
+def test_hnsw_projection_choice():
+    X = wide_clustered(600)
+    assert NeighborIndex("faiss_hnsw", pca_dims=0).build(X).pca_dims_ == 0
+    assert NeighborIndex("faiss_hnsw", pca_dims=32).build(X).pca_dims_ == 32
+    assert NeighborIndex("faiss_hnsw", metric="cosine").build(X).pca_dims_ == 0
+    assert NeighborIndex("faiss_hnsw").build(X[:, :HNSW_PCA_MIN_FEATURES - 1]).pca_dims_ == 0
+    assert NeighborIndex("faiss_exact").build(X).pca_dims_ == 0
+    with pytest.raises(ValueError, match="pca_dims"):
+        NeighborIndex("faiss_hnsw", pca_dims=-1).build(X)
+    with pytest.raises(ValueError, match="cosine"):
+        NeighborIndex("faiss_hnsw", metric="cosine", pca_dims=16).build(X)
+
+
+def test_projected_hnsw_pickles_and_answers_blocks_alike():
+    X = wide_clustered(1200, seed=8)
+    index = NeighborIndex("faiss_hnsw").build(X)
+    restored = pickle.loads(pickle.dumps(index))
+    assert restored.pca_dims_ == HNSW_PCA_DIMS
+    full_i, full_d = index.query_self(X, 8)
+    for a, b in zip((full_i, full_d), restored.query_self(X, 8), strict=True):
+        np.testing.assert_array_equal(a, b)
+    blocks = [restored.query_self(X[s : s + 300], 8, start=s) for s in range(0, len(X), 300)]
+    np.testing.assert_array_equal(np.vstack([b[0] for b in blocks]), full_i)
+    np.testing.assert_array_equal(np.vstack([b[1] for b in blocks]), full_d)
