@@ -243,16 +243,41 @@ class GaussianNoise(nn.Module):
     15th nearest neighbour and ``w`` the width of the layer's input: the noise vector's
     length is then about ``sigma * median d_15`` whatever the data's scale, width and
     density, so one ``sigma`` suits MNIST and 16-feature tables alike.
+
+    ``eps`` comes from a bank of standard normal rows (``BANK_ROWS``, fewer for wide inputs:
+    at most ``BANK_VALUES`` values, at least ``BANK_MIN_ROWS`` rows) drawn once (from torch's
+    global generator, on the first training call at the input's width, dtype and device):
+    each call takes every row of its batch from a uniformly random bank row. The rows of a
+    batch are then i.i.d. draws from the bank's empirical distribution, which for 65,536
+    rows is a Gaussian for every practical purpose, while a call costs an index draw and a
+    gather instead of fresh normals (on two CPU cores, 7,270 x 50 fresh normals took
+    1.24 ms, a quarter of the cost of the rest of a UMAP step outside its matrix products).
     """
 
     stochastic = True
     NEIGHBOR = 15
+    BANK_ROWS = 65536
+    BANK_MIN_ROWS = 8192
+    BANK_VALUES = 2**22
 
     def __init__(self, sigma: float):
         super().__init__()
         self.sigma = float(sigma)
         self.register_buffer("unit", torch.ones(()))
         self.register_buffer("calibrated", torch.zeros((), dtype=torch.bool))
+        self._bank: torch.Tensor | None = None
+
+    def standard_normal_like(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows of ``eps`` for the rows of ``x`` (2-D), drawn from the bank (see class doc)."""
+        bank = self._bank
+        width = x.shape[1:]
+        if bank is None or bank.shape[1:] != width or bank.dtype != x.dtype or bank.device != x.device:
+            row_values = max(int(np.prod(width)), 1)
+            rows = min(self.BANK_ROWS, max(self.BANK_MIN_ROWS, self.BANK_VALUES // row_values))
+            bank = torch.randn((rows, *width), dtype=x.dtype, device=x.device)
+            self._bank = bank
+        rows = torch.randint(0, bank.shape[0], (x.shape[0],), device=x.device)
+        return bank.index_select(0, rows)
 
     @torch.no_grad()
     def calibrate(self, features: Any, queries: int = 2000, index_rows: int = 200_000, seed: int = 0) -> None:
@@ -275,7 +300,7 @@ class GaussianNoise(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and self.sigma > 0:
-            return x + (self.sigma * self.unit) * torch.randn_like(x)
+            return x + (self.sigma * self.unit) * self.standard_normal_like(x)
         return x
 
     def extra_repr(self) -> str:

@@ -26,6 +26,7 @@ from paradime_core import components
 from paradime_core.batch import BatchContext
 from paradime_core.errors import SpecError, TrainingError
 from paradime_core.models import apply_in_blocks, parameters_of
+from paradime_core.optimizers import with_fast_defaults
 from paradime_core.relation_data import RelationValue
 from paradime_core.spec import PhaseSpec, Spec
 
@@ -165,7 +166,7 @@ def train_phase(
     batch_relations = build_batch_relations(spec)
     optimizer_cls = components.check_optimizer(phase.optimizer, f"{where}.optimizer")
     params = trainable_parameters(model, phase.params, where)
-    optimizer = optimizer_cls(params, **phase.optimizer.options)
+    optimizer = optimizer_cls(params, **with_fast_defaults(optimizer_cls, phase.optimizer.options, params))
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     schedule = learning_rate_schedule(optimizer, phase.options.get("lr_schedule", "constant"), phase.epochs, where)

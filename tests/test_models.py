@@ -10,6 +10,7 @@ from paradime_core.models import (
     AutoEncoder,
     Direct,
     FullyConnected,
+    GaussianNoise,
     MultiHead,
     activation_layer,
     parameters_of,
@@ -260,3 +261,37 @@ def test_bfloat16_precision_computes_the_hidden_layers_in_bfloat16_only():
     assert torch.equal(run_hidden_layers(front, data, "bfloat16"), exact.trunk[0](data))
     with pytest.raises(ValueError, match=r"precision must be one of float32, bfloat16, auto \(or bf16\), got 'half'"):
         FullyConnected(in_dim=12, precision="half")
+
+
+def test_input_noise_is_standard_normal_per_row_and_fresh_each_call():
+    noise = GaussianNoise(0.5)
+    noise.train()
+    x = torch.zeros(20000, 6)
+    torch.manual_seed(0)
+    first, second = noise(x), noise(x)
+    assert not torch.equal(first, second)
+    eps = first / 0.5
+    assert abs(float(eps.mean())) < 0.02
+    assert abs(float(eps.std()) - 1.0) < 0.02
+    assert abs(float(torch.corrcoef(eps.T)[0, 1])) < 0.03  # coordinates independent
+    # every row is one bank row: rows repeat only as often as draws from the bank predict
+    distinct = torch.unique(first, dim=0).shape[0]
+    bank_rows = noise._bank.shape[0]
+    expected = bank_rows * (1 - (1 - 1 / bank_rows) ** x.shape[0])
+    assert abs(distinct - expected) < 0.02 * expected
+    torch.manual_seed(0)
+    again = GaussianNoise(0.5)
+    again.train()
+    assert torch.equal(again(x), first)  # seeded: reproducible
+    noise.eval()
+    assert torch.equal(noise(x), x)
+
+
+def test_input_noise_bank_follows_width_and_stays_small():
+    noise = GaussianNoise(1.0)
+    noise.train()
+    assert noise(torch.zeros(10, 4)).shape == (10, 4)
+    assert noise(torch.zeros(10, 3000)).shape == (10, 3000)  # a new bank at the new width
+    assert noise._bank.shape == (GaussianNoise.BANK_MIN_ROWS, 3000)
+    assert noise(torch.zeros(5, 50, dtype=torch.float64)).dtype == torch.float64
+    assert "_bank" not in FullyConnected(in_dim=4, hidden_dims=[3], input_noise=0.5).state_dict()
