@@ -23,3 +23,27 @@ def test_set_values_are_json_or_python_literals_else_text():
 def test_set_rejects_an_expression_that_looks_like_a_literal():
     with pytest.raises(SystemExit, match=r"cannot read '\(96,\)\*6'"):
         quality.parse_overrides(["tsne.hidden_dims=(96,)*6"])
+
+
+def test_repeated_runs_are_summarized_by_mean_and_range():
+    rows = [{"method": "m", "dataset": "d", "fit_s": 10.0, "trust10": 0.93, "knn10_acc": 0.88},
+            {"method": "m", "dataset": "d", "fit_s": 14.0, "trust10": 0.94, "knn10_acc": 0.86}]
+    summary = quality.summarize(rows)
+    assert summary["repeats"] == 2 and summary["method"] == "m"
+    assert summary["fit_s"] == 12.0 and summary["fit_s_range"] == [10.0, 14.0]
+    assert summary["trust10"] == 0.935 and summary["knn10_acc"] == 0.87
+    assert "train_trust10" not in summary
+
+
+def test_repeats_use_consecutive_random_states(monkeypatch):
+    seen = []
+
+    def fake_run(method, overrides, split, dataset):
+        seen.append(overrides["random_state"])
+        return {"method": method, "dataset": dataset, "fit_s": 1.0, "trust10": 0.9, "knn10_acc": 0.8}
+
+    monkeypatch.setattr(quality, "run_ours", fake_run)
+    summary = quality.run_repeats("umap", {"random_state": 5, "epochs": 3}, None, "mnist", 3)
+    assert seen == [5, 6, 7] and summary["repeats"] == 3
+    with pytest.raises(SystemExit, match="at least 1"):
+        quality.run_repeats("umap", {}, None, "mnist", 0)
