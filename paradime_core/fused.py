@@ -1,6 +1,11 @@
 r"""Fused edge losses: one autograd node with a closed-form gradient for a common spec.
 
-The spec ``relation(infonce, rels=[P, q])`` with ``q = edge_dist(euclidean) -> t_dist(alpha=1)``
+Two specs are fused: InfoNCE with the Student-t kernel over shared negatives (parametric
+t-SNE, below) and the fuzzy cross entropy of UMAP / LargeVis along sampled edges (at the
+end). :func:`fused_relation_loss` returns None for every other spec, which then takes the
+generic path.
+
+**InfoNCE.** The spec ``relation(infonce, rels=[P, q])`` with ``q = edge_dist(euclidean) -> t_dist(alpha=1)``
 (parametric t-SNE trained contrastively) on a batch with shared negatives
 (``Batch.negative_groups``, the ``edge`` sampler's ``negatives="shared"``) evaluates
 
@@ -34,9 +39,30 @@ The negative squared distances are formed as ``||y||^2 + ||z||^2 - 2 <y, z>`` (o
 matrix product, clamped at 0), which rounds like ``||y||^2`` times the float32 epsilon: on
 embeddings of scale 30 the gradients agree with a float64 reference to 2e-5 of their largest
 entry (the generic differences: 6e-7), far below the noise of a sampled step. The value
-equals the generic path's up to float rounding;
-:func:`fused_relation_loss` returns None for every other spec, which then takes the
-generic path.
+equals the generic path's up to float rounding.
+
+**Edge cross entropy.** ``relation(cross_entropy, rels=[P, q])`` with
+``q = edge_dist(euclidean) -> cauchy(a, b)`` (UMAP) or ``-> t_dist(alpha=1)`` (LargeVis, the
+kernel with ``a = b = 1``) on an edge batch whose targets ``p_e`` are the sampler's (1 for
+positives, 0 for negatives) evaluates, over the ``N`` edges with ``s_e = ||y_{i_e} - y_{j_e}||^2``,
+
+.. math::
+
+    L = -\frac{1}{N} \sum_e \Big[p_e \log(q_e + \epsilon) + (1 - p_e) \log(1 - q_e + \epsilon)\Big],
+    \qquad q_e = \frac{1}{1 + a\, \hat s_e^{\,b}},
+
+with ``\hat s = max(s, 10^{-12})`` for the Cauchy kernel (the generic transform's clamp; the
+Student-t kernel uses ``s``). Its gradient with respect to the edge vectors
+``\delta_e = y_{i_e} - y_{j_e}`` is ``2 \delta_e\, \partial L / \partial s_e`` with
+
+.. math::
+
+    \frac{\partial L}{\partial s_e} = -\frac{1}{N}\Big[\frac{p_e}{q_e + \epsilon}
+        - \frac{1 - p_e}{1 - q_e + \epsilon}\Big] \cdot \big(-a b\, \hat s_e^{\,b-1} q_e^2\big)
+
+(zero where the clamp is active). The generic path builds about a dozen elementwise tensors
+over the ``N`` edges, each with its own backward; on 4,096 positives with 5 negatives each
+over 7,270 items the generic loss took 1.68 ms forward and backward, the gathers alone 0.52 ms.
 """
 
 from __future__ import annotations
@@ -95,6 +121,69 @@ def shared_negative_infonce(outputs: torch.Tensor, batch: Batch) -> torch.Tensor
     return SharedNegativeInfoNCE.apply(sources, dests, negatives)
 
 
+SQ_EPS = 1e-12  # the Cauchy transform's clamp of d^2 before its fractional power
+
+
+class EdgeCrossEntropy(torch.autograd.Function):
+    """Fuzzy cross entropy of the kernel ``q = 1 / (1 + a s^b)`` along edge vectors (see module doc)."""
+
+    @staticmethod
+    def forward(ctx: Any, diff: torch.Tensor, targets: torch.Tensor, a: float, b: float, eps: float,
+                clamp: bool) -> torch.Tensor:
+        sq = (diff * diff).sum(-1)
+        s = sq.clamp_min(SQ_EPS) if clamp else sq
+        power = s if b == 1.0 else s.pow(b)
+        q = (a * power).add_(1.0).reciprocal_()
+        positive = torch.log(q + eps)
+        negative = torch.log1p(eps - q)
+        loss = -(negative + targets * (positive - negative)).sum() / sq.shape[0]
+        ctx.save_for_backward(diff, sq, s, power, q, targets)
+        ctx.constants = (a, b, eps, clamp)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor):
+        diff, sq, s, power, q, targets = ctx.saved_tensors
+        a, b, eps, clamp = ctx.constants
+        n_edges = sq.shape[0]
+        dl_dq = (1.0 - targets) / (1.0 + eps - q) - targets / (q + eps)
+        dq_ds = (power / s if b != 1.0 else torch.ones_like(s)).mul_(q * q).mul_(-a * b)
+        if clamp:  # the clamped s is constant below SQ_EPS
+            dq_ds = torch.where(sq > SQ_EPS, dq_ds, 0.0)
+        weight = dl_dq.mul_(dq_ds).mul_(2.0 * grad_output / n_edges)
+        return diff * weight.unsqueeze(-1), None, None, None, None, None
+
+
+def edge_cross_entropy(a: float, b: float, eps: float, clamp: bool):
+    """The fused loss for kernel ``(a, b)`` as a function of (outputs, batch)."""
+
+    def loss(outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        outputs = outputs.float()
+        diff = gather_rows(outputs, batch.edge_rows) - gather_rows(outputs, batch.edge_cols)
+        targets = batch.edge_targets.to(device=outputs.device, dtype=outputs.dtype)
+        return EdgeCrossEntropy.apply(diff, targets, a, b, eps, clamp)
+
+    return loss
+
+
+def _edge_kernel(relation: Any) -> tuple[float, float, bool] | None:
+    """``(a, b, clamp)`` of a built batch relation ``edge_dist(euclidean) -> cauchy | t_dist(alpha=1)``."""
+    from paradime_core.relations import EdgeDist
+    from paradime_core.transforms import Cauchy, TDist
+
+    inner = getattr(relation, "relation", None)
+    transforms = getattr(relation, "transforms", None)
+    if not isinstance(inner, EdgeDist) or inner.metric != "euclidean" or transforms is None or len(transforms) != 1:
+        return None
+    kernel = transforms[0]
+    if type(kernel) is Cauchy:
+        a, b = kernel.params
+        return float(a), float(b), True
+    if type(kernel) is TDist and kernel.alpha == 1.0:
+        return 1.0, 1.0, False
+    return None
+
+
 def _is_student_t_edge_distance(relation: Any) -> bool:
     """Whether a built batch relation is ``edge_dist``/``pdist`` (euclidean) -> ``t_dist(alpha=1)``."""
     from paradime_core.relations import EdgeDist, PDist
@@ -115,12 +204,19 @@ def _is_student_t_edge_distance(relation: Any) -> bool:
 def fused_relation_loss(func: Any, target_name: str, relation: Any, batch: Batch) -> Any:
     """The fused implementation of ``func(target_name, relation)`` on ``batch``, or None.
 
-    It applies when ``func`` is the built-in ``infonce`` with its default ``eps``, the target
+    Cross entropy: the built-in ``cross_entropy`` with its default ``eps``, the target the
+    relation the batch's edges were sampled from, the batch relation a Cauchy or Student-t
+    (alpha 1) kernel of euclidean edge distances. InfoNCE: it applies when ``func`` is the built-in ``infonce`` with its default ``eps``, the target
     is the relation the batch's edges were sampled from, the batch relation is the Student-t
     kernel of euclidean edge distances, and the batch has equal groups of shared negatives.
     """
-    from paradime_core.losses import infonce
+    from paradime_core.losses import EPS, cross_entropy, infonce
 
+    if func is cross_entropy:
+        if not batch.has_edges or batch.edge_targets is None or target_name != batch.edge_relation:
+            return None
+        kernel = _edge_kernel(relation)
+        return None if kernel is None else edge_cross_entropy(*kernel[:2], EPS, kernel[2])
     groups = batch.negative_groups
     if func is not infonce or groups is None or target_name != batch.edge_relation:
         return None

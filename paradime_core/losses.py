@@ -78,8 +78,10 @@ Loss types
     ``func(G, H)`` with ``G`` the global relation ``g`` read for the batch and ``H`` the batch
     relation ``h`` on ``model.<m>(data[k][batch])`` (defaults ``m = embed``, ``k = main``).
     Dense ``(b, b)`` blocks get their diagonal set to 0 in both before ``func``.
-    ``infonce`` on the Student-t kernel of euclidean edge distances with shared negatives
-    is computed by one fused node with the same value (:mod:`paradime_core.fused`).
+    ``infonce`` on the Student-t kernel of euclidean edge distances with shared negatives,
+    and ``cross_entropy`` on the Cauchy (UMAP) or Student-t (LargeVis) kernel of euclidean
+    edge distances against the sampled edges, are computed by one fused node each with the
+    same value and a closed-form gradient (:mod:`paradime_core.fused`).
 
 ``classification(func=None, methods=[classify], data=[labels] | [input, labels])``
     Categorical cross entropy :math:`-\frac{1}{b}\sum_i \log \mathrm{softmax}(z_i)_{c_i}` of

@@ -1,4 +1,4 @@
-"""The fused InfoNCE / Student-t edge loss equals the generic path (value and gradients)."""
+"""The fused edge losses (InfoNCE / Student-t, UMAP / LargeVis cross entropy) equal the generic path."""
 
 from __future__ import annotations
 
@@ -8,8 +8,13 @@ import torch
 
 from paradime_core import components
 from paradime_core.batch import BatchContext
-from paradime_core.fused import SharedNegativeInfoNCE, fused_relation_loss, shared_negative_infonce
-from paradime_core.losses import RelationLoss, infonce, kl_div
+from paradime_core.fused import (
+    EdgeCrossEntropy,
+    SharedNegativeInfoNCE,
+    fused_relation_loss,
+    shared_negative_infonce,
+)
+from paradime_core.losses import RelationLoss, cross_entropy, infonce, kl_div
 from paradime_core.relation_data import NeighborGraph
 from paradime_core.relations import EdgeDist, PDist
 from paradime_core.sampling import EdgeSampler
@@ -95,3 +100,77 @@ def test_other_specs_keep_the_generic_path():
     assert fused_relation_loss(infonce, "p", lambda outputs, batch: outputs, batch) is None
     uniform = next(EdgeSampler("p", batch_size=96, neg_rate=9).epoch(N_ITEMS, {"p": ring_graph()}, gen(0)))
     assert fused_relation_loss(infonce, "p", student_t(), uniform) is None
+
+
+def pool_batch(batch_size: int = 96, neg_rate: int = 5, seed: int = 4):
+    sampler = EdgeSampler("p", batch_size=batch_size, neg_rate=neg_rate, negatives="pool", pool_size=64)
+    return next(sampler.epoch(N_ITEMS, {"p": ring_graph()}, gen(seed)))
+
+
+def umap_kernel(**options) -> components.BuiltRelation:
+    return components.BuiltRelation("q", "batch", "main", EdgeDist(), [Cauchy(**options)])
+
+
+KERNELS = {"umap": lambda: umap_kernel(), "umap_b1": lambda: umap_kernel(a=1.5, b=1.0),
+           "largevis": lambda: student_t()}
+
+
+@pytest.mark.parametrize("kernel", sorted(KERNELS))
+@pytest.mark.parametrize("layout", ["pool", "shared"])
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 30.0])
+def test_cross_entropy_value_and_gradient_equal_the_generic_path(kernel, layout, scale):
+    batch = pool_batch() if layout == "pool" else shared_batch()
+    relation = KERNELS[kernel]()
+    y = (scale * torch.randn(len(batch), 2, generator=gen(8))).requires_grad_()
+    generic = cross_entropy(batch.edge_targets, relation(y, batch))
+    (grad_generic,) = torch.autograd.grad(generic, y)
+    fused = fused_relation_loss(cross_entropy, "p", relation, batch)
+    assert fused is not None
+    value = fused(y, batch)
+    (grad_fused,) = torch.autograd.grad(value, y)
+    torch.testing.assert_close(value, generic, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad_fused, grad_generic, rtol=1e-4, atol=1e-5 * float(grad_generic.abs().max()))
+
+
+def test_cross_entropy_is_finite_where_points_coincide():
+    """Coincident endpoints (s = 0): the Cauchy clamp makes the gradient 0, as in the generic path."""
+    batch = pool_batch()
+    relation = umap_kernel()
+    y = torch.zeros(len(batch), 2, requires_grad=True)
+    fused = fused_relation_loss(cross_entropy, "p", relation, batch)(y, batch)
+    (grad,) = torch.autograd.grad(fused, y)
+    generic = cross_entropy(batch.edge_targets, relation(y, batch))
+    torch.testing.assert_close(fused, generic)
+    assert torch.isfinite(grad).all() and float(grad.abs().max()) == 0.0
+
+
+@pytest.mark.parametrize(("b", "clamp"), [(0.8, True), (1.0, True), (1.0, False)])
+def test_cross_entropy_gradient_passes_gradcheck(b, clamp):
+    diff = torch.randn(30, 2, dtype=torch.float64, generator=gen(5), requires_grad=True)
+    targets = (torch.arange(30) % 3 == 0).double()
+    assert torch.autograd.gradcheck(lambda d: EdgeCrossEntropy.apply(d, targets, 1.6, b, 1e-4, clamp), (diff,))
+
+
+def test_relation_loss_dispatches_umap_cross_entropy_to_the_fused_node():
+    batch = pool_batch(seed=12)
+    model = torch.nn.Linear(4, 2)
+    x = torch.randn(N_ITEMS, 4, generator=gen(6))
+    ctx = BatchContext(batch, model, {"main": x}, {"p": ring_graph()}, {"q": umap_kernel()}, torch.device("cpu"))
+    loss = RelationLoss(func=cross_entropy, rels=["p", "q"])(ctx)
+    assert "EdgeCrossEntropy" in type(loss.grad_fn).__name__
+    plain = BatchContext(batch, model, {"main": x}, {"p": ring_graph()}, {"q": umap_kernel()}, torch.device("cpu"))
+    generic = cross_entropy(plain.global_relation("p"), plain.batch_relation("q"))
+    torch.testing.assert_close(loss, generic, rtol=1e-5, atol=1e-6)
+
+
+def test_cross_entropy_other_specs_keep_the_generic_path():
+    batch = pool_batch()
+    assert fused_relation_loss(cross_entropy, "other", umap_kernel(), batch) is None
+    assert fused_relation_loss(cross_entropy, "p", student_t(alpha=2.0), batch) is None
+    assert fused_relation_loss(cross_entropy, "p", student_t(PDist()), batch) is None
+    sq = components.BuiltRelation("q", "batch", "main", EdgeDist("sqeuclidean"), [Cauchy()])
+    assert fused_relation_loss(cross_entropy, "p", sq, batch) is None
+    two = components.BuiltRelation("q", "batch", "main", EdgeDist(), [Cauchy(), TDist(1.0)])
+    assert fused_relation_loss(cross_entropy, "p", two, batch) is None
+    bare = components.BuiltRelation("q", "batch", "main", EdgeDist(), [])
+    assert fused_relation_loss(cross_entropy, "p", bare, batch) is None
