@@ -93,7 +93,7 @@ class BatchContext:
 
     def data(self, key: str) -> torch.Tensor:
         """Rows of dataset entry ``key`` for the batch's items."""
-        return self.dataset[key][self.batch.items.to(self.dataset[key].device)].to(self.device)
+        return gather_rows(self.dataset[key], self.batch.items).to(self.device)
 
     def output(self, method: str = "embed", data_key: str = "main") -> torch.Tensor:
         """``model.<method>(data[data_key][items])``, computed once per batch."""
@@ -103,7 +103,7 @@ class BatchContext:
         if key not in self._outputs:
             if data_key in self.model_inputs:  # features precomputed by frozen front layers
                 source = self.model_inputs[data_key]
-                inputs = source[self.batch.items.to(source.device)].to(self.device)
+                inputs = gather_rows(source, self.batch.items).to(self.device)
             else:
                 inputs = self.data(data_key)
             self._outputs[key] = call_model_method(self.model, method, inputs)

@@ -328,3 +328,20 @@ def test_shared_negative_distances_equal_the_gathered_pairs(metric):
     (grad_shared,) = torch.autograd.grad(shared.sum(), Y)
     (grad_gathered,) = torch.autograd.grad(gathered.sum(), Y)
     torch.testing.assert_close(grad_shared, grad_gathered)
+
+
+@pytest.mark.parametrize("n_items", [200, 100_000])  # marking, sorting
+def test_unique_positions_by_marking_equal_sorted_unique(n_items):
+    """Both ways of finding a step's items (marking an n-vector, sorting) agree exactly."""
+    from paradime_core.sampling import _unique_positions
+
+    g = torch.Generator().manual_seed(n_items)
+    groups = [torch.randint(0, n_items, (size,), generator=g) for size in (30, 17, 40)]
+    items, positions = _unique_positions(*groups, n_items=n_items)
+    reference = torch.unique(torch.cat(groups), sorted=True)
+    assert torch.equal(items, reference)
+    for group, pos in zip(groups, positions, strict=True):
+        assert torch.equal(items[pos], group)
+    plain_items, plain_positions = _unique_positions(*groups)  # no n_items: the sort
+    assert torch.equal(plain_items, items)
+    assert all(torch.equal(a, b) for a, b in zip(plain_positions, positions, strict=True))
