@@ -1,7 +1,9 @@
 r"""Fused edge losses: one autograd node with a closed-form gradient for a common spec.
 
-Two specs are fused: InfoNCE with the Student-t kernel over shared negatives (parametric
-t-SNE, below) and the fuzzy cross entropy of UMAP / LargeVis along sampled edges (at the
+Two specs are fused: InfoNCE with the Student-t kernel (parametric t-SNE, below; over
+shared negatives, and over each positive's own negatives, the ``pool`` and ``uniform``
+layouts: :class:`PairedNegativeInfoNCE`, where the generic loss took 10.9 ms forward and
+backward for 4,096 positives x 64 negatives over 5,000 items and the fused one 1.9 ms) and the fuzzy cross entropy of UMAP / LargeVis along sampled edges (at the
 end). :func:`fused_relation_loss` returns None for every other spec, which then takes the
 generic path.
 
@@ -109,6 +111,73 @@ class SharedNegativeInfoNCE(torch.autograd.Function):
         return grad_sources, -grad_pos, grad_negatives
 
 
+class PairedNegativeInfoNCE(torch.autograd.Function):
+    """InfoNCE with the Student-t kernel over ``r`` negatives of each positive's own (the
+    ``uniform`` and ``pool`` layouts): the formulas of :class:`SharedNegativeInfoNCE` with a
+    (B, r) block ``W_bk = ∂L/∂s_bk``, ``s_bk = ||y_{i_b} - z_{bk}||^2``. It takes the whole
+    (n, d) output and the edges' positions and works coordinate-major (a (d, n) copy, gathers
+    and ``index_add`` along its columns): with d = 2, row-major (m, 2) blocks made the sums
+    over a coordinate and the scatter of the gradient 3-18x slower. Differences are kept
+    exactly (no norm expansion): values and gradients equal the generic path's to rounding."""
+
+    @staticmethod
+    def forward(ctx: Any, outputs: torch.Tensor, sources: torch.Tensor, dests: torch.Tensor,
+                negatives: torch.Tensor) -> torch.Tensor:
+        n_pos, rate = negatives.shape
+        coords = outputs.t().contiguous()  # (d, n)
+        source_coords = coords.index_select(1, sources)  # (d, B)
+        diff_pos = source_coords - coords.index_select(1, dests)  # (d, B)
+        diff_neg = source_coords.unsqueeze(-1) - coords.index_select(1, negatives.reshape(-1)).view(-1, n_pos, rate)
+        q_pos = (diff_pos * diff_pos).sum(0).add_(1.0).reciprocal_()  # (B,)
+        q_neg = (diff_neg * diff_neg).sum(0).add_(1.0).reciprocal_()  # (B, r)
+        total = q_pos + q_neg.sum(-1)  # S_b
+        loss = (torch.log(total) - torch.log(q_pos)).mean()
+        ctx.save_for_backward(diff_pos, diff_neg, q_pos, q_neg, total, sources, dests, negatives)
+        ctx.n_items = outputs.shape[0]
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor):
+        diff_pos, diff_neg, q_pos, q_neg, total, sources, dests, negatives = ctx.saved_tensors
+        scale = 2.0 * grad_output / q_pos.shape[0]
+        weight_pos = scale * q_pos * (1.0 - q_pos / total)  # 2 dL/ds_b
+        weight_neg = (q_neg * q_neg).mul_((-scale / total).unsqueeze(-1))  # 2 dL/ds_bk, (B, r)
+        grad_pos = diff_pos * weight_pos  # (d, B)
+        grad_neg = diff_neg * weight_neg  # (d, B, r)
+        grad = diff_pos.new_zeros((diff_pos.shape[0], ctx.n_items))
+        grad.index_add_(1, sources, grad_pos + grad_neg.sum(-1))
+        # negated sources, not alpha=-1: index_add_'s alpha path was 40x slower here
+        grad.index_add_(1, dests, grad_pos.neg_())
+        grad.index_add_(1, negatives.reshape(-1), grad_neg.neg_().reshape(grad.shape[0], -1))
+        return grad.t(), None, None, None
+
+
+def paired_negative_infonce(outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """The fused loss for a batch laid out as B positives then each positive's r negatives."""
+    n_edges = batch.edge_rows.shape[0]
+    n_pos = int((batch.edge_targets > 0).sum())
+    rate = (n_edges - n_pos) // n_pos
+    device = outputs.device
+    return PairedNegativeInfoNCE.apply(outputs.float(), batch.edge_rows[:n_pos].to(device),
+                                       batch.edge_cols[:n_pos].to(device),
+                                       batch.edge_cols[n_pos:].reshape(n_pos, rate).to(device))
+
+
+def _paired_negative_layout(batch: Batch) -> bool:
+    """Whether the edges are B positives, then r negatives per positive sharing its source
+    (``edge_rows[B + b r + k] == edge_rows[b]``), as the edge sampler lays them out."""
+    targets = batch.edge_targets
+    n_edges = int(batch.edge_rows.shape[0])
+    n_pos = int((targets > 0).sum())
+    if n_pos == 0 or n_pos == n_edges or (n_edges - n_pos) % n_pos:
+        return False
+    rate = (n_edges - n_pos) // n_pos
+    if not bool((targets[:n_pos] > 0).all()):
+        return False
+    sources = batch.edge_rows[:n_pos]
+    return bool(torch.equal(batch.edge_rows[n_pos:].reshape(n_pos, rate), sources.unsqueeze(1).expand(n_pos, rate)))
+
+
 def shared_negative_infonce(outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
     """The fused loss on ``outputs`` (the batch's embedded items) for a shared-negative batch."""
     groups = batch.negative_groups
@@ -206,9 +275,10 @@ def fused_relation_loss(func: Any, target_name: str, relation: Any, batch: Batch
 
     Cross entropy: the built-in ``cross_entropy`` with its default ``eps``, the target the
     relation the batch's edges were sampled from, the batch relation a Cauchy or Student-t
-    (alpha 1) kernel of euclidean edge distances. InfoNCE: it applies when ``func`` is the built-in ``infonce`` with its default ``eps``, the target
-    is the relation the batch's edges were sampled from, the batch relation is the Student-t
-    kernel of euclidean edge distances, and the batch has equal groups of shared negatives.
+    (alpha 1) kernel of euclidean edge distances. InfoNCE: the built-in ``infonce`` with its
+    default ``eps``, the target the relation the batch's edges were sampled from, the batch
+    relation the Student-t kernel of euclidean edge distances, and the batch either with
+    equal groups of shared negatives or laid out as each positive's own negatives.
     """
     from paradime_core.losses import EPS, cross_entropy, infonce
 
@@ -217,11 +287,13 @@ def fused_relation_loss(func: Any, target_name: str, relation: Any, batch: Batch
             return None
         kernel = _edge_kernel(relation)
         return None if kernel is None else edge_cross_entropy(*kernel[:2], EPS, kernel[2])
-    groups = batch.negative_groups
-    if func is not infonce or groups is None or target_name != batch.edge_relation:
+    if func is not infonce or not batch.has_edges or target_name != batch.edge_relation:
         return None
     if batch.edge_targets is None or not _is_student_t_edge_distance(relation):
         return None
+    groups = batch.negative_groups
+    if groups is None:
+        return paired_negative_infonce if _paired_negative_layout(batch) else None
     n_groups, rate = groups.shape
     n_edges = batch.edge_rows.shape[0]
     if rate == 0 or n_edges % (1 + rate) != 0 or (n_edges // (1 + rate)) % n_groups != 0:

@@ -7,11 +7,13 @@ import pytest
 import torch
 
 from paradime_core import components
-from paradime_core.batch import BatchContext
+from paradime_core.batch import Batch, BatchContext
 from paradime_core.fused import (
     EdgeCrossEntropy,
+    PairedNegativeInfoNCE,
     SharedNegativeInfoNCE,
     fused_relation_loss,
+    paired_negative_infonce,
     shared_negative_infonce,
 )
 from paradime_core.losses import RelationLoss, cross_entropy, infonce, kl_div
@@ -99,7 +101,34 @@ def test_other_specs_keep_the_generic_path():
     assert fused_relation_loss(infonce, "p", two_transforms, batch) is None
     assert fused_relation_loss(infonce, "p", lambda outputs, batch: outputs, batch) is None
     uniform = next(EdgeSampler("p", batch_size=96, neg_rate=9).epoch(N_ITEMS, {"p": ring_graph()}, gen(0)))
-    assert fused_relation_loss(infonce, "p", student_t(), uniform) is None
+    assert fused_relation_loss(infonce, "p", student_t(), uniform) is paired_negative_infonce
+    assert fused_relation_loss(infonce, "p", cauchy, uniform) is None
+    negative_rows = uniform.edge_rows[96:][torch.randperm(96 * 9, generator=gen(1))]
+    shuffled = Batch(items=uniform.items, edge_rows=torch.cat([uniform.edge_rows[:96], negative_rows]),
+                     edge_cols=uniform.edge_cols, edge_targets=uniform.edge_targets, edge_relation="p")
+    assert fused_relation_loss(infonce, "p", student_t(), shuffled) is None  # negatives not of their positive
+
+
+@pytest.mark.parametrize("negatives", ["pool", "uniform"])
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 30.0])
+def test_paired_negative_infonce_equals_the_generic_path(negatives, scale):
+    sampler = EdgeSampler("p", batch_size=64, neg_rate=7, negatives=negatives, pool_size=50)
+    batch = next(sampler.epoch(N_ITEMS, {"p": ring_graph()}, gen(9)))
+    y = (scale * torch.randn(len(batch), 2, generator=gen(10))).requires_grad_()
+    generic = infonce(batch.edge_targets, student_t()(y, batch))
+    (grad_generic,) = torch.autograd.grad(generic, y)
+    fused = fused_relation_loss(infonce, "p", student_t(), batch)(y, batch)
+    (grad_fused,) = torch.autograd.grad(fused, y)
+    torch.testing.assert_close(fused, generic, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad_fused, grad_generic, rtol=1e-4, atol=1e-5 * float(grad_generic.abs().max()))
+
+
+def test_paired_negative_gradient_passes_gradcheck():
+    outputs = torch.randn(12, 2, dtype=torch.float64, generator=gen(1), requires_grad=True)
+    sources = torch.tensor([0, 1, 2, 3, 3, 5])
+    dests = torch.tensor([4, 6, 7, 8, 9, 0])
+    negatives = torch.randint(0, 12, (6, 4), generator=gen(2))
+    assert torch.autograd.gradcheck(lambda y: PairedNegativeInfoNCE.apply(y, sources, dests, negatives), (outputs,))
 
 
 def pool_batch(batch_size: int = 96, neg_rate: int = 5, seed: int = 4):
