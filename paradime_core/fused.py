@@ -194,33 +194,40 @@ SQ_EPS = 1e-12  # the Cauchy transform's clamp of d^2 before its fractional powe
 
 
 class EdgeCrossEntropy(torch.autograd.Function):
-    """Fuzzy cross entropy of the kernel ``q = 1 / (1 + a s^b)`` along edge vectors (see module doc)."""
+    """Fuzzy cross entropy of the kernel ``q = 1 / (1 + a s^b)`` along the edges ``(rows, cols)``
+    of the (n, d) output (see module doc), coordinate-major like :class:`PairedNegativeInfoNCE`."""
 
     @staticmethod
-    def forward(ctx: Any, diff: torch.Tensor, targets: torch.Tensor, a: float, b: float, eps: float,
-                clamp: bool) -> torch.Tensor:
-        sq = (diff * diff).sum(-1)
+    def forward(ctx: Any, outputs: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, targets: torch.Tensor,
+                a: float, b: float, eps: float, clamp: bool) -> torch.Tensor:
+        coords = outputs.t().contiguous()  # (d, n)
+        diff = coords.index_select(1, rows) - coords.index_select(1, cols)  # (d, m)
+        sq = (diff * diff).sum(0)
         s = sq.clamp_min(SQ_EPS) if clamp else sq
         power = s if b == 1.0 else s.pow(b)
         q = (a * power).add_(1.0).reciprocal_()
         positive = torch.log(q + eps)
         negative = torch.log1p(eps - q)
         loss = -(negative + targets * (positive - negative)).sum() / sq.shape[0]
-        ctx.save_for_backward(diff, sq, s, power, q, targets)
-        ctx.constants = (a, b, eps, clamp)
+        ctx.save_for_backward(diff, sq, s, power, q, targets, rows, cols)
+        ctx.constants = (a, b, eps, clamp, outputs.shape[0])
         return loss
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor):
-        diff, sq, s, power, q, targets = ctx.saved_tensors
-        a, b, eps, clamp = ctx.constants
+        diff, sq, s, power, q, targets, rows, cols = ctx.saved_tensors
+        a, b, eps, clamp, n_items = ctx.constants
         n_edges = sq.shape[0]
         dl_dq = (1.0 - targets) / (1.0 + eps - q) - targets / (q + eps)
         dq_ds = (power / s if b != 1.0 else torch.ones_like(s)).mul_(q * q).mul_(-a * b)
         if clamp:  # the clamped s is constant below SQ_EPS
             dq_ds = torch.where(sq > SQ_EPS, dq_ds, 0.0)
         weight = dl_dq.mul_(dq_ds).mul_(2.0 * grad_output / n_edges)
-        return diff * weight.unsqueeze(-1), None, None, None, None, None
+        grad_diff = diff * weight  # (d, m): the gradient of the rows' ends; the columns' is its negative
+        grad = diff.new_zeros((diff.shape[0], n_items))
+        grad.index_add_(1, rows, grad_diff)
+        grad.index_add_(1, cols, grad_diff.neg_())  # negated, not alpha=-1 (40x slower)
+        return grad.t(), None, None, None, None, None, None, None
 
 
 def edge_cross_entropy(a: float, b: float, eps: float, clamp: bool):
@@ -228,9 +235,10 @@ def edge_cross_entropy(a: float, b: float, eps: float, clamp: bool):
 
     def loss(outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
         outputs = outputs.float()
-        diff = gather_rows(outputs, batch.edge_rows) - gather_rows(outputs, batch.edge_cols)
-        targets = batch.edge_targets.to(device=outputs.device, dtype=outputs.dtype)
-        return EdgeCrossEntropy.apply(diff, targets, a, b, eps, clamp)
+        device = outputs.device
+        targets = batch.edge_targets.to(device=device, dtype=outputs.dtype)
+        return EdgeCrossEntropy.apply(outputs, batch.edge_rows.to(device), batch.edge_cols.to(device), targets,
+                                      a, b, eps, clamp)
 
     return loss
 

@@ -175,9 +175,12 @@ def test_cross_entropy_is_finite_where_points_coincide():
 
 @pytest.mark.parametrize(("b", "clamp"), [(0.8, True), (1.0, True), (1.0, False)])
 def test_cross_entropy_gradient_passes_gradcheck(b, clamp):
-    diff = torch.randn(30, 2, dtype=torch.float64, generator=gen(5), requires_grad=True)
+    outputs = torch.randn(12, 2, dtype=torch.float64, generator=gen(5), requires_grad=True)
+    rows = torch.randint(0, 12, (30,), generator=gen(6))
+    cols = (rows + 1 + torch.randint(0, 11, (30,), generator=gen(7))) % 12  # no self-edges (s = 0)
     targets = (torch.arange(30) % 3 == 0).double()
-    assert torch.autograd.gradcheck(lambda d: EdgeCrossEntropy.apply(d, targets, 1.6, b, 1e-4, clamp), (diff,))
+    assert torch.autograd.gradcheck(
+        lambda y: EdgeCrossEntropy.apply(y, rows, cols, targets, 1.6, b, 1e-4, clamp), (outputs,))
 
 
 def test_relation_loss_dispatches_umap_cross_entropy_to_the_fused_node():
