@@ -74,6 +74,7 @@ from typing import Any
 import torch
 
 from paradime_core.batch import Batch, gather_rows
+from paradime_core.transforms import _SQ_EPS as SQ_EPS  # the Cauchy transform's clamp of d^2
 
 
 class SharedNegativeInfoNCE(torch.autograd.Function):
@@ -190,9 +191,6 @@ def shared_negative_infonce(outputs: torch.Tensor, batch: Batch) -> torch.Tensor
     return SharedNegativeInfoNCE.apply(sources, dests, negatives)
 
 
-SQ_EPS = 1e-12  # the Cauchy transform's clamp of d^2 before its fractional power
-
-
 class EdgeCrossEntropy(torch.autograd.Function):
     """Fuzzy cross entropy of the kernel ``q = 1 / (1 + a s^b)`` along the edges ``(rows, cols)``
     of the (n, d) output (see module doc), coordinate-major like :class:`PairedNegativeInfoNCE`."""
@@ -219,7 +217,9 @@ class EdgeCrossEntropy(torch.autograd.Function):
         a, b, eps, clamp, n_items = ctx.constants
         n_edges = sq.shape[0]
         dl_dq = (1.0 - targets) / (1.0 + eps - q) - targets / (q + eps)
-        dq_ds = (power / s if b != 1.0 else torch.ones_like(s)).mul_(q * q).mul_(-a * b)
+        dq_ds = (q * q).mul_(-a * b)
+        if b != 1.0:
+            dq_ds.mul_(power / s)  # s^(b-1)
         if clamp:  # the clamped s is constant below SQ_EPS
             dq_ds = torch.where(sq > SQ_EPS, dq_ds, 0.0)
         weight = dl_dq.mul_(dq_ds).mul_(2.0 * grad_output / n_edges)

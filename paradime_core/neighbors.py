@@ -203,6 +203,7 @@ class NeighborIndex:
         if method == "auto":
             method = choose_method(*X.shape)
         self.method_ = method
+        self.pca_dims_ = 0  # set by _build_hnsw; a rebuild with another method has none
         if method == "pynndescent":
             self.index_ = self._build_pynndescent(X)
             return self
