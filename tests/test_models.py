@@ -50,8 +50,8 @@ def test_input_is_flattened_and_scaled():
     assert torch.allclose(model.embed(images), expected)
 
 
-@pytest.mark.parametrize("name", ["relu", "softplus", "gelu", "tanh", "leaky_relu", "selu", "elu",
-                                  "linear", "identity", "Leaky-ReLU"])
+@pytest.mark.parametrize("name", ["relu", "softplus", "gelu", "silu", "swish", "tanh", "leaky_relu", "selu",
+                                  "elu", "linear", "identity", "Leaky-ReLU"])
 def test_activations_by_name(name):
     layer = activation_layer(name)
     assert layer(torch.zeros(2)).shape == (2,)
