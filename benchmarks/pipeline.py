@@ -16,7 +16,9 @@ from the run record, wall seconds from the process. Targets: warm <= 25 % of col
 ``mnist``: the spec fitted on the 60,000 training rows, all 70,000 rows embedded, timed
 together, against umap-learn's ``fit_transform`` on all 70,000 rows in the same process;
 trustworthiness@10 on 5,000 test rows and 10-NN accuracy of the 10,000 test rows against
-the 60,000 training rows for both.
+the 60,000 training rows for both. ``--seeds N`` fits ours with seeds 0..N-1 (later seeds
+reuse the cached kNN and relations): the comparison then takes the cold run's time and the
+mean quality, since one fit's trust moves by about +-0.003 with the seed.
 
 ``scale``: 581,012 x 54 rows (the covertype rows in the shared datasets plus 5 % noise,
 ``data.noise``) as a Zarr array through ``paradime run``; wall time, the run's peak RSS, and
@@ -173,16 +175,29 @@ def bench_mnist(args: argparse.Namespace, work: Path) -> None:
     store = work / "store-mnist"
     shutil.rmtree(store, ignore_errors=True)
     spec = write_spec(Path(args.spec), work / "spec.yaml", args.input_scale)
-    start = time.perf_counter()
-    fit = run_spec(str(spec), str(work / "mnist_train.npz"), str(store), progress=False, report=False)
-    fit_s = time.perf_counter() - start
-    embedded = run_embed(fit.model_key, str(work / "mnist_all.npz"), str(store), progress=False)
-    total = time.perf_counter() - start
-    Y = np.asarray(ArtifactStore(store).open_group("embeddings", embedded.embedding_key)["embedding"][...])
-    ours = {"bench": "mnist_full", "method": "paradime", "fit_60k_s": round(fit_s, 1), "total_s": round(total, 1),
-            "stages": {f"{r.kind}:{r.name}": r.seconds for r in fit.records + embedded.records},
-            **_mnist_metrics(X, Y, y, is_test)}
-    emit(ours)
+    runs = []
+    for seed in range(args.seeds):  # later seeds reuse the cached ingest, kNN and relations
+        start = time.perf_counter()
+        fit = run_spec(str(spec), str(work / "mnist_train.npz"), str(store), seed=seed, progress=False, report=False)
+        fit_s = time.perf_counter() - start
+        embedded = run_embed(fit.model_key, str(work / "mnist_all.npz"), str(store), progress=False)
+        total = time.perf_counter() - start
+        Y = np.asarray(ArtifactStore(store).open_group("embeddings", embedded.embedding_key)["embedding"][...])
+        run = {"bench": "mnist_full", "method": "paradime", "seed": seed, "cold": seed == 0,
+               "fit_60k_s": round(fit_s, 1), "total_s": round(total, 1),
+               "stages": {f"{r.kind}:{r.name}": r.seconds for r in fit.records + embedded.records},
+               **_mnist_metrics(X, Y, y, is_test)}
+        emit(run)
+        runs.append(run)
+    ours = {"total_s": runs[0]["total_s"],  # the cold run: the only one that computes every stage
+            "trust_at_10": round(float(np.mean([r["trust_at_10"] for r in runs])), 4),
+            "knn10_accuracy": round(float(np.mean([r["knn10_accuracy"] for r in runs])), 4)}
+    if len(runs) > 1:
+        emit({"bench": "mnist_full", "method": "paradime", "seeds": len(runs), "cold_total_s": ours["total_s"],
+              "trust_at_10_mean": ours["trust_at_10"], "knn10_accuracy_mean": ours["knn10_accuracy"],
+              "trust_at_10_range": [min(r["trust_at_10"] for r in runs), max(r["trust_at_10"] for r in runs)],
+              "knn10_accuracy_range": [min(r["knn10_accuracy"] for r in runs),
+                                       max(r["knn10_accuracy"] for r in runs)]})
     if args.skip_umap:
         return
     import umap
@@ -193,7 +208,7 @@ def bench_mnist(args: argparse.Namespace, work: Path) -> None:
     theirs = {"bench": "mnist_full", "method": "umap-learn", "total_s": round(umap_s, 1),
               **_mnist_metrics(X, Y_umap, y, is_test)}
     emit(theirs)
-    emit({"bench": "mnist_compare", "time_ratio": round(ours["total_s"] / theirs["total_s"], 3),
+    emit({"bench": "mnist_compare", "seeds": len(runs), "time_ratio": round(ours["total_s"] / theirs["total_s"], 3),
           "trust_gap": round(ours["trust_at_10"] - theirs["trust_at_10"], 4),
           "knn_gap": round(ours["knn10_accuracy"] - theirs["knn10_accuracy"], 4),
           "targets": {"time <= umap-learn": ours["total_s"] <= theirs["total_s"],
@@ -283,9 +298,14 @@ def main() -> None:
     parser.add_argument("--last-epochs", type=int, default=None,
                         help="override the last phase's epochs (the 'changed' run adds one)")
     parser.add_argument("--skip-umap", action="store_true")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="mnist: fit with seeds 0..N-1; the comparison takes the cold run's time and the "
+                             "mean quality (later seeds reuse the cached kNN and relations)")
     parser.add_argument("--knn-only", action="store_true", help="scale: only ingest + kNN stage (+ recall)")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "paradime-pipeline-bench"))
     args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     emit({"bench": "machine", "cpus": os.cpu_count(), "load_avg": os.getloadavg()})
