@@ -138,6 +138,10 @@ class _NeighborEmbedding(_Recipe):
         return model, phase
 
 
+UMAP_INITS = ("pca", "spectral", "random")
+INIT_STEPS = 200
+INIT_BATCH_SIZE = 1024
+
 _SHARED_DEFAULTS = dict(
     batches_per_epoch=100, batch_size=4096, lr=0.01, hidden_dims=(96,) * 6, activation="relu",
     pca_components=50, input_noise=1.0, negatives="pool", negative_group_size=64, pool_size=None, edges_per_source=1,
@@ -223,6 +227,12 @@ class ParametricUMAP(_NeighborEmbedding):
     for noise 0.3 -> 0.45, the 30 epochs in bfloat16 having given 0.922 / 0.875 -> 0.932 /
     0.887 before (design notes 13, 15). t-SNE stays float32: there bfloat16 cost 0.006 of
     held-out 10-NN accuracy on both MNIST splits.
+
+    ``init``: the embedding phase starts from the network trained for 200 steps (item
+    batches of 1,024, position loss ``mean ||f(x_i) - z_i||²``) to reproduce ``z`` = the
+    data's first ``n_components`` principal components at unit scale (``"pca"``, the
+    default), the Laplacian eigenmap of ``p`` (``"spectral"``, umap-learn's start, worse
+    here: design note 24) or nothing (``"random"``). See design note 24 for the figures.
     """
 
     def __init__(
@@ -246,6 +256,7 @@ class ParametricUMAP(_NeighborEmbedding):
         edges_per_source: int | str = "auto",
         ema: float | None = _SHARED_DEFAULTS["ema"],
         precision: str = "auto",
+        init: str = "pca",
         knn_method: str = "auto",
         random_state: int = 0,
         device: str | None = None,
@@ -257,21 +268,38 @@ class ParametricUMAP(_NeighborEmbedding):
     def _similarity(self) -> dict[str, Any]:
         return {"type": "cauchy", "options": {"spread": self.spread, "min_dist": self.min_dist}}
 
+    def _init_section(self, n_items: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """Derived data, losses and phases of the initialisation (empty for ``init="random"``)."""
+        if self.init not in UMAP_INITS:
+            raise ValueError(f"init must be one of {', '.join(UMAP_INITS)}, got {self.init!r}")
+        if self.init == "random" or n_items <= self.n_components + 1:
+            return [], [], []
+        source = ({"func": "pca", "keys": [["data", "main"]]} if self.init == "pca"
+                  else {"func": "spectral", "keys": [["rels", "p"]]})
+        derived = [{"name": "init", **source, "options": {"n_components": self.n_components}}]
+        losses = [{"name": "init", "type": "position", "func": "mse", "keys": {"data": ["init"]}}]
+        phases = [{"name": "init", "epochs": 2,
+                   "sampling": {"type": "item", "batch_size": INIT_BATCH_SIZE, "batches_per_epoch": INIT_STEPS // 2},
+                   "loss": {"components": ["init"]}, "optimizer": {"type": "adam", "options": {"lr": self.lr}}}]
+        return derived, losses, phases
+
     def build_spec(self, n_items: int, in_dim: int) -> Spec:
         k = min(self.n_neighbors, n_items - 1)
         model, phase = self._model_and_phase(in_dim, "embedding")
+        derived, init_losses, init_phases = self._init_section(n_items)
         return Spec.from_dict({
             "name": type(self).__name__.lower(),
             "model": model,
+            "derived_data": derived,
             "relations": [
                 {"name": "p", "level": "global", "type": "neighbor",
                  "options": {"n_neighbors": k, "method": self.knn_method},
                  "transforms": [{"type": "connect"}, {"type": "symmetrize", "options": {"sub_prod": True}}]},
                 {"name": "q", "level": "batch", "type": "edge_dist", "transforms": [self._similarity()]},
             ],
-            "losses": [{"name": "embedding", "type": "relation", "func": "cross_entropy",
-                        "keys": {"rels": ["p", "q"]}}],
-            "training_phases": [phase],
+            "losses": [*init_losses, {"name": "embedding", "type": "relation", "func": "cross_entropy",
+                                      "keys": {"rels": ["p", "q"]}}],
+            "training_phases": [*init_phases, phase],
         })
 
 

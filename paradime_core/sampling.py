@@ -6,10 +6,12 @@ objects from ``epoch(n_items, relations, generator)``; all randomness comes from
 ``relation_options`` names the options that hold a global relation's name (the spec layer
 checks them).
 
-``item(batch_size=500, shuffle=True, drop_last=False)``
+``item(batch_size=500, shuffle=True, drop_last=False, batches_per_epoch=None)``
     A (random) permutation of the ``n`` items cut into ``ceil(n / batch_size)`` batches:
     every item appears exactly once per epoch (the last, short batch is dropped with
-    ``drop_last``).
+    ``drop_last``). ``batches_per_epoch = m`` makes an epoch exactly ``m`` batches of
+    ``min(batch_size, n)`` items, cut from consecutive permutations (each item once per
+    permutation), so a phase takes the same number of steps at any dataset size.
 
 ``edge(rels, batch_size=1024, neg_rate=5, batches_per_epoch=None, negatives="uniform", pool_size=None, group_size=64, edges_per_source=1)`` (aliases
 ``negative_edge``, ``neg_edge``; ``neg_sampling_rate`` is accepted for ``neg_rate``)
@@ -161,21 +163,35 @@ class ItemSampler:
 
     relation_options: tuple[str, ...] = ()
 
-    def __init__(self, batch_size: int = 500, shuffle: bool = True, drop_last: bool = False):
+    def __init__(self, batch_size: int = 500, shuffle: bool = True, drop_last: bool = False,
+                 batches_per_epoch: int | None = None):
         self.batch_size = _positive_int(batch_size, "batch_size")
         if not isinstance(shuffle, bool) or not isinstance(drop_last, bool):
             raise TypeError("shuffle and drop_last must be true or false")
         self.shuffle = shuffle
         self.drop_last = drop_last
+        self.batches_per_epoch = (None if batches_per_epoch is None
+                                  else _positive_int(batches_per_epoch, "batches_per_epoch"))
 
     def n_batches(self, n_items: int) -> int:
+        if self.batches_per_epoch is not None:
+            return self.batches_per_epoch
         return n_items // self.batch_size if self.drop_last else math.ceil(n_items / self.batch_size)
 
     def epoch(self, n_items: int, relations: Mapping[str, RelationValue],
               generator: torch.Generator) -> Iterator[Batch]:
-        order = _permutation(n_items, self.shuffle, generator)
-        for chunk in _chunks(order, self.batch_size, self.drop_last):
-            yield Batch(items=chunk)
+        if self.batches_per_epoch is None:
+            order = _permutation(n_items, self.shuffle, generator)
+            for chunk in _chunks(order, self.batch_size, self.drop_last):
+                yield Batch(items=chunk)
+            return
+        size = min(self.batch_size, n_items)
+        order, start = _permutation(n_items, self.shuffle, generator), 0
+        for _ in range(self.batches_per_epoch):
+            if start + size > n_items:  # a fresh permutation; the old one's short tail is skipped
+                order, start = _permutation(n_items, self.shuffle, generator), 0
+            yield Batch(items=order[start:start + size])
+            start += size
 
 
 def _edge_arrays(value: RelationValue) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:

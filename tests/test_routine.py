@@ -181,7 +181,7 @@ def test_shared_negatives_recipe_trains_deterministically(digits):
     """negatives='shared' reaches the sampler with its group size, trains, and repeats exactly."""
     X, _ = digits
     umap = fast(ParametricUMAP, negatives="shared", negative_group_size=8)
-    sampling = umap.build_spec(*X.shape).training_phases[0].sampling.options
+    sampling = umap.build_spec(*X.shape).training_phases[-1].sampling.options
     assert sampling["negatives"] == "shared" and sampling["group_size"] == 8
     first = umap.fit_transform(X)
     assert np.isfinite(first).all()
@@ -394,3 +394,22 @@ def test_weight_averaging_decay_is_checked():
     spec = MDS_SPEC.replace("lr: 0.01}", "lr: 0.01}\n    options: {ema: 1.5}")
     with pytest.raises(SpecError, match=r"training_phases\[0\]\.options\.ema: must be a decay in \[0, 1\)"):
         Spec.from_yaml(spec)
+
+
+def test_umap_initialisation_phase(digits):
+    """init='pca' (default) / 'spectral' put a 200-step position phase before the embedding
+    phase; 'random' leaves it out; a bad name is one clear error before any work."""
+    X, _ = digits
+    spec = ParametricUMAP().build_spec(*X.shape)
+    assert [phase.name for phase in spec.training_phases] == ["init", "embedding"]
+    init = spec.training_phases[0]
+    assert init.epochs * init.sampling.options["batches_per_epoch"] == 200
+    assert [(d.name, d.func) for d in spec.derived_data] == [("init", "pca")]
+    spectral = ParametricLargeVis(init="spectral").build_spec(*X.shape)
+    assert spectral.derived_data[0].func == "spectral" and list(spectral.derived_data[0].keys) == [("rels", "p")]
+    assert [phase.name for phase in ParametricUMAP(init="random").build_spec(*X.shape).training_phases] == ["embedding"]
+    assert not ParametricUMAP().build_spec(3, 5).derived_data  # too few items for an initial layout
+    with pytest.raises(ValueError, match="init must be one of pca, spectral, random, got 'umap'"):
+        fast(ParametricUMAP, init="umap").fit(X)
+    umap = fast(ParametricUMAP, init="spectral").fit(X)
+    assert set(umap.loss_history_) == {"init", "embedding"} and np.isfinite(umap.embedding_).all()

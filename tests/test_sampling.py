@@ -45,6 +45,24 @@ def test_item_no_shuffle_drop_last_and_determinism():
         build(SAMPLERS, "item", {"batch_size": 0}, "sampling")
 
 
+def test_item_batches_per_epoch_fixes_the_steps_at_any_size():
+    """batches_per_epoch: exactly that many full batches, cut from consecutive permutations
+    (no item twice within one permutation), and min(batch_size, n) items on small data."""
+    sampler = ItemSampler(batch_size=7, batches_per_epoch=10)
+    assert sampler.n_batches(50) == 10 and sampler.n_batches(5_000_000) == 10
+    batches = [b.items for b in sampler.epoch(50, {}, gen())]
+    assert [len(b) for b in batches] == [7] * 10
+    first_permutation = torch.cat(batches[:7])  # 49 of 50 items; the 8th batch starts a new one
+    assert len(set(first_permutation.tolist())) == 49
+    assert len(set(torch.cat(batches[7:]).tolist())) == 21
+    small = [b.items for b in ItemSampler(batch_size=1024, batches_per_epoch=3).epoch(20, {}, gen())]
+    assert all(sorted(b.tolist()) == list(range(20)) for b in small)
+    again = [b.items for b in ItemSampler(batch_size=7, batches_per_epoch=10).epoch(50, {}, gen())]
+    assert all(torch.equal(x, y) for x, y in zip(batches, again, strict=True))
+    with pytest.raises(SpecError, match="batches_per_epoch"):
+        build(SAMPLERS, "item", {"batches_per_epoch": 0}, "sampling")
+
+
 # ---------------------------------------------------------------- edge
 
 

@@ -151,7 +151,7 @@ CASES: list[tuple[str, Callable[[], Any], str, str]] = [
     }, "training_phases[1].sampling.options", "sampler 'edge': 'edge' sampling needs rels"),
     ("sampler option of another sampler", lambda: broken("training_phases[0].sampling.options.neg_rate", 5),
      "training_phases[0].sampling.options.neg_rate",
-     "unknown option for sampler 'item' (allowed: batch_size, shuffle, drop_last)"),
+     "unknown option for sampler 'item' (allowed: batch_size, shuffle, drop_last, batches_per_epoch)"),
     ("zero batch size", lambda: broken("training_phases[0].sampling.options.batch_size", 0),
      "training_phases[0].sampling.options", "sampler 'item': batch_size must be an integer >= 1, got 0"),
     ("duplicate relation names", lambda: broken("relations[1].name", "p"),
