@@ -232,7 +232,10 @@ class ParametricUMAP(_NeighborEmbedding):
     batches of 1,024, position loss ``mean ||f(x_i) - z_i||²``) to reproduce ``z`` = the
     data's first ``n_components`` principal components at unit scale (``"pca"``, the
     default), the Laplacian eigenmap of ``p`` (``"spectral"``, umap-learn's start, worse
-    here: design note 24) or nothing (``"random"``). See design note 24 for the figures.
+    here: letter and all of MNIST lose 10-NN accuracy) or nothing (``"random"``). Held-out
+    trust@10 / 10-NN, random -> PCA start: MNIST protocol (four seeds) 0.9362 / 0.8839 ->
+    0.9409 / 0.8978, pendigits 0.988 / 0.939 -> 0.992 / 0.955, letter 0.962 / 0.582 ->
+    0.971 / 0.610 (design notes 23, 24).
     """
 
     def __init__(
