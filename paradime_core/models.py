@@ -211,22 +211,13 @@ class PCAProjection(nn.Module):
         self.fitted.fill_(True)
 
     def fit(self, data: Any) -> None:
-        """Principal axes of ``data`` (rows = items); features scaled so the first has std 1."""
-        x = np.asarray(data, dtype=np.float64).reshape(len(data), -1)
-        mean = x.mean(axis=0)
-        # Eigen-decomposition of the (d, d) covariance, accumulated in row blocks: O(n d^2),
-        # much faster than an SVD of the (n, d) data when n >> d.
-        cov = np.zeros((x.shape[1], x.shape[1]))
-        for start in range(0, len(x), 65536):
-            block = x[start:start + 65536] - mean
-            cov += block.T @ block
-        cov /= max(len(x) - 1, 1)
-        eigenvalues, eigenvectors = np.linalg.eigh(cov)
-        order = np.argsort(eigenvalues)[::-1][: self.components.shape[0]]
-        components = eigenvectors[:, order].T
-        components *= np.where(components[np.arange(len(order)), np.abs(components).argmax(axis=1)] < 0, -1.0, 1.0)[:, None]
-        first_std = float(np.sqrt(max(eigenvalues[order[0]], 0.0)))
-        self.set_pca(mean, components, scale=1.0 / first_std if first_std > 0 else 1.0)
+        """Principal axes of ``data`` (rows = items; :func:`~paradime_core.principal_axes.principal_axes`,
+        computed in the data's precision); features scaled so the first has std 1."""
+        from paradime_core.principal_axes import principal_axes
+
+        axes = principal_axes(np.asarray(data), self.components.shape[0])
+        first_std = float(np.sqrt(axes.variances[0]))
+        self.set_pca(axes.mean, axes.components, scale=1.0 / first_std if first_std > 0 else 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not bool(self.fitted):

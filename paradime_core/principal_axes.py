@@ -1,0 +1,71 @@
+"""Principal axes of a data matrix from its covariance, accumulated in row blocks.
+
+For ``n`` items x ``d`` features with ``n >= d`` (and ``d`` up to a few thousand) the
+covariance route is exact and cheap: ``C = Σ_b (X_b - μ)ᵀ (X_b - μ) / (n - 1)`` over row
+blocks ``X_b`` (O(n d²) time, O(d²) memory), then ``C = V Λ Vᵀ`` (``numpy.linalg.eigh``).
+Blocks are multiplied in the data's own floating precision (float32 data needs no float64
+copy and multiplies twice as fast) and summed in float64. Used by the ``pca`` derived data
+and the model's frozen PCA front layer, so both see the same axes.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+#: Feature counts up to this use the covariance route (a ``d x d`` eigen-decomposition).
+COVARIANCE_MAX_FEATURES = 2048
+_BLOCK_ROWS = 16384
+
+
+class PrincipalAxes(NamedTuple):
+    """``mean`` (d,), ``components`` (k, d) with orthonormal rows, ``variances`` (k,) = the
+    eigenvalues of the covariance (``ddof=1``), largest first; all float64."""
+
+    mean: np.ndarray
+    components: np.ndarray
+    variances: np.ndarray
+
+
+def _work_dtype(data: np.ndarray) -> np.dtype:
+    return data.dtype if data.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+def principal_axes(data: np.ndarray, n_components: int) -> PrincipalAxes:
+    """The first ``n_components`` principal axes of ``data`` (rows = items).
+
+    Each axis's sign makes its largest-magnitude loading positive (scikit-learn's
+    convention), so the result is deterministic.
+    """
+    x = np.asarray(data)
+    x = x.reshape(len(x), -1)
+    n, d = x.shape
+    if not 1 <= n_components <= d:
+        raise ValueError(f"n_components must be in 1..{d}, got {n_components}")
+    dtype = _work_dtype(x)
+    mean = x.mean(axis=0, dtype=np.float64)
+    mean_w = mean.astype(dtype)
+    covariance = np.zeros((d, d))
+    for start in range(0, n, _BLOCK_ROWS):
+        block = x[start:start + _BLOCK_ROWS].astype(dtype, copy=False) - mean_w
+        covariance += block.T @ block
+    covariance /= max(n - 1, 1)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    order = np.argsort(eigenvalues)[::-1][:n_components]
+    components = eigenvectors[:, order].T.copy()
+    leading = components[np.arange(len(order)), np.abs(components).argmax(axis=1)]
+    components *= np.where(leading < 0, -1.0, 1.0)[:, None]
+    return PrincipalAxes(mean, components, np.maximum(eigenvalues[order], 0.0))
+
+
+def project(data: np.ndarray, axes: PrincipalAxes) -> np.ndarray:
+    """Scores ``(X - μ) Vₖᵀ`` (n, k), computed block by block in the data's precision."""
+    x = np.asarray(data)
+    x = x.reshape(len(x), -1)
+    dtype = _work_dtype(x)
+    mean, components = axes.mean.astype(dtype), axes.components.T.astype(dtype)
+    out = np.empty((len(x), components.shape[1]), dtype=dtype)
+    for start in range(0, len(x), _BLOCK_ROWS):
+        out[start:start + _BLOCK_ROWS] = (x[start:start + _BLOCK_ROWS].astype(dtype, copy=False) - mean) @ components
+    return out
