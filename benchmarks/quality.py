@@ -11,6 +11,7 @@ in the same run and the ratios are printed.
     python benchmarks/quality.py [--methods tsne,umap] [--references] [--set tsne.epochs=40 ...]
     python benchmarks/quality.py --dataset pendigits   # the same protocol on other data
     python benchmarks/quality.py --methods umap --repeats 4   # seeds 0..3, then their mean
+    python benchmarks/quality.py --methods largevis            # also ParametricLargeVis (no reference)
 
 ``--repeats N`` fits our routines N times (``random_state`` = its value, default 0, plus
 0..N-1) on the same split and prints a summary line (mean, min, max of each figure): on
@@ -72,11 +73,16 @@ def score(name, dataset, fit_s, embed_s, Y_train, y_train, X_test, Y_test, y_tes
     return row
 
 
+#: Our routines by ``--methods`` name; the ones in REFERENCES also have a reference library.
+METHODS = ("tsne", "umap", "largevis")
+REFERENCES = {"tsne": "openTSNE", "umap": "umap-learn"}
+
+
 def run_ours(method: str, overrides: dict, split, dataset: str):
-    from paradime_core import ParametricTSNE, ParametricUMAP
+    from paradime_core import ParametricLargeVis, ParametricTSNE, ParametricUMAP
 
     X_train, y_train, X_test, y_test = split
-    cls = {"tsne": ParametricTSNE, "umap": ParametricUMAP}[method]
+    cls = {"tsne": ParametricTSNE, "umap": ParametricUMAP, "largevis": ParametricLargeVis}[method]
     est = cls(**overrides)
     t0 = time.perf_counter()
     Y_train = est.fit_transform(X_train)
@@ -141,10 +147,12 @@ def run_repeats(method: str, overrides: dict, split, dataset: str, repeats: int)
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict]:
-    out: dict[str, dict] = {"tsne": {}, "umap": {}}
+    out: dict[str, dict] = {method: {} for method in METHODS}
     for item in items:
         key, value = item.split("=", 1)
         method, param = key.split(".", 1)
+        if method not in out:
+            raise SystemExit(f"--set {item}: unknown method {method!r} (one of {', '.join(METHODS)})")
         out[method][param] = parse_value(value)
     return out
 
@@ -175,8 +183,10 @@ def main() -> None:
     split = load_split(seed=args.seed, dataset=args.dataset)
     overrides = parse_overrides(args.set)
     for method in args.methods.split(","):
+        if method not in METHODS:
+            raise SystemExit(f"--methods: unknown method {method!r} (one of {', '.join(METHODS)})")
         ours = run_repeats(method, overrides[method], split, args.dataset, args.repeats)
-        if args.references:
+        if args.references and method in REFERENCES:
             try:
                 ref = run_reference(method, split, args.dataset)
             except ImportError as exc:

@@ -47,3 +47,9 @@ def test_repeats_use_consecutive_random_states(monkeypatch):
     assert seen == [5, 6, 7] and summary["repeats"] == 3
     with pytest.raises(SystemExit, match="at least 1"):
         quality.run_repeats("umap", {}, None, "mnist", 0)
+
+
+def test_set_accepts_largevis_and_names_an_unknown_method():
+    assert quality.parse_overrides(["largevis.init=random"])["largevis"] == {"init": "random"}
+    with pytest.raises(SystemExit, match=r"unknown method 'tnse' \(one of tsne, umap, largevis\)"):
+        quality.parse_overrides(["tnse.lr=0.1"])
