@@ -189,8 +189,12 @@ class Routine:
             ensure_relation(rel.name)
         return dataset, relations
 
-    def build_model(self, data: Mapping[str, np.ndarray]) -> torch.nn.Module:
-        """The model to train: the given one, else the spec's ``model`` section or the default."""
+    def build_model(self, data: Mapping[str, np.ndarray], fit_front: bool = True) -> torch.nn.Module:
+        """The model to train: the given one, else the spec's ``model`` section or the default.
+
+        ``fit_front=False`` skips fitting the data-dependent front layers (PCA, input-noise
+        unit) when the caller loads a full state dict next, which carries them.
+        """
         if self.model_ is not None:
             return self.model_.to(self.device)
         model_spec = self.spec.model or ModelSpec("fully_connected", {})
@@ -207,7 +211,7 @@ class Routine:
         self.model_spec_ = ModelSpec(reg.MODELS.resolve(model_spec.type) or model_spec.type,
                                      {**options, "in_dim": int(np.prod(data["main"].shape[1:])),
                                       "n_items": int(data["main"].shape[0])})
-        if getattr(model, "needs_fit", False):
+        if fit_front and getattr(model, "needs_fit", False):
             model.fit_front(data["main"])  # PCA front layer and input-noise unit from the training items
         self.model_ = model.to(self.device)
         return self.model_

@@ -258,9 +258,11 @@ class Pipeline:
         dataset = self.training_dataset()
         relations = {name: self.value(f"relation:{name}") for name in node.payload["global_relations"]}
         routine = self.routine()
-        model = routine.build_model(dataset)
-        history: dict[str, Any] = {}
         previous = node.payload["previous"]
+        # A phase that starts from stored weights loads the fitted front layers with them.
+        starts_from_state = isinstance(previous, str) or bool(previous.get("warm_start"))
+        model = routine.build_model(dataset, fit_front=not starts_from_state)
+        history: dict[str, Any] = {}
         if isinstance(previous, str):  # phase i > 0 starts where phase i-1 ended
             state, history = self._phase_state(previous, node)
             model.load_state_dict(state)

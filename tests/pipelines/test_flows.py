@@ -203,3 +203,20 @@ def test_embedding_with_a_saved_routine_file(fitted, data_dir, tmp_path):
     assert result.model_key != cold.model_key  # keyed by the file's bytes
     np.testing.assert_allclose(_embedding(tmp_path / "other-store", result.embedding_key),
                                _embedding(store, cold.embedding_key), atol=1e-6)
+
+
+def test_later_phases_load_the_front_layers_instead_of_refitting_them(tmp_path, data_dir, monkeypatch):
+    """The PCA front layer and the input-noise unit are fitted once, in the first phase;
+    the next phase gets them with the stored weights (and would fail if they were unset)."""
+    from paradime_core.models import FullyConnected
+
+    calls = []
+    original = FullyConnected.fit_front
+    monkeypatch.setattr(FullyConnected, "fit_front", lambda self, data: (calls.append(len(data)), original(self, data)))
+    spec = tmp_path / "front.yaml"
+    spec.write_text(tiny_spec().replace("options: {hidden_dims: [16]}",
+                                        "options: {hidden_dims: [16], pca_components: 8, input_noise: 0.3}"))
+    result = _fit(str(spec), f"{data_dir}/digits.npz", tmp_path / "store")
+    assert [s for s in result.executed() if s.startswith("phases:")] == ["phases:init", "phases:main"]
+    assert calls == [N_ROWS]
+    assert np.isfinite(_embedding(tmp_path / "store", result.embedding_key)).all()
