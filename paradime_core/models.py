@@ -211,8 +211,8 @@ class PCAProjection(nn.Module):
         self.fitted.fill_(True)
 
     def fit(self, data: Any) -> None:
-        """Principal axes of ``data`` (rows = items; :func:`~paradime_core.principal_axes.principal_axes`,
-        computed in the data's precision); features scaled so the first has std 1."""
+        """Principal axes of ``data`` (rows = items; :func:`~paradime_core.principal_axes.principal_axes`);
+        features scaled so the first has std 1."""
         from paradime_core.principal_axes import principal_axes
 
         axes = principal_axes(np.asarray(data), self.components.shape[0])

@@ -3,9 +3,10 @@
 For ``n`` items x ``d`` features with ``n >= d`` (and ``d`` up to a few thousand) the
 covariance route is exact and cheap: ``C = Σ_b (X_b - μ)ᵀ (X_b - μ) / (n - 1)`` over row
 blocks ``X_b`` (O(n d²) time, O(d²) memory), then ``C = V Λ Vᵀ`` (``numpy.linalg.eigh``).
-Blocks are multiplied in the data's own floating precision (float32 data needs no float64
-copy and multiplies twice as fast) and summed in float64. Used by the ``pca`` derived data
-and the model's frozen PCA front layer, so both see the same axes.
+Each block is converted to float64 on its own, so the data is never copied whole. (Float32
+block products would halve the time, ~0.4 s on 60,000 x 784 MNIST, but move the results by
+float32 rounding and with them every seeded figure that starts from a PCA layout.) Used by
+the ``pca`` derived data and the model's frozen PCA front layer, so both see the same axes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 #: Feature counts up to this use the covariance route (a ``d x d`` eigen-decomposition).
 COVARIANCE_MAX_FEATURES = 2048
-_BLOCK_ROWS = 16384
+_BLOCK_ROWS = 65536
 
 
 class PrincipalAxes(NamedTuple):
@@ -26,10 +27,6 @@ class PrincipalAxes(NamedTuple):
     mean: np.ndarray
     components: np.ndarray
     variances: np.ndarray
-
-
-def _work_dtype(data: np.ndarray) -> np.dtype:
-    return data.dtype if data.dtype in (np.float32, np.float64) else np.dtype(np.float64)
 
 
 def principal_axes(data: np.ndarray, n_components: int) -> PrincipalAxes:
@@ -43,12 +40,10 @@ def principal_axes(data: np.ndarray, n_components: int) -> PrincipalAxes:
     n, d = x.shape
     if not 1 <= n_components <= d:
         raise ValueError(f"n_components must be in 1..{d}, got {n_components}")
-    dtype = _work_dtype(x)
     mean = x.mean(axis=0, dtype=np.float64)
-    mean_w = mean.astype(dtype)
     covariance = np.zeros((d, d))
     for start in range(0, n, _BLOCK_ROWS):
-        block = x[start:start + _BLOCK_ROWS].astype(dtype, copy=False) - mean_w
+        block = x[start:start + _BLOCK_ROWS].astype(np.float64) - mean
         covariance += block.T @ block
     covariance /= max(n - 1, 1)
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
@@ -60,12 +55,10 @@ def principal_axes(data: np.ndarray, n_components: int) -> PrincipalAxes:
 
 
 def project(data: np.ndarray, axes: PrincipalAxes) -> np.ndarray:
-    """Scores ``(X - μ) Vₖᵀ`` (n, k), computed block by block in the data's precision."""
+    """Scores ``(X - μ) Vₖᵀ`` (n, k), float64, computed block by block."""
     x = np.asarray(data)
     x = x.reshape(len(x), -1)
-    dtype = _work_dtype(x)
-    mean, components = axes.mean.astype(dtype), axes.components.T.astype(dtype)
-    out = np.empty((len(x), components.shape[1]), dtype=dtype)
+    out = np.empty((len(x), axes.components.shape[0]))
     for start in range(0, len(x), _BLOCK_ROWS):
-        out[start:start + _BLOCK_ROWS] = (x[start:start + _BLOCK_ROWS].astype(dtype, copy=False) - mean) @ components
+        out[start:start + _BLOCK_ROWS] = (x[start:start + _BLOCK_ROWS].astype(np.float64) - axes.mean) @ axes.components.T
     return out
