@@ -9,14 +9,16 @@ Backends (``method``):
   0.999 on 60,000 MNIST rows, as with efConstruction = 100 (0.9987), for 60 % of the build
   time (14.7 s against 24.3 s on two cores); M = 16 builds in 8.3 s but its recall 0.991
   cost UMAP ~0.003 of 10-NN accuracy on full MNIST (design note 17).
-  On wide data (``d >= HNSW_PCA_MIN_FEATURES``, euclidean or sqeuclidean) the graph is built
+  On wide data (``d >= HNSW_PCA_MIN_FEATURES``, any metric) the graph is built
   over a PCA projection to :data:`HNSW_PCA_DIMS` dimensions (``faiss.PCAMatrix`` trained on
   at most :data:`HNSW_PCA_SAMPLE` seeded rows) and each query's ``r k`` graph neighbours
   (``r`` = :data:`HNSW_REFINE_FACTOR`, ``efSearch = max(2 r k, 64)``) are re-ranked by their
   exact distances in the full space (``faiss.IndexRefineFlat``), so distances are exact and
   only the candidate set is approximate: 60,000 MNIST rows, k = 16, recall 0.9991 in 7.1 s
   against 0.9990 in 14.8 s for the graph over all 784 dimensions (two cores, design note 21).
-  ``pca_dims=0`` turns the projection off.
+  ``pca_dims=0`` turns the projection off. Cosine uses the same route on the unit vectors
+  ``u``: the graph and the re-ranking rank by ``||u_i - u_j||^2 = 2 - 2 <u_i, u_j>``, the same
+  order as the cosine similarity, and the exact cosine distance is recovered from it.
 - ``pynndescent``: nearest-neighbour descent. Approximate; its first call in every process
   compiles for 40-50 s, so it is imported only inside the functions that use it and is
   never chosen by ``auto``.
@@ -62,7 +64,7 @@ HNSW_EF_CONSTRUCTION = 40
 HNSW_PCA_DIMS = 96
 """Dimensions of the PCA projection the HNSW graph of wide data is built over."""
 HNSW_PCA_MIN_FEATURES = 2 * HNSW_PCA_DIMS
-"""Data with at least this many features (euclidean metrics) gets the PCA projection."""
+"""Data with at least this many features gets the PCA projection (HNSW)."""
 HNSW_PCA_SAMPLE = 50_000
 """Rows (a seeded sample) the PCA projection is fitted on."""
 HNSW_REFINE_FACTOR = 3
@@ -164,7 +166,7 @@ class NeighborIndex:
     indexed data and excludes each from its own list. ``n_threads`` sets faiss's OpenMP
     threads during build and query (use 1 inside parallel tasks). ``pca_dims`` (HNSW only):
     build the graph over a PCA projection to that many dimensions and re-rank candidates
-    exactly; None chooses :data:`HNSW_PCA_DIMS` for wide euclidean data, 0 never projects.
+    exactly; None chooses :data:`HNSW_PCA_DIMS` for wide data (any metric), 0 never projects.
     """
 
     def __init__(
@@ -190,6 +192,8 @@ class NeighborIndex:
         self.pca_dims = pca_dims
         self.index_: Any = None
         self.pca_dims_ = 0
+        self.unit_l2_ = False  # cosine searched as squared L2 between unit vectors
+        self.zero_rows_: np.ndarray | None = None  # indexed all-zero rows (cosine with unit_l2_)
         self.method_: str | None = None
         self.n_items_ = 0
         self.n_features_ = 0
@@ -204,6 +208,7 @@ class NeighborIndex:
             method = choose_method(*X.shape)
         self.method_ = method
         self.pca_dims_ = 0  # set by _build_hnsw; a rebuild with another method has none
+        self.unit_l2_, self.zero_rows_ = False, None
         if method == "pynndescent":
             self.index_ = self._build_pynndescent(X)
             return self
@@ -226,12 +231,10 @@ class NeighborIndex:
             dims = int(self.pca_dims)
             if dims < 0:
                 raise ValueError(f"pca_dims must be >= 0, got {dims}")
-        elif self.metric != "cosine" and n_features >= HNSW_PCA_MIN_FEATURES:
+        elif n_features >= HNSW_PCA_MIN_FEATURES:
             dims = HNSW_PCA_DIMS
         else:
             dims = 0
-        if self.metric == "cosine" and dims:
-            raise ValueError("pca_dims applies to the euclidean metrics only, not cosine")
         return dims if 0 < dims < min(n_features, n_items) else 0
 
     def _build_hnsw(self, vectors: np.ndarray) -> Any:
@@ -239,8 +242,13 @@ class NeighborIndex:
         import faiss
 
         n, d = vectors.shape
-        faiss_metric = faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" else faiss.METRIC_L2
         self.pca_dims_ = self._projection_dims(n, d)
+        # Projected cosine: rank unit vectors by squared L2 (the same order as their inner
+        # product) so the graph and the exact re-ranking share one metric.
+        self.unit_l2_ = self.metric == "cosine" and bool(self.pca_dims_)
+        if self.unit_l2_:
+            self.zero_rows_ = ~vectors.any(axis=1)
+        faiss_metric = faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" and not self.unit_l2_ else faiss.METRIC_L2
         graph = faiss.IndexHNSWFlat(self.pca_dims_ or d, self.hnsw_m, faiss_metric)
         graph.hnsw.efConstruction = self.ef_construction
         graph.hnsw.rng = faiss.RandomGenerator(self.seed)  # levels of the graph
@@ -304,7 +312,11 @@ class NeighborIndex:
             missing = (indices < 0).any(axis=1)
             if missing.any():  # HNSW found fewer than k: search those rows exactly
                 raw[missing], indices[missing] = self._exact_search(vectors[missing], k)
-        return indices.astype(np.int64, copy=False), self._to_distance(raw)
+        indices = indices.astype(np.int64, copy=False)
+        if self.unit_l2_:  # <u_q, u_j> = (||u_q||^2 + ||u_j||^2 - ||u_q - u_j||^2) / 2, norms 0 or 1
+            query_norms = vectors.any(axis=1).astype(np.float32)[:, None]
+            raw = (query_norms + (~self.zero_rows_[indices]).astype(np.float32) - raw) / 2.0
+        return indices, self._to_distance(raw)
 
     def _exact_search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         import faiss
@@ -316,7 +328,7 @@ class NeighborIndex:
         flat = faiss.downcast_index(stored)
         exact = (
             faiss.IndexFlatIP(self.n_features_)
-            if self.metric == "cosine"
+            if self.metric == "cosine" and not self.unit_l2_
             else faiss.IndexFlatL2(self.n_features_)
         )
         exact.add(flat.reconstruct_n(0, flat.ntotal))

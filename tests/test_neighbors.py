@@ -242,13 +242,35 @@ def test_hnsw_projection_choice():
     X = wide_clustered(600)
     assert NeighborIndex("faiss_hnsw", pca_dims=0).build(X).pca_dims_ == 0
     assert NeighborIndex("faiss_hnsw", pca_dims=32).build(X).pca_dims_ == 32
-    assert NeighborIndex("faiss_hnsw", metric="cosine").build(X).pca_dims_ == 0
+    assert NeighborIndex("faiss_hnsw", metric="cosine").build(X).pca_dims_ == HNSW_PCA_DIMS
+    assert NeighborIndex("faiss_hnsw", metric="cosine", pca_dims=16).build(X).pca_dims_ == 16
     assert NeighborIndex("faiss_hnsw").build(X[:, :HNSW_PCA_MIN_FEATURES - 1]).pca_dims_ == 0
     assert NeighborIndex("faiss_exact").build(X).pca_dims_ == 0
     with pytest.raises(ValueError, match="pca_dims"):
         NeighborIndex("faiss_hnsw", pca_dims=-1).build(X)
-    with pytest.raises(ValueError, match="cosine"):
-        NeighborIndex("faiss_hnsw", metric="cosine", pca_dims=16).build(X)
+
+
+def test_projected_cosine_hnsw_gives_exact_cosine_distances_and_handles_zero_rows():
+    """Cosine on wide data: graph and re-ranking over unit vectors by squared L2, distances
+    converted back to ``1 - cos`` exactly; an all-zero row is at distance 1 from every row."""
+    X = wide_clustered(1500, seed=9) + 2.0  # an offset, so cosine and euclidean neighbours differ
+    X[[10, 700]] = 0.0
+    index = NeighborIndex("faiss_hnsw", metric="cosine").build(X)
+    assert index.pca_dims_ == HNSW_PCA_DIMS
+    indices, distances = index.query_self(X, 10)
+    exact_i, exact_d = NeighborIndex("faiss_exact", metric="cosine").build(X).query_self(X, 10)
+    nonzero = np.setdiff1d(np.arange(len(X)), [10, 700])
+    hits = [len(set(indices[i]) & set(exact_i[i])) for i in nonzero]
+    assert np.mean(hits) / 10 >= 0.98
+    unit = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    cosine = 1.0 - np.einsum("ij,ikj->ik", unit, unit[indices])
+    cosine[[10, 700]] = 1.0  # the zero rows: no direction, distance 1 to everything
+    np.testing.assert_allclose(distances, cosine, atol=2e-5)
+    np.testing.assert_allclose(distances[nonzero, 0], exact_d[nonzero, 0], atol=2e-5)
+    assert np.all(distances[[10, 700]] == pytest.approx(1.0, abs=1e-6))
+    # Queries from outside the index (not self-excluded) get the same exact distances.
+    fresh_i, fresh_d = index.query(X[:50] * 3.0, 5)  # scaling does not change cosine neighbours
+    np.testing.assert_allclose(fresh_d, 1.0 - np.einsum("ij,ikj->ik", unit[:50], unit[fresh_i]), atol=2e-5)
 
 
 def test_projected_hnsw_pickles_and_answers_blocks_alike():
