@@ -43,7 +43,8 @@ def principal_axes(data: np.ndarray, n_components: int) -> PrincipalAxes:
     mean = x.mean(axis=0, dtype=np.float64)
     covariance = np.zeros((d, d))
     for start in range(0, n, _BLOCK_ROWS):
-        block = x[start:start + _BLOCK_ROWS].astype(np.float64) - mean
+        block = x[start:start + _BLOCK_ROWS].astype(np.float64)
+        block -= mean  # in place: one float64 block in memory, not two
         covariance += block.T @ block
     covariance /= max(n - 1, 1)
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
@@ -60,5 +61,7 @@ def project(data: np.ndarray, axes: PrincipalAxes) -> np.ndarray:
     x = x.reshape(len(x), -1)
     out = np.empty((len(x), axes.components.shape[0]))
     for start in range(0, len(x), _BLOCK_ROWS):
-        out[start:start + _BLOCK_ROWS] = (x[start:start + _BLOCK_ROWS].astype(np.float64) - axes.mean) @ axes.components.T
+        block = x[start:start + _BLOCK_ROWS].astype(np.float64)
+        block -= axes.mean
+        out[start:start + _BLOCK_ROWS] = block @ axes.components.T
     return out
