@@ -22,8 +22,11 @@ its options, raising ValueError/TypeError for bad values):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -186,11 +189,29 @@ def build_sampler(spec: SamplingSpec, full_spec: Spec | None, where: str) -> Any
     return build(reg.SAMPLERS, spec.type, options, where)
 
 
-def check_optimizer(spec: OptimizerSpec, where: str) -> type:
+_OPTIMIZER_TRIALS: ContextVar[bool] = ContextVar("paradime_optimizer_trials", default=True)
+
+
+@contextlib.contextmanager
+def without_optimizer_trials() -> Iterator[None]:
+    """Validate specs without the optimizers' trial construction (names and ``lr`` are still
+    checked). For specs saved with a trained model: they were fully checked when trained, and
+    the first optimizer built in a process imports ``torch._dynamo`` (~1.3 s), which a
+    process that only loads a model to embed never needs. Training checks again regardless.
+    """
+    token = _OPTIMIZER_TRIALS.set(False)
+    try:
+        yield
+    finally:
+        _OPTIMIZER_TRIALS.reset(token)
+
+
+def check_optimizer(spec: OptimizerSpec, where: str, trial: bool | None = None) -> type:
     """The optimizer class, after a trial construction on one dummy parameter.
 
     The trial runs the optimizer's own checks of its options (``betas``, ``momentum``,
     ...), so bad values are SpecErrors before any computation, not errors mid-fit.
+    ``trial=None`` follows :func:`without_optimizer_trials` (on unless inside it).
     """
     _load_builtins()
     cls = reg.OPTIMIZERS.get(spec.type, f"{where}.type")
@@ -204,6 +225,8 @@ def check_optimizer(spec: OptimizerSpec, where: str) -> type:
                             f"'{name}' (allowed: {', '.join(allowed)}){reg.did_you_mean(key, allowed)}")
         if key == "lr" and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
             raise SpecError(f"{where}.options.lr", f"expected a positive number, got {value!r}")
+    if not (_OPTIMIZER_TRIALS.get() if trial is None else trial):
+        return cls
     try:
         cls([torch.nn.Parameter(torch.zeros(1))], **spec.options)
     except (ValueError, TypeError, KeyError) as exc:

@@ -307,7 +307,11 @@ class Routine:
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise DataError(f"{path}: not a paradime routine file (format {payload.get('format') if isinstance(payload, dict) else None!r})")
         settings = json.loads(payload["settings"])
-        routine = cls(Spec.from_json(payload["spec"]), device=device, verbose=False, **settings)
+        from paradime_core.components import without_optimizer_trials
+
+        with without_optimizer_trials():  # checked when it was trained (and again if trained on)
+            spec = Spec.from_json(payload["spec"])
+        routine = cls(spec, device=device, verbose=False, **settings)
         model_spec = ModelSpec.from_dict(json.loads(payload["model"]), "model")
         factory = reg.MODELS.get(model_spec.type, "model.type")
         model = factory(**model_spec.options)

@@ -164,7 +164,7 @@ def train_phase(
         losses.append((comp, loss, weight))
     sampler = components.build_sampler(phase.sampling, spec, f"{where}.sampling")
     batch_relations = build_batch_relations(spec)
-    optimizer_cls = components.check_optimizer(phase.optimizer, f"{where}.optimizer")
+    optimizer_cls = components.check_optimizer(phase.optimizer, f"{where}.optimizer", trial=True)
     params = trainable_parameters(model, phase.params, where)
     optimizer = optimizer_cls(params, **with_fast_defaults(optimizer_cls, phase.optimizer.options, params))
     if optimizer_state is not None:

@@ -161,13 +161,15 @@ def _jsonable(value: Any) -> Any:
 def load_routine(store: Any, key: str, device: str = "cpu") -> Any:
     """The routine trained up to phase stage ``key`` (spec, model, weights, history)."""
     from paradime_core import registry as reg
+    from paradime_core.components import without_optimizer_trials
     from paradime_core.routine import Routine
     from paradime_core.spec import ModelSpec, Spec
 
     group = store.open_group("phases", key)
     attrs = group.attrs
     try:
-        spec = Spec.from_dict(attrs["spec"])
+        with without_optimizer_trials():  # checked when it was trained (and again if trained on)
+            spec = Spec.from_dict(attrs["spec"])
         model_spec = ModelSpec.from_dict(attrs["model_spec"], "model")
         routine = Routine(spec, seed=int(attrs["seed"]), out_dim=int(attrs["out_dim"]), device=device,
                           verbose=False)

@@ -73,3 +73,18 @@ def test_importing_a_core_module_directly_works():
     out = _run("import paradime_core.losses as losses, paradime_core.models as models; "
                "from paradime_core.registry import MODELS; print('fully_connected' in MODELS)")
     assert out == ["True"]
+
+
+def test_loading_a_saved_routine_builds_no_optimizer(tmp_path):
+    """Embedding with a saved model needs no optimizer: loading skips the trial construction,
+    whose first call in a process imports torch._dynamo (~1.3 s)."""
+    import numpy as np
+
+    from paradime_core import ParametricUMAP
+
+    X = np.random.default_rng(0).normal(size=(120, 6)).astype(np.float32)
+    path = tmp_path / "umap.pt"
+    ParametricUMAP(epochs=1, batches_per_epoch=2, init="random", random_state=0).fit(X).save(path)
+    out = _run(f"import sys, numpy as np; from paradime_core import Routine; r = Routine.load({str(path)!r}); "
+               "r.transform(np.zeros((3, 6), dtype=np.float32)); print('torch._dynamo' in sys.modules)")
+    assert out == ["False"]

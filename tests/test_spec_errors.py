@@ -371,3 +371,23 @@ def test_errors_keep_their_type_hierarchy():
         Spec.from_dict({})
     error = SpecError("a.b", "c")
     assert (str(error), error.path, error.problem) == ("a.b: c", "a.b", "c")
+
+
+def test_saved_specs_skip_the_optimizer_trial_but_training_still_checks():
+    """``without_optimizer_trials`` (used when loading a trained routine) keeps the name and
+    ``lr`` checks and skips only the trial construction; training makes the trial anyway."""
+    import numpy as np
+
+    from paradime_core import Routine
+    from paradime_core.components import without_optimizer_trials
+
+    raw = broken("training_phases[0].optimizer.options.betas", [2.0, 0.9])
+    with without_optimizer_trials():
+        spec = Spec.from_dict(raw)  # accepted: the trial is what catches bad betas
+        with pytest.raises(SpecError, match=r"training_phases\[0\].optimizer.options.lr: expected a positive"):
+            Spec.from_dict(broken("training_phases[0].optimizer.options.lr", -1))
+    with pytest.raises(SpecError, match="Invalid beta parameter"):
+        Spec.from_dict(raw)  # outside the context the trial runs again
+    X = np.random.default_rng(0).normal(size=(60, 5)).astype(np.float32)
+    with pytest.raises(SpecError, match=r"training_phases\[0\].optimizer.options: optimizer 'adam': Invalid beta"):
+        Routine(spec, seed=0, verbose=False).fit({"main": X})
