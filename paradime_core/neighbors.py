@@ -362,6 +362,8 @@ class NeighborIndex:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("unit_l2_", False)  # indexes pickled before projected cosine existed
+        state.setdefault("zero_rows_", None)
         if state.get("index_") is not None and state.get("method_") != "pynndescent":
             import faiss
 

@@ -284,3 +284,14 @@ def test_projected_hnsw_pickles_and_answers_blocks_alike():
     blocks = [restored.query_self(X[s : s + 300], 8, start=s) for s in range(0, len(X), 300)]
     np.testing.assert_array_equal(np.vstack([b[0] for b in blocks]), full_i)
     np.testing.assert_array_equal(np.vstack([b[1] for b in blocks]), full_d)
+
+
+def test_an_index_pickled_before_projected_cosine_still_answers():
+    X = wide_clustered(400, seed=3)
+    index = NeighborIndex("faiss_exact", metric="cosine").build(X)
+    state = index.__getstate__()
+    del state["unit_l2_"], state["zero_rows_"]  # as written by an older version
+    old = NeighborIndex.__new__(NeighborIndex)
+    old.__setstate__(state)
+    for a, b in zip(old.query_self(X, 5), index.query_self(X, 5), strict=True):
+        np.testing.assert_array_equal(a, b)
