@@ -11,6 +11,7 @@ the ``pca`` derived data and the model's frozen PCA front layer, so both see the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -29,6 +30,15 @@ class PrincipalAxes(NamedTuple):
     variances: np.ndarray
 
 
+def _centred_blocks(x: np.ndarray, mean: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, X_b - μ)`` per row block, each block float64 and centred in place (one block
+    in memory at a time)."""
+    for start in range(0, len(x), _BLOCK_ROWS):
+        block = x[start:start + _BLOCK_ROWS].astype(np.float64)
+        block -= mean
+        yield start, block
+
+
 def principal_axes(data: np.ndarray, n_components: int) -> PrincipalAxes:
     """The first ``n_components`` principal axes of ``data`` (rows = items).
 
@@ -42,9 +52,7 @@ def principal_axes(data: np.ndarray, n_components: int) -> PrincipalAxes:
         raise ValueError(f"n_components must be in 1..{d}, got {n_components}")
     mean = x.mean(axis=0, dtype=np.float64)
     covariance = np.zeros((d, d))
-    for start in range(0, n, _BLOCK_ROWS):
-        block = x[start:start + _BLOCK_ROWS].astype(np.float64)
-        block -= mean  # in place: one float64 block in memory, not two
+    for _, block in _centred_blocks(x, mean):
         covariance += block.T @ block
     covariance /= max(n - 1, 1)
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
@@ -60,8 +68,6 @@ def project(data: np.ndarray, axes: PrincipalAxes) -> np.ndarray:
     x = np.asarray(data)
     x = x.reshape(len(x), -1)
     out = np.empty((len(x), axes.components.shape[0]))
-    for start in range(0, len(x), _BLOCK_ROWS):
-        block = x[start:start + _BLOCK_ROWS].astype(np.float64)
-        block -= axes.mean
-        out[start:start + _BLOCK_ROWS] = block @ axes.components.T
+    for start, block in _centred_blocks(x, axes.mean):
+        out[start:start + len(block)] = block @ axes.components.T
     return out

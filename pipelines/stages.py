@@ -259,19 +259,21 @@ class Pipeline:
         relations = {name: self.value(f"relation:{name}") for name in node.payload["global_relations"]}
         routine = self.routine()
         previous = node.payload["previous"]
-        # A phase that starts from stored weights loads the fitted front layers with them.
-        starts_from_state = isinstance(previous, str) or bool(previous.get("warm_start"))
-        model = routine.build_model(dataset, fit_front=not starts_from_state)
-        history: dict[str, Any] = {}
+        state, history, warm_start = None, {}, None
         if isinstance(previous, str):  # phase i > 0 starts where phase i-1 ended
             state, history = self._phase_state(previous, node)
-            model.load_state_dict(state)
         elif previous.get("warm_start"):  # retraining from an earlier model
-            state, _ = self._phase_state(previous["warm_start"], node)
+            warm_start = previous["warm_start"]
+            state, _ = self._phase_state(warm_start, node)
+        # Stored weights carry the fitted front layers (PCA, noise unit): no refit then.
+        model = routine.build_model(dataset, fit_front=state is None)
+        if state is not None:
             try:
                 model.load_state_dict(state)
             except RuntimeError as exc:
-                raise PipelineError(f"cannot warm-start from model {previous['warm_start'][:12]}: "
+                if warm_start is None:
+                    raise
+                raise PipelineError(f"cannot warm-start from model {warm_start[:12]}: "
                                     f"its architecture differs ({exc})") from exc
         if self._tensors is None:
             self._tensors = to_tensors(dataset, routine.device)
