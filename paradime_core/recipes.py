@@ -226,7 +226,10 @@ class ParametricUMAP(_NeighborEmbedding):
     0.927 / 0.890 -> 0.934 / 0.895 (split 0) and 0.933 / 0.878 -> 0.938 / 0.889 (split 1)
     for noise 0.3 -> 0.45, the 30 epochs in bfloat16 having given 0.922 / 0.875 -> 0.932 /
     0.887 before (design notes 13, 15). t-SNE stays float32: there bfloat16 cost 0.006 of
-    held-out 10-NN accuracy on both MNIST splits.
+    held-out 10-NN accuracy on both MNIST splits. ``neg_rate=10`` (umap-learn: 5): the
+    stronger repulsion raised held-out trust@10 by ~0.0015 on both MNIST splits and on all of
+    MNIST, and split 0's 10-NN accuracy from 0.8994 to 0.9035 (four seeds); elsewhere 10-NN
+    moved by -0.006 to +0.017 and 20 negatives lost on letter and satimage (design note 26).
 
     ``init``: the embedding phase starts from the network trained for 200 steps (item
     batches of 1,024, position loss ``mean ||f(x_i) - z_i||²``) to reproduce ``z`` = the
@@ -244,7 +247,7 @@ class ParametricUMAP(_NeighborEmbedding):
         n_neighbors: int = 15,
         min_dist: float = 0.1,
         spread: float = 1.0,
-        neg_rate: int = 5,
+        neg_rate: int = 10,
         epochs: int = 30,
         batches_per_epoch: int = _SHARED_DEFAULTS["batches_per_epoch"],
         batch_size: int = _SHARED_DEFAULTS["batch_size"],
@@ -308,7 +311,9 @@ class ParametricUMAP(_NeighborEmbedding):
 
 class ParametricLargeVis(ParametricUMAP):
     """Parametric LargeVis (Tang et al. 2016): UMAP's graph, Student-t similarity
-    ``q_ij = 1 / (1 + ||y_i - y_j||²)``, negative-sampling cross entropy."""
+    ``q_ij = 1 / (1 + ||y_i - y_j||²)``, negative-sampling cross entropy. The other defaults
+    are ParametricUMAP's, ``neg_rate=10`` included (the paper: 5; MNIST protocol, seeds 0-1,
+    held-out trust@10 / 10-NN 0.9385 / 0.8958 with 5, 0.9408 / 0.8943 with 10)."""
 
     def _similarity(self) -> dict[str, Any]:
         return {"type": "t_dist", "options": {"alpha": 1.0}}
