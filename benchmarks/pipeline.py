@@ -18,7 +18,12 @@ together, against umap-learn's ``fit_transform`` on all 70,000 rows in the same 
 trustworthiness@10 on 5,000 test rows and 10-NN accuracy of the 10,000 test rows against
 the 60,000 training rows for both. ``--seeds N`` fits ours with seeds 0..N-1 (later seeds
 reuse the cached kNN and relations): the comparison then takes the cold run's time and the
-mean quality, since one fit's trust moves by about +-0.003 with the seed.
+mean quality, since one fit's trust moves by about +-0.003 with the seed. ``--rounds R``
+runs R rounds of a cold fit (seed 0, fresh store) followed by umap-learn, each later round in
+a fresh process like the first (umap-learn compiles its numba code on its first call in a
+process: ~30 s of its ~55 s here; a second call in the same process takes ~24 s), and takes
+the median of the rounds' time ratios: this VM's speed drifts between regimes about a third
+apart that last from seconds to minutes, so one round can be off by that much either way.
 
 ``scale``: 581,012 x 54 rows (the covertype rows in the shared datasets plus 5 % noise,
 ``data.noise``) as a Zarr array through ``paradime run``; wall time, the run's peak RSS, and
@@ -162,21 +167,17 @@ def _mnist_metrics(X: np.ndarray, Y: np.ndarray, y: np.ndarray, is_test: np.ndar
     return {"trust_at_10": round(float(trust), 4), "knn10_accuracy": round(float(knn.score(Y[test], y[test])), 4)}
 
 
-def bench_mnist(args: argparse.Namespace, work: Path) -> None:
-    from data import load_dataset
+def _paradime_mnist(args: argparse.Namespace, work: Path, seeds: int, X: np.ndarray, y: np.ndarray,
+                    is_test: np.ndarray) -> list[dict]:
+    """Our fits with seeds 0..seeds-1 into a fresh store (the first one cold), each + embed of all rows."""
     from pipelines.flows import run_embed, run_spec
     from pipelines.store import ArtifactStore
 
-    dataset = load_dataset("mnist")
-    X, y = dataset.X, dataset.y
-    is_test = np.asarray(dataset.extras["is_test"], dtype=bool)
-    np.savez(work / "mnist_train.npz", X=X[~is_test], y=y[~is_test])
-    np.savez(work / "mnist_all.npz", X=X, y=y)
     store = work / "store-mnist"
     shutil.rmtree(store, ignore_errors=True)
     spec = write_spec(Path(args.spec), work / "spec.yaml", args.input_scale)
     runs = []
-    for seed in range(args.seeds):  # later seeds reuse the cached ingest, kNN and relations
+    for seed in range(seeds):  # later seeds reuse the cached ingest, kNN and relations
         start = time.perf_counter()
         fit = run_spec(str(spec), str(work / "mnist_train.npz"), str(store), seed=seed, progress=False, report=False)
         fit_s = time.perf_counter() - start
@@ -189,6 +190,45 @@ def bench_mnist(args: argparse.Namespace, work: Path) -> None:
                **_mnist_metrics(X, Y, y, is_test)}
         emit(run)
         runs.append(run)
+    return runs
+
+
+def _umap_learn_mnist(X: np.ndarray, y: np.ndarray, is_test: np.ndarray) -> dict:
+    import umap
+
+    start = time.perf_counter()
+    Y_umap = umap.UMAP(n_neighbors=15, random_state=None).fit_transform(X.astype(np.float32) / 255.0)
+    theirs = {"bench": "mnist_full", "method": "umap-learn", "total_s": round(time.perf_counter() - start, 1),
+              **_mnist_metrics(X, Y_umap, y, is_test)}
+    emit(theirs)
+    return theirs
+
+
+def _mnist_round_in_new_process(args: argparse.Namespace, work: Path) -> tuple[dict, dict]:
+    """One more round (a cold fit with seed 0, then umap-learn) in a fresh interpreter, as the
+    first round ran: umap-learn's numba code compiles on its first call in a process (~30 s of
+    its ~55 s here), so a second call in the same process would not be the same measurement."""
+    command = [sys.executable, __file__, "mnist", "--seeds", "1", "--rounds", "1", "--spec", args.spec,
+               "--input-scale", str(args.input_scale), "--workdir", str(work)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    for record in records:
+        if record.get("bench") == "mnist_full":
+            emit({**record, "round": work.name})
+    cold = next(r for r in records if r.get("method") == "paradime")
+    reference = next(r for r in records if r.get("method") == "umap-learn")
+    return cold, reference
+
+
+def bench_mnist(args: argparse.Namespace, work: Path) -> None:
+    from data import load_dataset
+
+    dataset = load_dataset("mnist")
+    X, y = dataset.X, dataset.y
+    is_test = np.asarray(dataset.extras["is_test"], dtype=bool)
+    np.savez(work / "mnist_train.npz", X=X[~is_test], y=y[~is_test])
+    np.savez(work / "mnist_all.npz", X=X, y=y)
+    runs = _paradime_mnist(args, work, args.seeds, X, y, is_test)
     ours = {"total_s": runs[0]["total_s"],  # the cold run: the only one that computes every stage
             "trust_at_10": round(float(np.mean([r["trust_at_10"] for r in runs])), 4),
             "knn10_accuracy": round(float(np.mean([r["knn10_accuracy"] for r in runs])), 4)}
@@ -200,18 +240,18 @@ def bench_mnist(args: argparse.Namespace, work: Path) -> None:
                                        max(r["knn10_accuracy"] for r in runs)]})
     if args.skip_umap:
         return
-    import umap
-
-    start = time.perf_counter()
-    Y_umap = umap.UMAP(n_neighbors=15, random_state=None).fit_transform(X.astype(np.float32) / 255.0)
-    umap_s = time.perf_counter() - start
-    theirs = {"bench": "mnist_full", "method": "umap-learn", "total_s": round(umap_s, 1),
-              **_mnist_metrics(X, Y_umap, y, is_test)}
-    emit(theirs)
-    emit({"bench": "mnist_compare", "seeds": len(runs), "time_ratio": round(ours["total_s"] / theirs["total_s"], 3),
+    references = [_umap_learn_mnist(X, y, is_test)]
+    ratios = [runs[0]["total_s"] / references[0]["total_s"]]
+    for index in range(1, args.rounds):
+        cold, reference = _mnist_round_in_new_process(args, work / f"round-{index}")
+        references.append(reference)
+        ratios.append(cold["total_s"] / reference["total_s"])
+    theirs = {key: round(float(np.mean([r[key] for r in references])), 4) for key in ("trust_at_10", "knn10_accuracy")}
+    emit({"bench": "mnist_compare", "seeds": len(runs), "rounds": args.rounds,
+          "time_ratio": round(float(np.median(ratios)), 3), "time_ratios": [round(r, 3) for r in ratios],
           "trust_gap": round(ours["trust_at_10"] - theirs["trust_at_10"], 4),
           "knn_gap": round(ours["knn10_accuracy"] - theirs["knn10_accuracy"], 4),
-          "targets": {"time <= umap-learn": ours["total_s"] <= theirs["total_s"],
+          "targets": {"time <= umap-learn": float(np.median(ratios)) <= 1.0,
                       "trust within 0.01": ours["trust_at_10"] >= theirs["trust_at_10"] - 0.01,
                       "knn within 0.01": ours["knn10_accuracy"] >= theirs["knn10_accuracy"] - 0.01}})
 
@@ -301,11 +341,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1,
                         help="mnist: fit with seeds 0..N-1; the comparison takes the cold run's time and the "
                              "mean quality (later seeds reuse the cached kNN and relations)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="mnist: this many rounds of a cold fit and umap-learn, each later round in a fresh "
+                             "process; the time ratio is the median of the rounds' ratios (this VM's speed drifts "
+                             "by up to a third for tens of seconds), umap-learn's quality the mean")
     parser.add_argument("--knn-only", action="store_true", help="scale: only ingest + kNN stage (+ recall)")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "paradime-pipeline-bench"))
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     emit({"bench": "machine", "cpus": os.cpu_count(), "load_avg": os.getloadavg()})
