@@ -210,7 +210,9 @@ def _mnist_round_in_new_process(args: argparse.Namespace, work: Path) -> tuple[d
     its ~55 s here), so a second call in the same process would not be the same measurement."""
     command = [sys.executable, __file__, "mnist", "--seeds", "1", "--rounds", "1", "--spec", args.spec,
                "--input-scale", str(args.input_scale), "--workdir", str(work)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"mnist {work.name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     for record in records:
         if record.get("bench") == "mnist_full":
