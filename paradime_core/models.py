@@ -390,6 +390,11 @@ class _Model(nn.Module):
             if isinstance(module, GaussianNoise) and not bool(module.calibrated):
                 module.calibrate(self._input_of(module, data))
 
+    def front_state_keys(self) -> list[str]:
+        """``state_dict`` keys of the data-dependent front layers (PCA projection, input-noise unit)."""
+        return [f"{name}.{key}" if name else key for name, module in self.named_modules()
+                if isinstance(module, (PCAProjection, GaussianNoise)) for key in module.state_dict()]
+
     @property
     def needs_pca(self) -> bool:
         """True when a PCA front layer exists and has not been set yet."""

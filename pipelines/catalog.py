@@ -1,41 +1,24 @@
 """Small records in the store that connect runs: dataset versions, models per spec, run logs.
 
-- ``index/versions/<source>.json``: the dataset versions seen at one input path, in order
-  (a version is a content fingerprint; a changed file or a new part file makes a new one).
+- dataset versions per lineage: :mod:`pipelines.lineage`.
 - ``index/models/<spec id>.json``: per spec (+ seed and embedding size), the final model of
-  each dataset it was fitted on, and which model a retraining warm-started from.
+  each dataset it was fitted on, its lineage, and which model a retraining warm-started from.
 - ``runs/<time>-<flow>-<id>.json``: what each flow run did (stage records).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import uuid
 from typing import Any
 
-from pipelines.fingerprint import text_fingerprint
-from pipelines.store import ArtifactStore
+from pipelines.ingest import dataset_ref
+from pipelines.store import ArtifactStore, StageRef
 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def record_version(store: ArtifactStore, source_url: str, dataset_key: str) -> tuple[int, bool]:
-    """Add ``dataset_key`` to the versions of ``source_url``; returns (version number, is new)."""
-    path = f"index/versions/{text_fingerprint(source_url)}.json"
-    record = store.read_json(path) or {"source": source_url, "versions": []}
-    keys = [v["key"] for v in record["versions"]]
-    if dataset_key in keys:
-        return keys.index(dataset_key) + 1, False
-    record["versions"].append({"key": dataset_key, "seen": _now()})
-    store.write_json(path, record)
-    return len(record["versions"]), True
-
-
-def dataset_versions(store: ArtifactStore, source_url: str) -> list[dict[str, Any]]:
-    record = store.read_json(f"index/versions/{text_fingerprint(source_url)}.json") or {}
-    return list(record.get("versions", []))
 
 
 def model_record(store: ArtifactStore, spec_key: str) -> dict[str, Any]:
@@ -43,11 +26,15 @@ def model_record(store: ArtifactStore, spec_key: str) -> dict[str, Any]:
 
 
 def record_model(store: ArtifactStore, spec_key: str, dataset_key: str, model_key: str,
-                 warm_start: str | None, spec_name: str | None = None) -> None:
-    """Remember that ``spec_key`` fitted on ``dataset_key`` gave ``model_key`` (latest last)."""
+                 warm_start: str | None, spec_name: str | None = None, lineage: str | None = None,
+                 start: dict[str, Any] | None = None) -> None:
+    """Remember that ``spec_key`` fitted on ``dataset_key`` (of ``lineage``) gave ``model_key``
+    (latest last), starting from ``warm_start`` (``start``: the full choice, see
+    :class:`pipelines.lineage.WarmStart`)."""
     record = model_record(store, spec_key)
     fits = [f for f in record["fits"] if f["dataset"] != dataset_key or f["model"] != model_key]
-    fits.append({"dataset": dataset_key, "model": model_key, "warm_start": warm_start, "time": _now()})
+    fits.append({"dataset": dataset_key, "model": model_key, "warm_start": warm_start, "lineage": lineage,
+                 "start": start, "time": _now()})
     record.update({"fits": fits, "name": spec_name})
     store.write_json(f"index/models/{spec_key}.json", record)
 
@@ -57,22 +44,18 @@ def latest_model(store: ArtifactStore, spec_key: str) -> dict[str, Any] | None:
     return fits[-1] if fits else None
 
 
-def warm_start_for(store: ArtifactStore, spec_key: str, dataset_key: str) -> str | None:
-    """The model a warm-started retraining on ``dataset_key`` starts from.
-
-    If this dataset was fitted before, the same start as then (so rerunning changes nothing);
-    otherwise the latest model fitted on another dataset version; None if there is none.
-    """
-    fits = model_record(store, spec_key)["fits"]
-    for fit in reversed(fits):
-        if fit["dataset"] == dataset_key:
-            return fit.get("warm_start")
-    others = [f for f in fits if f["dataset"] != dataset_key]
-    return others[-1]["model"] if others else None
-
-
 def record_run(store: ArtifactStore, flow: str, result: dict[str, Any]) -> str:
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     path = f"runs/{stamp}-{flow}-{uuid.uuid4().hex[:6]}.json"
     store.write_json(path, result)
     return path
+
+
+def stored_dataset(store: ArtifactStore, data: str) -> StageRef | None:
+    """``data`` given as ``datasets/<key>`` (or a unique key prefix of 8+ characters)."""
+    text = str(data)
+    key = text.split("/", 1)[1] if text.startswith("datasets/") else text
+    if "/" in key or "." in key or len(key) < 8 or os.path.exists(text):
+        return None
+    matches = [s for s in store.find(key, "datasets") if s.complete]
+    return dataset_ref(store, matches[0].key) if len(matches) == 1 else None

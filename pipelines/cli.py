@@ -1,4 +1,4 @@
-"""The ``paradime`` command line: run specs as Prefect flows, embed, retrain, serve, manage the cache.
+"""The ``paradime`` command line: run specs as Prefect flows, embed, retrain, schedule and deploy them, manage the cache.
 
 Every command takes ``--store`` (default ``$PARADIME_STORE`` or ``./.paradime/store``). A
 user mistake (bad path, bad spec, bad data, unknown model) ends the command with one red
@@ -33,6 +33,8 @@ errors = Console(stderr=True)
 
 STORE_HELP = "Artifact store root: a folder or fsspec URL (default: $PARADIME_STORE or ./.paradime/store)."
 DASK_HELP = "Address of a running Dask scheduler (default: a local cluster sized to this machine)."
+LINEAGE_HELP = "Lineage the data is a version of (default: its source path); retraining warm-starts within it."
+REFIT_HELP = "On a warm start, refit the front layers (PCA) on the new version, or keep the stored ones."
 STATUS_STYLE = {"cached": "green", "computed": "yellow", "recomputed": "magenta"}
 
 
@@ -117,7 +119,9 @@ def _print_result(result: Any, as_json: bool) -> None:
         if value:
             console.print(f"{label:>10}: {value}")
     if result.dataset_version:
-        console.print(f"{'version':>10}: {result.dataset_version}")
+        console.print(f"{'version':>10}: {result.dataset_version} of lineage {result.lineage}")
+    if result.start is not None:
+        console.print(f"{'start':>10}: {result.start.describe()}")
     if result.metrics:
         console.print(f"{'metrics':>10}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
     console.print(f"{'store':>10}: {result.store}   ({result.seconds:.1f} s)")
@@ -156,13 +160,15 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's info logs."),
     out: str | None = typer.Option(None, "--out", "-o", help="Also write embedding.npy and embedding.png to this folder."),
+    lineage: str | None = typer.Option(None, "--lineage", help=LINEAGE_HELP),
 ) -> None:
     """Fit SPEC on DATA: ingest, relations, derived data, phases, embedding, report (cached stages)."""
     with user_errors():
         _check_spec(spec, store, seed, out_dim)  # spec mistakes surface before Prefect starts
         _check_data(data)
         kwargs = dict(store=store, dask_address=dask_address, seed=seed, out_dim=out_dim,
-                      label_column=label_column, progress=progress, device=device, torch_threads=torch_threads)
+                      label_column=label_column, progress=progress, device=device, torch_threads=torch_threads,
+                      lineage=lineage)
         result = _launch("fit", prefect, verbose, spec=spec, data=data, **kwargs)
         if out:
             from pipelines.flows import export_run
@@ -176,7 +182,9 @@ def run(
 def retrain(
     spec: str = typer.Argument(..., help="Spec file or bundled spec name."),
     data: str = typer.Option(..., "--data", "-d", help="The (updated) data: a file or a folder of part files."),
-    warm_start: bool = typer.Option(True, "--warm-start/--cold", help="Start from the spec's latest model on earlier data."),
+    warm_start: bool = typer.Option(True, "--warm-start/--cold", help="Start from the spec's latest model on an earlier version of the same lineage."),
+    lineage: str | None = typer.Option(None, "--lineage", help=LINEAGE_HELP),
+    refit_front: bool | None = typer.Option(None, "--refit-front/--keep-front", help=REFIT_HELP),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
     dask_address: str | None = typer.Option(None, "--dask-address", help=DASK_HELP),
     seed: int = typer.Option(0, help="Seed of model initialisation and sampling."),
@@ -196,7 +204,8 @@ def retrain(
         result = _launch("retrain", prefect, verbose, spec=spec, data=data, store=store,
                          dask_address=dask_address, warm_start=warm_start, seed=seed, out_dim=out_dim,
                          label_column=label_column, progress=progress, device=device,
-                         torch_threads=torch_threads)
+                         torch_threads=torch_threads, lineage=lineage,
+                         **({} if refit_front is None else {"refit_front": refit_front}))
         _print_result(result, as_json)
 
 
@@ -229,40 +238,108 @@ def embed(
         _print_result(result, as_json)
 
 
+FLOW_HELP = "Which flow the deployment runs: retrain (default), fit, or embed (SPEC's latest model on DATA)."
+
+
 @app.command()
-def serve(
+def schedule(
     spec: str = typer.Argument(..., help="Spec file or bundled spec name."),
-    data: str = typer.Option(..., "--data", "-d", help="Data path watched by the schedule (a file or a folder of parts)."),
-    cron: str = typer.Option("0 3 * * *", help="Cron schedule of the retraining (default: daily at 03:00)."),
-    name: str | None = typer.Option(None, help="Deployment name (default: retrain-<spec>)."),
+    data: str = typer.Option(..., "--data", "-d", help="Data path each run reads (a file or a folder of parts)."),
+    cron: str = typer.Option("0 3 * * *", help="Cron schedule (default: daily at 03:00)."),
+    flow_kind: str = typer.Option("retrain", "--flow", help=FLOW_HELP),
+    name: str | None = typer.Option(None, help="Deployment name (default: <flow>-<spec>)."),
     timezone: str | None = typer.Option(None, help="Time zone of the cron schedule (default UTC)."),
-    warm_start: bool = typer.Option(True, "--warm-start/--cold", help="Warm-start each retraining."),
+    warm_start: bool = typer.Option(True, "--warm-start/--cold", help="Warm-start each retraining within the lineage."),
+    lineage: str | None = typer.Option(None, "--lineage", help=LINEAGE_HELP),
+    refit_front: bool | None = typer.Option(None, "--refit-front/--keep-front", help=REFIT_HELP),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
     dask_address: str | None = typer.Option(None, "--dask-address", help=DASK_HELP),
     seed: int = typer.Option(0, help="Seed of model initialisation and sampling."),
     out_dim: int = typer.Option(2, "--out-dim", help="Embedding dimension of the default model."),
+    label_column: str | None = typer.Option(None, "--label-column", help="Label column of a table."),
+    device: str = typer.Option("cpu", help="Torch device for training (cpu, cuda)."),
+    torch_threads: int | None = typer.Option(None, "--torch-threads", help="Torch threads while training."),
+    out: str | None = typer.Option(None, "--out", "-o", help="With --flow embed: also write the embedding here."),
 ) -> None:
-    """Serve the retrain flow as a Prefect deployment on a cron schedule (runs until stopped)."""
+    """Run SPEC on DATA on a cron schedule, executed by this process until stopped (needs a Prefect server)."""
     with user_errors():
-        from pipelines.bundled import load_spec_argument, resolve_spec_path
-        from pipelines.settings import store_url
+        options = _deployment_options(spec, data, store, flow_kind, seed, out_dim, locals())
+        from pipelines.schedules.deploy import (
+            build_deployment,
+            cron_schedule,
+            prefect_api_url,
+            serve_deployments,
+        )
 
-        load_spec_argument(spec)
-        _check_data(data)
-        path = resolve_spec_path(spec)
+        cron_schedule(cron, timezone)
+        api = prefect_api_url()
         _quiet_prefect_console(verbose=True)
-        from pipelines.schedules.deploy import build_deployment, serve_deployments
-
-        deployment = build_deployment(str(path) if path else spec, data, cron=cron, name=name,
-                                      store=store_url(store), warm_start=warm_start, dask_address=dask_address,
-                                      seed=seed, out_dim=out_dim, timezone=timezone)
-        if not os.environ.get("PREFECT_API_URL"):
-            errors.print("[yellow]warning:[/yellow] PREFECT_API_URL is not set: Prefect's temporary server "
-                         "does not create scheduled runs. Start `prefect server start` and export "
-                         "PREFECT_API_URL=http://127.0.0.1:4200/api first.", soft_wrap=True)
-        console.print(f"serving deployment [bold]{deployment.name}[/bold] (cron '{cron}'); "
-                      "Ctrl-C stops it. Runs appear in the Prefect UI under flow 'paradime-retrain'.")
+        deployment = build_deployment(flow_kind, spec, data, cron=cron, name=name, timezone=timezone, **options)
+        console.print(f"serving deployment [bold]{deployment.name}[/bold] (cron '{cron}') on {api}; "
+                      f"Ctrl-C stops it. Runs appear in the Prefect UI under flow 'paradime-{flow_kind}'.")
         serve_deployments(deployment)
+
+
+@app.command()
+def deploy(
+    spec: str = typer.Argument(..., help="Spec file or bundled spec name (with --flow embed: the model, as `embed` takes it)."),
+    data: str = typer.Option(..., "--data", "-d", help="Data path each run reads (a file or a folder of parts)."),
+    pool: str = typer.Option(..., "--pool", help="Work pool whose workers run the deployment (`prefect work-pool create NAME --type process`)."),
+    cron: str | None = typer.Option(None, help="Cron schedule (default: none; runs start from the UI or `prefect deployment run`)."),
+    flow_kind: str = typer.Option("retrain", "--flow", help=FLOW_HELP),
+    name: str | None = typer.Option(None, help="Deployment name (default: <flow>-<spec>)."),
+    timezone: str | None = typer.Option(None, help="Time zone of the cron schedule (default UTC)."),
+    warm_start: bool = typer.Option(True, "--warm-start/--cold", help="Warm-start each retraining within the lineage."),
+    lineage: str | None = typer.Option(None, "--lineage", help=LINEAGE_HELP),
+    refit_front: bool | None = typer.Option(None, "--refit-front/--keep-front", help=REFIT_HELP),
+    store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    dask_address: str | None = typer.Option(None, "--dask-address", help=DASK_HELP),
+    seed: int = typer.Option(0, help="Seed of model initialisation and sampling."),
+    out_dim: int = typer.Option(2, "--out-dim", help="Embedding dimension of the default model."),
+    label_column: str | None = typer.Option(None, "--label-column", help="Label column of a table."),
+    device: str = typer.Option("cpu", help="Torch device for training (cpu, cuda)."),
+    torch_threads: int | None = typer.Option(None, "--torch-threads", help="Torch threads while training."),
+    out: str | None = typer.Option(None, "--out", "-o", help="With --flow embed: also write the embedding here."),
+) -> None:
+    """Register SPEC on DATA with a work pool: `prefect worker start --pool NAME` executes its runs."""
+    with user_errors():
+        options = _deployment_options(spec, data, store, flow_kind, seed, out_dim, locals())
+        from pipelines.schedules.deploy import (
+            cron_schedule,
+            default_name,
+            deploy_to_pool,
+            prefect_api_url,
+        )
+
+        if cron:
+            cron_schedule(cron, timezone)
+        api = prefect_api_url()
+        deployment_id = deploy_to_pool(flow_kind, spec, data, pool=pool, cron=cron, name=name, timezone=timezone,
+                                       **options)
+        full_name = f"paradime-{flow_kind}/{name or default_name(flow_kind, spec)}"
+        console.print(f"deployment [bold]{full_name}[/bold] ({deployment_id}) on {api}, work pool '{pool}'"
+                      + (f", cron '{cron}'" if cron else ""))
+        console.print(f"start a worker:  prefect worker start --pool {pool}\n"
+                      f"run it now:      prefect deployment run '{full_name}'", highlight=False)
+
+
+def _deployment_options(spec: str, data: str, store: str | None, flow_kind: str, seed: int, out_dim: int,
+                        given: dict[str, Any]) -> dict[str, Any]:
+    """Check a deployment's spec (or model) and data now; its options as flow parameters."""
+    from pipelines.settings import store_url
+
+    if flow_kind == "embed":
+        from pipelines.flows import resolve_model
+        from pipelines.store import ArtifactStore
+
+        if os.path.isfile(spec) or spec.startswith("phases/"):
+            resolve_model(spec, ArtifactStore(store), seed, out_dim)
+    else:
+        _check_spec(spec, store, seed, out_dim)
+    _check_data(data)
+    names = ("warm_start", "lineage", "refit_front", "dask_address", "seed", "out_dim", "label_column", "device",
+             "torch_threads", "out")
+    return {"store": store_url(store), **{k: given[k] for k in names}}
 
 
 @app.command("specs")

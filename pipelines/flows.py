@@ -24,16 +24,25 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.context import FlowRunContext
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.states import Completed, State
 
 from pipelines import catalog
 from pipelines.bundled import SpecHandle, load_spec_argument
+from pipelines.embedding import embed_stage
 from pipelines.errors import CacheWarning, CorruptArtifact, PipelineError
-from pipelines.fingerprint import SourceIndex, file_signature, local_url
+from pipelines.fingerprint import SourceIndex, local_url
 from pipelines.ingest import Source, dataset_ref, ingest, probe
-from pipelines.keys import Plan, embed_key, make_plan, plan_cache_key, spec_id
+from pipelines.keys import Plan, make_plan, plan_cache_key, spec_id
+from pipelines.lineage import (
+    WarmStart,
+    choose_warm_start,
+    lineage_id,
+    record_version,
+    weights_mismatch,
+)
 from pipelines.parallel import DaskManager
-from pipelines.stages import Pipeline, StageRecord, embed_into, timed_record
+from pipelines.stages import Pipeline, StageRecord, timed_record
 from pipelines.store import ArtifactStore, StageRef
 
 
@@ -49,6 +58,8 @@ class RunResult:
     model_key: str | None = None
     embedding_key: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    lineage: str | None = None
+    start: WarmStart | None = None
     output: str | None = None
     run_log: str | None = None
     seconds: float = 0.0
@@ -64,6 +75,8 @@ class RunResult:
         return {"flow": self.flow, "store": self.store, "records": [r.to_dict() for r in self.records],
                 "dataset_key": self.dataset_key, "dataset_version": self.dataset_version,
                 "model_key": self.model_key, "embedding_key": self.embedding_key, "metrics": self.metrics,
+                "lineage": self.lineage, "start": self.start.to_dict() if self.start else None,
+                "warm_start": self.start.describe() if self.start else None,
                 "output": self.output, "seconds": self.seconds}
 
 
@@ -86,7 +99,7 @@ def ingest_stage(data: str, store: ArtifactStore, label_column: str | None = Non
     An input read before with an unchanged signature is not opened at all.
     """
     start = time.perf_counter()
-    stored = _stored_dataset(store, data)
+    stored = catalog.stored_dataset(store, data)
     if stored is not None:
         fps = dict(store.open_group("datasets", stored.key).attrs["fingerprints"])
         return stored, timed_record("datasets", stored.name, stored.key, "cached", start), fps
@@ -115,47 +128,57 @@ def _dataset_name(url: str) -> str:
     return os.path.splitext(os.path.basename(url.rstrip("/")))[0] or "data"
 
 
-def _stored_dataset(store: ArtifactStore, data: str) -> StageRef | None:
-    """``data`` given as ``datasets/<key>`` (or a unique key prefix of 8+ characters)."""
-    text = str(data)
-    key = text.split("/", 1)[1] if text.startswith("datasets/") else text
-    if "/" in key or "." in key or len(key) < 8 or os.path.exists(text):
-        return None
-    matches = [s for s in store.find(key, "datasets") if s.complete]
-    return dataset_ref(store, matches[0].key) if len(matches) == 1 else None
-
-
 @task(name="ingest", cache_policy=NO_CACHE, persist_result=False)
 def ingest_task(data: str, store: ArtifactStore, label_column: str | None, progress: bool
                 ) -> tuple[StageRef, StageRecord, dict[str, str]]:
     ref, record, fps = ingest_stage(data, store, label_column, progress)
     _logger().info("dataset %s: %s (%d items)", ref.key[:12], record.status, ref.summary.get("n_items", -1))
-    return ref, record, fps
+    return as_task_state((ref, record, fps), record.status == "cached")
 
 
 @task(name="stage", task_run_name="{node_id}", cache_policy=NO_CACHE, persist_result=False)
 def stage_task(pipeline: Pipeline, node_id: str) -> StageRef:
     before = len(pipeline.records)
     ref = pipeline.run(node_id)
-    for record in pipeline.records[before:]:
+    records = pipeline.records[before:]
+    for record in records:
         _logger().info("%s '%s' (%s): %s in %.2f s", record.kind, record.name, record.key[:12], record.status,
                        record.seconds)
-    return ref
+    return as_task_state(ref, all(r.status == "cached" for r in records))
+
+
+def as_task_state(value: Any, cached: bool) -> Any:
+    """``value``, or inside a task run of a stage read from the store, Prefect's *Cached* state
+    (a ``Completed`` state named ``Cached``, as Prefect's own cache hits are) holding it, so
+    the UI shows which stages were computed and which were read."""
+    if not cached or TaskRunContext.get() is None:
+        return value
+    return Completed(name="Cached", data=value, message="read from the paradime store")
 
 
 def _call(prefect_task: Any, *args: Any) -> Any:
     """Run a stage as a Prefect task inside a flow, as a plain function outside."""
-    if FlowRunContext.get() is not None:
-        return prefect_task(*args)
-    return prefect_task.fn(*args)
+    out = prefect_task(*args) if FlowRunContext.get() is not None else prefect_task.fn(*args)
+    return out.result() if isinstance(out, State) else out
 
 
 # --------------------------------------------------------------------------- fit / retrain
+REFIT_FRONT_DEFAULT = False
+"""Whether a warm-started retraining refits the front layers (PCA) on the new version by
+default (the drift measurement behind it is in docs/RESULTS.md)."""
+
+
 def run_spec(spec: Any, data: str, store: str | None = None, *, dask_address: str | None = None,
              seed: int = 0, out_dim: int = 2, label_column: str | None = None, progress: bool = True,
              device: str = "cpu", warm_start: bool = False, flow_name: str = "fit",
-             report: bool = True, torch_threads: int | None = None) -> RunResult:
+             report: bool = True, torch_threads: int | None = None, lineage: str | None = None,
+             refit_front: bool = REFIT_FRONT_DEFAULT) -> RunResult:
     """Ingest ``data``, then every stage of ``spec`` that the store does not hold yet.
+
+    The dataset becomes a version of its lineage (``lineage``, else its source path). With
+    ``warm_start`` the first phase starts from the spec's latest model on an earlier version
+    of the same lineage (cold if there is none or its weights do not fit the data); with
+    ``refit_front`` that start refits the front layers (PCA) on the new version.
 
     A spec given as text or a file whose plan (stage keys) was made before for the same
     dataset and settings reuses that plan: a fully cached run reads a few small JSON files
@@ -170,11 +193,21 @@ def run_spec(spec: Any, data: str, store: str | None = None, *, dask_address: st
         ref, record, fingerprints = _call(ingest_task, str(data), st, label_column, progress)
         result.records.append(record)
         result.dataset_key = ref.key
-        if not str(data).startswith("datasets/"):
-            result.dataset_version, _ = catalog.record_version(st, probe(data, label_column).url, ref.key)
+        source_url = _source_url(st, str(data), ref, label_column)
+        result.lineage = lineage_id(source_url, lineage)
+        result.dataset_version, _ = record_version(st, result.lineage, ref.key, source_url)
         key, name = handle.identity(st, seed, out_dim)
-        start_from = catalog.warm_start_for(st, key, ref.key) if warm_start else None
-        plan = _plan(st, handle, ref, fingerprints, seed, out_dim, start_from)
+        start = None
+        if warm_start:
+            start = choose_warm_start(st, catalog.model_record(st, key)["fits"], result.lineage, ref.key,
+                                      lambda model: _weights_mismatch(st, model, handle, ref, seed, out_dim))
+            result.start = start
+            _logger().info("%s", start.describe())
+        elif flow_name == "retrain":
+            result.start = WarmStart(None, reason="cold start requested")
+        start_from = start.model if start else None
+        refit = bool(refit_front and start_from)
+        plan = _plan(st, handle, ref, fingerprints, seed, out_dim, start_from, refit)
         pipeline = Pipeline(st, handle, plan, dask, device=device, progress=progress, torch_threads=torch_threads)
         for node_id, node in plan.nodes.items():
             if node.kind == "reports" and not report:
@@ -187,7 +220,8 @@ def run_spec(spec: Any, data: str, store: str | None = None, *, dask_address: st
             manifest = st.manifest("reports", plan.nodes["report:train"].key) or {}
             result.metrics = dict(manifest.get("summary", {}).get("metrics", {}))
             _publish_report(st, plan.nodes["report:train"].key, result, name)
-        catalog.record_model(st, key, ref.key, result.model_key, start_from, name)
+        catalog.record_model(st, key, ref.key, result.model_key, start_from, name, lineage=result.lineage,
+                             start=start.to_dict() if start else None)
     finally:
         dask.close()
     result.seconds = round(time.perf_counter() - started, 3)
@@ -195,17 +229,35 @@ def run_spec(spec: Any, data: str, store: str | None = None, *, dask_address: st
     return result
 
 
+def _source_url(store: ArtifactStore, data: str, ref: StageRef, label_column: str | None) -> str:
+    """Where the dataset was read from (a stored dataset key: the source it was ingested from)."""
+    if catalog.stored_dataset(store, data) is not None:
+        return str(ref.summary.get("source") or f"datasets/{ref.key}")
+    return probe(data, label_column).url
+
+
+def _weights_mismatch(store: ArtifactStore, model_key: str, handle: SpecHandle, ref: StageRef, seed: int,
+                      out_dim: int) -> str | None:
+    import numpy as np
+
+    shape = ref.summary.get("arrays", {}).get("main") or [ref.summary["n_items"], 1]
+    width = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    return weights_mismatch(store, model_key, handle.spec, seed, out_dim, int(ref.summary["n_items"]), width)
+
+
 def _plan(store: ArtifactStore, handle: SpecHandle, ref: StageRef, fingerprints: dict[str, str], seed: int,
-          out_dim: int, start_from: str | None) -> Plan:
+          out_dim: int, start_from: str | None, refit_front: bool = False) -> Plan:
     """The run's plan: remembered for this spec text and inputs, else made (and remembered)."""
     n_items = int(ref.summary["n_items"])
     path = None
     if handle.text is not None:
-        path = f"index/plans/{plan_cache_key(handle.text, ref.key, n_items, seed, out_dim, start_from)}.json"
+        start_key = f"{start_from}+refit-front" if refit_front else start_from
+        path = f"index/plans/{plan_cache_key(handle.text, ref.key, n_items, seed, out_dim, start_key)}.json"
         remembered = store.read_json(path)
         if remembered:
             return Plan.from_dict(remembered)
-    plan = make_plan(handle.spec, ref.key, fingerprints, n_items, seed=seed, out_dim=out_dim, warm_start=start_from)
+    plan = make_plan(handle.spec, ref.key, fingerprints, n_items, seed=seed, out_dim=out_dim, warm_start=start_from,
+                     refit_front=refit_front)
     if path is not None:
         store.write_json(path, plan.to_dict())
     return plan
@@ -238,25 +290,27 @@ def _publish_report(store: ArtifactStore, report_key: str, result: RunResult, sp
 @flow(name="paradime-fit", validate_parameters=False)
 def fit_flow(spec: Any, data: str, store: str | None = None, dask_address: str | None = None, seed: int = 0,
              out_dim: int = 2, label_column: str | None = None, progress: bool = True,
-             device: str = "cpu", torch_threads: int | None = None) -> RunResult:
+             device: str = "cpu", torch_threads: int | None = None, lineage: str | None = None) -> RunResult:
     """Fit a spec on data: ingest -> relations -> derived data -> phases -> embedding -> report."""
     return run_spec(spec, data, store, dask_address=dask_address, seed=seed, out_dim=out_dim,
                     label_column=label_column, progress=progress, device=device, flow_name="fit",
-                    torch_threads=torch_threads)
+                    torch_threads=torch_threads, lineage=lineage)
 
 
 @flow(name="paradime-retrain", validate_parameters=False)
 def retrain_flow(spec: Any, data: str, store: str | None = None, dask_address: str | None = None,
                  warm_start: bool = True, seed: int = 0, out_dim: int = 2, label_column: str | None = None,
-                 progress: bool = True, device: str = "cpu", torch_threads: int | None = None) -> RunResult:
-    """Retrain on the current contents of ``data`` (a new version if they changed).
+                 progress: bool = True, device: str = "cpu", torch_threads: int | None = None,
+                 lineage: str | None = None, refit_front: bool = REFIT_FRONT_DEFAULT) -> RunResult:
+    """Retrain on the current contents of ``data`` (a new version of its lineage if they changed).
 
     With ``warm_start`` the first phase starts from the spec's latest model fitted on an
-    earlier dataset version. Unchanged data -> every stage is cached.
+    earlier version of the same lineage (see :mod:`pipelines.lineage`). Unchanged data ->
+    every stage is cached.
     """
     return run_spec(spec, data, store, dask_address=dask_address, seed=seed, out_dim=out_dim,
                     label_column=label_column, progress=progress, device=device, warm_start=warm_start,
-                    flow_name="retrain", torch_threads=torch_threads)
+                    flow_name="retrain", torch_threads=torch_threads, lineage=lineage, refit_front=refit_front)
 
 
 # --------------------------------------------------------------------------- embed
@@ -304,77 +358,13 @@ def import_routine_file(path: str, store: ArtifactStore) -> str:
     return key
 
 
-def _zarr_array_source(data: str, store: ArtifactStore) -> tuple[Any, str, str, str | None] | None:
-    """An existing Zarr array (or a Zarr group's features array) to embed where it lies.
-
-    Returns (location, url, signature, remembered fingerprint or None).
-    """
-    import fsspec
-    import zarr
-
-    url = local_url(data)
-    fs, path = fsspec.core.url_to_fs(url)
-    if not (fs.isdir(path) and fs.exists(f"{path}/zarr.json")):
-        return None
-    node = zarr.open(path if "://" not in url else url, mode="r")
-    array_url = url
-    if isinstance(node, zarr.Group):
-        name = next((n for n in ("main", "data", "X", "x") if n in node), None)
-        if name is None:
-            return None
-        array_url = f"{url.rstrip('/')}/{name}"
-    location = array_url if "://" not in array_url else zarr.storage.FsspecStore.from_url(array_url)
-    signature = file_signature(fs, path)
-    record = SourceIndex(store).lookup(array_url, signature)
-    return location, array_url, signature, (record or {}).get("fingerprint")
-
-
 @task(name="embed", cache_policy=NO_CACHE, persist_result=False)
 def embed_task(model_key: str, data: str, store: ArtifactStore, dask_address: str | None, method: str,
                label_column: str | None, progress: bool) -> tuple[list[StageRecord], str, str]:
-    """The embedding stage of ``data`` with ``model_key``: a Zarr array is read where it lies
-    (fingerprinted during the same pass the first time), anything else is ingested first."""
-    records: list[StageRecord] = []
-    zarr_source = _zarr_array_source(data, store) if "://" in data or os.path.isdir(local_url(data)) else None
-    signature = array_url = None
-    if zarr_source is not None:
-        location, array_url, signature, fingerprint = zarr_source
-        dataset_key = None
-    else:
-        ref, record, fingerprints = ingest_stage(data, store, label_column, progress)
-        records.append(record)
-        location = store.zarr_location(store.stage_path("datasets", ref.key) + "/main")
-        fingerprint, dataset_key = fingerprints["main"], ref.key
-    start = time.perf_counter()
-    status = "computed"
-    if fingerprint is not None:
-        key = embed_key(model_key, fingerprint, method)
-        if store.manifest("embeddings", key) is not None:
-            try:
-                store.verify("embeddings", key)
-                records.append(timed_record("embeddings", "embed", key, "cached", start))
-                return records, key, fingerprint
-            except CorruptArtifact as exc:
-                warnings.warn(CacheWarning(f"cached embedding ({key[:12]}) is damaged: {exc}; recomputing"),
-                              stacklevel=2)
-                status = "recomputed"
-        store.remove("embeddings", key)
-    with DaskManager(dask_address) as dask, store.begin(
-            "embeddings", key if fingerprint is not None else "pending", name="embed",
-            meta={"inputs": {"model": model_key, "data": fingerprint, "method": method}}) as writer:
-        summary, fingerprint = embed_into(store, dask, model_key, location, writer, data_fingerprint=fingerprint,
-                                          method=method, progress=progress,
-                                          extra_attrs={"dataset_key": dataset_key, "source": str(data)})
-        writer.summary = summary
-        key = writer.key = embed_key(model_key, fingerprint, method)
-        writer.meta["inputs"]["data"] = fingerprint
-        if store.manifest("embeddings", key) is not None:  # the same rows were embedded before
-            writer.discard()
-            status = "cached"
-    if signature is not None:
-        SourceIndex(store).remember(array_url, signature, {"fingerprint": fingerprint})
-    records.append(timed_record("embeddings", "embed", key, status, start))
-    return records, key, fingerprint
+    """The embedding stage of ``data`` with ``model_key`` (:mod:`pipelines.embedding`): the
+    rows are read where they lie, only the embedding is stored."""
+    records, key, fingerprint = embed_stage(model_key, data, store, dask_address, method, label_column, progress)
+    return as_task_state((records, key, fingerprint), all(r.status == "cached" for r in records))
 
 
 def run_embed(model: str, data: str, store: str | None = None, *, dask_address: str | None = None,

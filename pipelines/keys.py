@@ -140,9 +140,13 @@ def _canonical_relation(rel: Any) -> dict[str, Any]:
 
 
 def make_plan(spec: Any, dataset_key: str, fingerprints: dict[str, str], n_items: int, *,
-              seed: int = 0, out_dim: int = 2, warm_start: str | None = None,
+              seed: int = 0, out_dim: int = 2, warm_start: str | None = None, refit_front: bool = False,
               embed_method: str = "embed", metrics: dict[str, Any] | None = None) -> Plan:
-    """The stages of ``spec`` on the dataset ``dataset_key`` with array fingerprints ``fingerprints``."""
+    """The stages of ``spec`` on the dataset ``dataset_key`` with array fingerprints ``fingerprints``.
+
+    ``warm_start``: the phase key whose weights the first phase starts from; ``refit_front``:
+    that start refits the front layers (PCA) on this dataset instead of keeping the stored ones.
+    """
     from paradime_core import components
     from pipelines.ingest import with_label_alias
 
@@ -216,6 +220,8 @@ def make_plan(spec: Any, dataset_key: str, fingerprints: dict[str, str], n_items
     model = spec.model.to_dict() if spec.model is not None else {"type": "default", "options": {}}
     previous: Any = {"model": model, "input": data_input("main"), "n_items": int(n_items),
                      "out_dim": int(out_dim), "seed": int(seed), "warm_start": warm_start}
+    if warm_start and refit_front:
+        previous["refit_front"] = True
     previous_id: str | None = None
     for index, phase in enumerate(spec.training_phases):
         losses = [spec.loss(name) for name in phase.components]

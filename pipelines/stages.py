@@ -276,8 +276,13 @@ class Pipeline:
         elif previous.get("warm_start"):  # retraining from an earlier model
             warm_start = previous["warm_start"]
             state, _ = self._phase_state(warm_start, node)
-        # Stored weights carry the fitted front layers (PCA, noise unit): no refit then.
-        model = routine.build_model(dataset, fit_front=state is None)
+        # Stored weights carry the fitted front layers (PCA, noise unit): no refit then,
+        # unless a warm start asks for front layers fitted on this dataset.
+        refit_front = warm_start is not None and bool(previous.get("refit_front"))
+        model = routine.build_model(dataset, fit_front=state is None or refit_front)
+        if state is not None and refit_front:
+            fitted = model.state_dict()
+            state = {**state, **{name: fitted[name] for name in model.front_state_keys()}}
         if state is not None:
             try:
                 model.load_state_dict(state)

@@ -44,7 +44,7 @@ def test_user_mistakes_are_one_line(tmp_path, data_dir, spec_file):
     assert "model '0123456789abcdef'" in line
     line = _error_line(runner.invoke(app, ["cache", "rm", "feedbeef", "--store", store]))
     assert "no stored stage matches" in line
-    line = _error_line(runner.invoke(app, ["serve", spec_file, "--data", f"{data_dir}/digits.npz", "--cron", "61 * *"]))
+    line = _error_line(runner.invoke(app, ["schedule", spec_file, "--data", f"{data_dir}/digits.npz", "--cron", "61 * *"]))
     assert "invalid cron" in line
 
 
@@ -96,16 +96,56 @@ def test_specs_lists_yaml_files_of_spec_folders(tmp_path, monkeypatch, spec_file
     assert load_spec_argument("mine").name == "tiny-umap"
 
 
-def test_deployment_has_the_cron_schedule(spec_file, data_dir):
+def test_deployment_has_the_cron_schedule_absolute_locations_and_options(spec_file, data_dir, tmp_path,
+                                                                          monkeypatch):
     from pipelines.schedules.deploy import build_deployment
 
-    deployment = build_deployment(spec_file, f"{data_dir}/digits.npz", cron="*/5 * * * *", store="/tmp/x")
-    assert deployment.name == "retrain-tiny"
+    monkeypatch.chdir(data_dir)
+    deployment = build_deployment("retrain", spec_file, "digits.npz", "/tmp/x", cron="*/5 * * * *",
+                                  label_column="y", torch_threads=1, device="cpu", lineage="feed", refit_front=None)
+    assert deployment.name == "retrain-tiny" and deployment.enforce_parameter_schema
     assert deployment.schedules[0].schedule.cron == "*/5 * * * *"
-    assert deployment.parameters["warm_start"] is True and deployment.parameters["data"].endswith("digits.npz")
+    assert deployment.parameters == {"spec": spec_file, "data": f"{data_dir}/digits.npz", "store": "/tmp/x",
+                                     "label_column": "y", "torch_threads": 1, "device": "cpu", "lineage": "feed"}
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["embed"], ["retrain"], ["serve"], ["cache"], ["cache", "ls"],
+def test_schedule_and_deploy_refuse_to_start_without_a_prefect_api(spec_file, data_dir, monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{port}/api")
+    for command in (["schedule", spec_file], ["deploy", spec_file, "--pool", "p"]):
+        result = runner.invoke(app, [*command, "--data", f"{data_dir}/digits.npz"])
+        line = _error_line(result)
+        assert f"127.0.0.1:{port}" in line and "prefect server start" in line and "PREFECT_API_URL" in line
+
+
+def test_a_deployment_run_cannot_move_its_locations():
+    from pipelines.errors import PipelineError
+    from pipelines.schedules.deployed import check_pinned
+
+    fixed = {"spec": "/s.yaml", "data": "/d.npz", "store": "/store", "seed": 0}
+    check_pinned({"spec": "/s.yaml", "data": "/d.npz", "store": "/store"}, fixed)
+    check_pinned({"spec": "/other.yaml", "data": "/d.npz", "store": "/x"}, None)  # not a deployment run
+    with pytest.raises(PipelineError, match="parameter 'store'.*fixes it to '/store'"):
+        check_pinned({"spec": "/s.yaml", "data": "/d.npz", "store": "/elsewhere"}, fixed)
+
+
+def test_deployed_flows_validate_their_parameters(spec_file, data_dir, tmp_path):
+    from prefect.exceptions import ParameterTypeError
+
+    from pipelines.schedules.deployed import deployed_retrain
+
+    for bad in ({"seed": -1}, {"out_dim": 0}, {"device": "cpu; rm -rf /"}, {"torch_threads": 0}):
+        with pytest.raises(ParameterTypeError):
+            deployed_retrain(spec_file, f"{data_dir}/digits.npz", str(tmp_path / "store"), **bad)
+    schema = deployed_retrain.parameters.properties
+    assert schema["seed"]["minimum"] == 0 and "pattern" in str(schema["device"])
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["embed"], ["retrain"], ["schedule"], ["deploy"], ["cache"], ["cache", "ls"],
                                      ["specs"]])
 def test_help_everywhere(command):
     result = runner.invoke(app, [*command, "--help"])
