@@ -1,6 +1,6 @@
 """Retraining under drift: MNIST digits 0-4 arrive first, then digits 0-9 (one lineage).
 
-    python benchmarks/drift_retrain.py [--spec umap] [--first 6000] [--added 6000] [--seeds 0]
+    python benchmarks/drift_retrain.py [--spec umap] [--first 6000] [--added 6000] [--seeds 0] [--epochs N]
 
 Version 1 holds ``--first`` random training images of digits 0-4; version 2 adds ``--added``
 random images of digits 5-9 (the same path, so the same lineage). The spec is fitted on
@@ -78,11 +78,20 @@ def main() -> None:
     parser.add_argument("--added", type=int, default=6000, help="version 2 adds this many images of digits 5-9")
     parser.add_argument("--test", type=int, default=5000, help="held-out test images (digits 0-9)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="model seeds")
+    parser.add_argument("--epochs", type=int, help="epochs of the spec's last phase (default: the spec's)")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "paradime-drift-bench"))
     args = parser.parse_args()
 
     from pipelines.flows import run_spec
 
+    spec = args.spec
+    if args.epochs is not None:
+        from paradime_core.spec import Spec
+        from pipelines.bundled import load_spec_argument
+
+        raw = load_spec_argument(args.spec).to_dict()
+        raw["training_phases"][-1]["epochs"] = args.epochs
+        spec = Spec.from_dict(raw)
     v1, v2, test = versions(args.first, args.added, args.test)
     for seed in args.seeds:
         workdir = Path(args.workdir) / f"seed-{seed}"
@@ -91,7 +100,7 @@ def main() -> None:
         store, data = str(workdir / "store"), str(workdir / "feed.npz")
         np.savez(data, X=v1[0], y=v1[1])
         start = time.perf_counter()
-        first = run_spec(args.spec, data, store, seed=seed, progress=False, report=False, flow_name="retrain",
+        first = run_spec(spec, data, store, seed=seed, progress=False, report=False, flow_name="retrain",
                          warm_start=True)
         emit({"bench": "drift", "run": "v1", "seed": seed, "rows": len(v1[1]), "seconds": round(time.perf_counter() - start, 1),
               "phase_seconds": phase_seconds(first), "version": first.dataset_version})
@@ -99,7 +108,7 @@ def main() -> None:
         for run, options in (("cold", {"warm_start": False}), ("warm_keep", {"warm_start": True, "refit_front": False}),
                              ("warm_refit", {"warm_start": True, "refit_front": True})):
             start = time.perf_counter()
-            result = run_spec(args.spec, data, store, seed=seed, progress=False, report=False, flow_name="retrain",
+            result = run_spec(spec, data, store, seed=seed, progress=False, report=False, flow_name="retrain",
                               **options)
             shared = round(sum(r.seconds for r in result.records if r.kind in ("knn", "relations", "derived")
                                and r.executed), 2)

@@ -1,13 +1,17 @@
-"""Batch embedding throughput: Zarr rows -> map_blocks -> Zarr, against the same model in memory.
+"""Batch embedding throughput and disk use: rows on disk -> embed stage -> Zarr, against the
+same model in memory.
 
-    python benchmarks/embed_throughput.py --rows 10000000 --rows 1000000
+    python benchmarks/embed_throughput.py --rows 10000000 --rows 1000000 [--format npy|zarr]
 
-For each row count: a float32 (rows x 54) Zarr array (covertype-sized rows, written once in
-row chunks, reused on later runs) is embedded by the ``embed`` flow's stage code in a child
+For each row count: a float32 (rows x 54) input (covertype-sized rows, written once block by
+block, reused on later runs) as a ``.npy`` file (``--format npy``, the default: streamed
+through the model in the stage's process) or a Zarr array (``--format zarr``: Dask
+``map_blocks`` over its chunks) is embedded by the ``embed`` flow's stage code in a child
 process (its peak RSS measured by ``/usr/bin/time``); then the same model embeds one large
 in-memory tensor in this process. Prints one JSON line per measurement:
 
-- ``embed_zarr``: rows, seconds, rows/s, the child's peak RSS (GB);
+- ``embed_<format>``: rows, seconds, rows/s, the child's peak RSS (GB), the input's size and
+  how much the store grew (MB): only the embedding is stored, the input is read where it lies;
 - ``embed_memory``: rows/s of ``model.embed`` on one (m x 54) float32 tensor (m = min(rows,
   2,000,000)), torch using all cores;
 - ``summary``: zarr rows/s as a fraction of in-memory rows/s (target >= 0.5) and the peaks.
@@ -45,23 +49,39 @@ def emit(record: dict) -> None:
 
 
 def make_rows(path: Path, rows: int, seed: int = 0) -> float:
-    """A (rows x 54) float32 Zarr array written block by block (skipped if present)."""
+    """A (rows x 54) float32 Zarr array or ``.npy`` file written block by block (skipped if present)."""
     import zarr
 
-    if (path / "zarr.json").exists():
+    if path.suffix == ".npy":
+        if path.exists() and np.load(path, mmap_mode="r").shape == (rows, FEATURES):
+            return 0.0
+    elif (path / "zarr.json").exists():
         array = zarr.open_array(str(path), mode="r")
         if array.shape == (rows, FEATURES):
             return 0.0
     start = time.perf_counter()
-    array = zarr.create_array(str(path), shape=(rows, FEATURES), chunks=(CHUNK_ROWS, FEATURES),
-                              dtype="float32", overwrite=True)
+    if path.suffix == ".npy":
+        array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, FEATURES))
+    else:
+        array = zarr.create_array(str(path), shape=(rows, FEATURES), chunks=(CHUNK_ROWS, FEATURES),
+                                  dtype="float32", overwrite=True)
     rng = np.random.default_rng(seed)
     centers = rng.normal(0, 3, size=(7, FEATURES)).astype(np.float32)
     for begin in range(0, rows, CHUNK_ROWS):
         n = min(CHUNK_ROWS, rows - begin)
         block = centers[rng.integers(0, 7, n)] + rng.normal(0, 1, size=(n, FEATURES)).astype(np.float32)
         array[begin:begin + n] = block
+    if path.suffix == ".npy":
+        array.flush()
+        del array
     return time.perf_counter() - start
+
+
+def disk_bytes(path: Path) -> int:
+    """Bytes of every file under ``path`` (or of the file)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def fit_model(store: str, workdir: Path) -> str:
@@ -107,6 +127,7 @@ def in_memory_rate(store: str, model_key: str, rows: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, action="append", help="row counts (default 10M and 1M)")
+    parser.add_argument("--format", choices=("npy", "zarr"), default="npy", help="input format")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "paradime-embed-bench"))
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -119,9 +140,10 @@ def main() -> None:
     model_key = fit_model(store, workdir)
     summary = {}
     for rows in args.rows or [10_000_000, 1_000_000]:
-        path = workdir / f"rows-{rows}.zarr"
+        path = workdir / f"rows-{rows}.{args.format}"
         made = make_rows(path, rows)
         subprocess.run(["rm", "-rf", *[str(p) for p in (Path(store) / "embeddings").glob("*")]], check=False)
+        store_before = disk_bytes(Path(store))
         # /usr/bin/time reports the child's own peak RSS (a child forked from this process
         # would inherit this process's RSS at fork time into its ru_maxrss on Linux)
         done = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, __file__, "--child", model_key,
@@ -129,10 +151,12 @@ def main() -> None:
         measured = json.loads(done.stdout.strip().splitlines()[-1])
         measured["peak_rss_gb"] = float(done.stderr.strip().splitlines()[-1]) / 1024**2
         zarr_rate = rows / measured["stage_seconds"]
-        emit({"bench": "embed_zarr", "rows": rows, "features": FEATURES, "seconds": round(measured["stage_seconds"], 2),
-              "process_seconds": round(measured["seconds"], 2), "rows_per_s": round(zarr_rate),
-              "peak_rss_gb": round(measured["peak_rss_gb"], 3), "write_input_seconds": round(made, 1),
-              "cpus": os.cpu_count()})
+        emit({"bench": f"embed_{args.format}", "rows": rows, "features": FEATURES,
+              "seconds": round(measured["stage_seconds"], 2), "process_seconds": round(measured["seconds"], 2),
+              "rows_per_s": round(zarr_rate), "peak_rss_gb": round(measured["peak_rss_gb"], 3),
+              "input_mb": round(disk_bytes(path) / 2**20, 1),
+              "store_growth_mb": round((disk_bytes(Path(store)) - store_before) / 2**20, 1),
+              "write_input_seconds": round(made, 1), "cpus": os.cpu_count()})
         memory_rows = min(rows, 2_000_000)
         memory_rate = in_memory_rate(store, model_key, memory_rows)
         emit({"bench": "embed_memory", "rows": memory_rows, "rows_per_s": round(memory_rate)})

@@ -328,11 +328,14 @@ def _deployment_options(spec: str, data: str, store: str | None, flow_kind: str,
     """Check a deployment's spec (or model) and data now; its options as flow parameters."""
     from pipelines.settings import store_url
 
-    if flow_kind == "embed":
+    if flow_kind == "embed":  # a spec names its latest model when a run starts; a key or file must exist now
+        from pipelines.bundled import load_spec_argument
         from pipelines.flows import resolve_model
         from pipelines.store import ArtifactStore
 
-        if os.path.isfile(spec) or spec.startswith("phases/"):
+        try:
+            load_spec_argument(spec)
+        except Exception:  # noqa: BLE001 - not a spec: a model key or a routine file
             resolve_model(spec, ArtifactStore(store), seed, out_dim)
     else:
         _check_spec(spec, store, seed, out_dim)

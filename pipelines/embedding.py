@@ -183,7 +183,7 @@ def stream_embed_into(store: ArtifactStore, model_key: str, source: Any, writer:
     bar = _progress_bar(progress, source.n_rows, "embed")
     try:
         for block in source.blocks(rows):
-            values = np.asarray(block["main"], dtype=dtype)
+            values = np.array(block["main"], dtype=dtype)  # a writable copy of a (memory-mapped) block
             if values.ndim == 1:
                 values = values[:, None]
             _check_finite({"main": values}, n, source.url)

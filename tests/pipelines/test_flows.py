@@ -125,10 +125,11 @@ def test_damaged_cache_entries_warn_and_are_recomputed(fitted, tmp_path):
 def test_embed_flow_equals_routine_transform(fitted, data_dir, tmp_path, digits):
     store, _, _, cold = fitted
     out = tmp_path / "embedding.zarr"
+    datasets = ArtifactStore(store).list("datasets")
     result = embed_flow(cold.model_key[:10], f"{data_dir}/digits_new.npz", str(store), out=str(out),
                         progress=False)
-    assert result.executed()[-1] == "embeddings:embed"
-    assert set(result.executed()) <= {"datasets:digits_new", "embeddings:embed"}
+    assert result.executed() == ["embeddings:embed"]  # no ingest: the rows are read where they lie
+    assert ArtifactStore(store).list("datasets") == datasets
     routine = load_routine(ArtifactStore(store), cold.model_key)
     X_new = np.load(f"{data_dir}/digits_new.npz")["X"]
     expected = routine.transform(X_new)
@@ -156,6 +157,33 @@ def test_embedding_a_zarr_array_in_place(fitted, tmp_path, digits):
     np.testing.assert_allclose(_embedding(store, result.embedding_key), expected, rtol=1e-5, atol=1e-5)
     same_content = embed_flow(cold.model_key, str(tmp_path / "rows.zarr"), str(store), progress=False)
     assert same_content.executed() == [] and same_content.embedding_key == result.embedding_key
+
+
+def test_embed_stores_only_the_embedding_for_every_format(fitted, tmp_path, digits):
+    import pandas as pd
+
+    store, _, data, cold = fitted
+    st = ArtifactStore(store)
+    X = np.ascontiguousarray(digits[0][::-1] * 0.5)  # rows the store has never seen
+    expected = load_routine(st, cold.model_key).transform(X)
+    np.save(tmp_path / "rows.npy", X)
+    pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])]).to_csv(tmp_path / "rows.csv", index=False)
+    (tmp_path / "parts").mkdir()
+    np.save(tmp_path / "parts" / "a.npy", X[:100])
+    np.save(tmp_path / "parts" / "b.npy", X[100:])
+    datasets_before = {info.key for info in st.list("datasets")}
+    keys = {}
+    for path in ("rows.npy", "rows.csv", "parts"):
+        result = embed_flow(cold.model_key, str(tmp_path / path), str(store), progress=False)
+        assert result.records[-1].kind == "embeddings", path
+        np.testing.assert_allclose(_embedding(store, result.embedding_key), expected, rtol=1e-5, atol=1e-5)
+        keys[path] = result.embedding_key
+        again = embed_flow(cold.model_key, str(tmp_path / path), str(store), progress=False)
+        assert again.executed() == [] and again.embedding_key == result.embedding_key
+    assert keys["rows.npy"] == keys["parts"]  # the same float32 rows in one file or in parts: one embedding
+    assert {info.key for info in st.list("datasets")} == datasets_before  # nothing was copied
+    training = embed_flow(cold.model_key, data, str(store), progress=False)  # the training file
+    assert training.executed() == [] and training.embedding_key == cold.embedding_key
 
 
 def test_two_process_dask_cluster_gives_identical_results(fitted, tmp_path):
