@@ -11,10 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -241,25 +240,33 @@ def embed(
 FLOW_HELP = "Which flow the deployment runs: retrain (default), fit, or embed (SPEC's latest model on DATA)."
 
 
+FLOW_HELP = "Which flow the deployment runs: retrain (default), fit, or embed (SPEC's latest model on DATA)."
+# Options shared by `schedule` and `deploy` (those of run/retrain, as flow parameters).
+DeployData = Annotated[str, typer.Option("--data", "-d", help="Data path each run reads (a file or a folder of parts).")]
+DeployFlow = Annotated[str, typer.Option("--flow", help=FLOW_HELP)]
+DeployName = Annotated[str | None, typer.Option(help="Deployment name (default: <flow>-<spec>).")]
+TimeZone = Annotated[str | None, typer.Option(help="Time zone of the cron schedule (default UTC).")]
+WarmStart = Annotated[bool, typer.Option("--warm-start/--cold", help="Warm-start each retraining within the lineage.")]
+Lineage = Annotated[str | None, typer.Option("--lineage", help=LINEAGE_HELP)]
+RefitFront = Annotated[bool | None, typer.Option("--refit-front/--keep-front", help=REFIT_HELP)]
+Store = Annotated[str | None, typer.Option("--store", help=STORE_HELP)]
+DaskAddress = Annotated[str | None, typer.Option("--dask-address", help=DASK_HELP)]
+Seed = Annotated[int, typer.Option(help="Seed of model initialisation and sampling.")]
+OutDim = Annotated[int, typer.Option("--out-dim", help="Embedding dimension of the default model.")]
+LabelColumn = Annotated[str | None, typer.Option("--label-column", help="Label column of a table.")]
+Device = Annotated[str, typer.Option(help="Torch device for training (cpu, cuda).")]
+TorchThreads = Annotated[int | None, typer.Option("--torch-threads", help="Torch threads while training.")]
+EmbedOut = Annotated[str | None, typer.Option("--out", "-o", help="With --flow embed: also write the embedding here.")]
+
+
 @app.command()
 def schedule(
     spec: str = typer.Argument(..., help="Spec file or bundled spec name."),
-    data: str = typer.Option(..., "--data", "-d", help="Data path each run reads (a file or a folder of parts)."),
-    cron: str = typer.Option("0 3 * * *", help="Cron schedule (default: daily at 03:00)."),
-    flow_kind: str = typer.Option("retrain", "--flow", help=FLOW_HELP),
-    name: str | None = typer.Option(None, help="Deployment name (default: <flow>-<spec>)."),
-    timezone: str | None = typer.Option(None, help="Time zone of the cron schedule (default UTC)."),
-    warm_start: bool = typer.Option(True, "--warm-start/--cold", help="Warm-start each retraining within the lineage."),
-    lineage: str | None = typer.Option(None, "--lineage", help=LINEAGE_HELP),
-    refit_front: bool | None = typer.Option(None, "--refit-front/--keep-front", help=REFIT_HELP),
-    store: str | None = typer.Option(None, "--store", help=STORE_HELP),
-    dask_address: str | None = typer.Option(None, "--dask-address", help=DASK_HELP),
-    seed: int = typer.Option(0, help="Seed of model initialisation and sampling."),
-    out_dim: int = typer.Option(2, "--out-dim", help="Embedding dimension of the default model."),
-    label_column: str | None = typer.Option(None, "--label-column", help="Label column of a table."),
-    device: str = typer.Option("cpu", help="Torch device for training (cpu, cuda)."),
-    torch_threads: int | None = typer.Option(None, "--torch-threads", help="Torch threads while training."),
-    out: str | None = typer.Option(None, "--out", "-o", help="With --flow embed: also write the embedding here."),
+    data: DeployData = ..., cron: str = typer.Option("0 3 * * *", help="Cron schedule (default: daily at 03:00)."),
+    flow_kind: DeployFlow = "retrain", name: DeployName = None, timezone: TimeZone = None,
+    warm_start: WarmStart = True, lineage: Lineage = None, refit_front: RefitFront = None, store: Store = None,
+    dask_address: DaskAddress = None, seed: Seed = 0, out_dim: OutDim = 2, label_column: LabelColumn = None,
+    device: Device = "cpu", torch_threads: TorchThreads = None, out: EmbedOut = None,
 ) -> None:
     """Run SPEC on DATA on a cron schedule, executed by this process until stopped (needs a Prefect server)."""
     with user_errors():
@@ -283,23 +290,13 @@ def schedule(
 @app.command()
 def deploy(
     spec: str = typer.Argument(..., help="Spec file or bundled spec name (with --flow embed: the model, as `embed` takes it)."),
-    data: str = typer.Option(..., "--data", "-d", help="Data path each run reads (a file or a folder of parts)."),
+    data: DeployData = ...,
     pool: str = typer.Option(..., "--pool", help="Work pool whose workers run the deployment (`prefect work-pool create NAME --type process`)."),
     cron: str | None = typer.Option(None, help="Cron schedule (default: none; runs start from the UI or `prefect deployment run`)."),
-    flow_kind: str = typer.Option("retrain", "--flow", help=FLOW_HELP),
-    name: str | None = typer.Option(None, help="Deployment name (default: <flow>-<spec>)."),
-    timezone: str | None = typer.Option(None, help="Time zone of the cron schedule (default UTC)."),
-    warm_start: bool = typer.Option(True, "--warm-start/--cold", help="Warm-start each retraining within the lineage."),
-    lineage: str | None = typer.Option(None, "--lineage", help=LINEAGE_HELP),
-    refit_front: bool | None = typer.Option(None, "--refit-front/--keep-front", help=REFIT_HELP),
-    store: str | None = typer.Option(None, "--store", help=STORE_HELP),
-    dask_address: str | None = typer.Option(None, "--dask-address", help=DASK_HELP),
-    seed: int = typer.Option(0, help="Seed of model initialisation and sampling."),
-    out_dim: int = typer.Option(2, "--out-dim", help="Embedding dimension of the default model."),
-    label_column: str | None = typer.Option(None, "--label-column", help="Label column of a table."),
-    device: str = typer.Option("cpu", help="Torch device for training (cpu, cuda)."),
-    torch_threads: int | None = typer.Option(None, "--torch-threads", help="Torch threads while training."),
-    out: str | None = typer.Option(None, "--out", "-o", help="With --flow embed: also write the embedding here."),
+    flow_kind: DeployFlow = "retrain", name: DeployName = None, timezone: TimeZone = None,
+    warm_start: WarmStart = True, lineage: Lineage = None, refit_front: RefitFront = None, store: Store = None,
+    dask_address: DaskAddress = None, seed: Seed = 0, out_dim: OutDim = 2, label_column: LabelColumn = None,
+    device: Device = "cpu", torch_threads: TorchThreads = None, out: EmbedOut = None,
 ) -> None:
     """Register SPEC on DATA with a work pool: `prefect worker start --pool NAME` executes its runs."""
     with user_errors():

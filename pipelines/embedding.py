@@ -19,9 +19,13 @@ cache hit decided from one small JSON record.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 import warnings
+from collections.abc import Iterator
+from queue import Empty, Full, Queue
 from typing import Any
 
 import numpy as np
@@ -59,8 +63,12 @@ def embed_stage(model_key: str, data: str, store: ArtifactStore, dask_address: s
     return _embed_stream(store, model_key, data, method, label_column, progress, start)
 
 
-def _cached(store: ArtifactStore, key: str, start: float) -> tuple[StageRecord | None, str]:
-    """The record of a valid stored embedding ``key`` (None and the status to compute it with)."""
+def _cached(store: ArtifactStore, model_key: str, fingerprint: str | None, method: str,
+            start: float) -> tuple[StageRecord | None, str]:
+    """The record of a valid stored embedding of these rows (None and the status to compute it with)."""
+    if fingerprint is None:
+        return None, "computed"
+    key = embed_key(model_key, fingerprint, method)
     if store.manifest("embeddings", key) is None:
         store.remove("embeddings", key)  # a crashed run's leftover, if any
         return None, "computed"
@@ -76,14 +84,11 @@ def _cached(store: ArtifactStore, key: str, start: float) -> tuple[StageRecord |
 def _embed_zarr(store: ArtifactStore, model_key: str, location: Any, fingerprint: str | None,
                 dask_address: str | None, method: str, progress: bool, start: float,
                 attrs: dict[str, Any]) -> tuple[list[StageRecord], str, str]:
-    status = "computed"
-    if fingerprint is not None:
-        key = embed_key(model_key, fingerprint, method)
-        record, status = _cached(store, key, start)
-        if record is not None:
-            return [record], key, fingerprint
+    record, status = _cached(store, model_key, fingerprint, method, start)
+    if record is not None:
+        return [record], record.key, fingerprint
     with DaskManager(dask_address) as dask, store.begin(
-            "embeddings", key if fingerprint is not None else "pending", name="embed",
+            "embeddings", "pending", name="embed",
             meta={"inputs": {"model": model_key, "data": fingerprint, "method": method}}) as writer:
         summary, fingerprint = embed_into(store, dask, model_key, location, writer, data_fingerprint=fingerprint,
                                           method=method, progress=progress, extra_attrs=attrs)
@@ -113,12 +118,9 @@ def _embed_stream(store: ArtifactStore, model_key: str, data: str, method: str, 
         ingested = index.lookup(found.url, found.signature, found.options)
         embedded = index.lookup(found.url, found.signature, {**found.options, EMBED_RECORD: True})
         fingerprint = ((ingested or {}).get("arrays") or {}).get("main") or (embedded or {}).get("fingerprint")
-    status = "computed"
-    if fingerprint is not None:
-        key = embed_key(model_key, fingerprint, method)
-        record, status = _cached(store, key, start)
-        if record is not None:
-            return [record], key, fingerprint
+    record, status = _cached(store, model_key, fingerprint, method, start)
+    if record is not None:
+        return [record], record.key, fingerprint
     source = found.open()
     with store.begin("embeddings", "pending", name="embed",
                      meta={"inputs": {"model": model_key, "data": None, "method": method}}) as writer:
@@ -182,12 +184,7 @@ def stream_embed_into(store: ArtifactStore, model_key: str, source: Any, writer:
     torch.set_num_threads(threads_setting(torch_threads))
     bar = _progress_bar(progress, source.n_rows, "embed")
     try:
-        for block in source.blocks(rows):
-            values = np.array(block["main"], dtype=dtype)  # a writable copy of a (memory-mapped) block
-            if values.ndim == 1:
-                values = values[:, None]
-            _check_finite({"main": values}, n, source.url)
-            hasher.update(values)
+        for values in _prefetch(_checked_blocks(source, rows, dtype, hasher)):
             out = embed_rows(model, values, method)
             out = out.reshape(len(out), -1)
             if array is None:
@@ -210,6 +207,63 @@ def stream_embed_into(store: ArtifactStore, model_key: str, source: Any, writer:
                                                                             routine.out_dim),
                                "data_fingerprint": fingerprint, "method": method})
     return {"n_items": n, "model_key": model_key, "data_fingerprint": fingerprint}, fingerprint
+
+
+def _checked_blocks(source: Any, rows: int, dtype: np.dtype, hasher: ArrayHasher) -> Iterator[np.ndarray]:
+    """The features of ``source`` in blocks of ``rows``: writable, checked finite, hashed in order."""
+    offset = 0
+    for block in source.blocks(rows):
+        values = np.array(block["main"], dtype=dtype)  # a writable copy of a (memory-mapped) block
+        if values.ndim == 1:
+            values = values[:, None]
+        _check_finite({"main": values}, offset, source.url)
+        hasher.update(values)
+        offset += len(values)
+        yield values
+
+
+def _prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """``items`` produced by a background thread up to ``depth`` ahead, in order.
+
+    Reading, checking and hashing the next block (numpy, hashlib and file reads release the
+    GIL) overlap embedding the current one. An exception in the producer is raised here; a
+    consumer that stops early stops the producer.
+    """
+    queue: Queue[Any] = Queue(depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put((item, None), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put((end, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            queue.put((end, exc))
+
+    thread = threading.Thread(target=produce, name="paradime-embed-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if item is end:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.1)
+        thread.join()
 
 
 def _zarr_array_source(data: str, store: ArtifactStore) -> tuple[Any, str, str, str | None] | None:

@@ -82,53 +82,72 @@ def _final_state(api: str, run_id: str, timeout: float, log: Path) -> str:
     return _wait(finished, timeout, f"flow run {run_id}", log)
 
 
-@pytest.mark.slow
-def test_work_pool_worker_and_schedule_run_deployments(tmp_path, data_dir, spec_file):
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory):
+    """A real ``prefect server start`` on a free 127.0.0.1 port with a private PREFECT_HOME: (api, env)."""
+    home = tmp_path_factory.mktemp("prefect-server")
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": api,
+    env = {**os.environ, "PREFECT_HOME": str(home / "prefect-home"), "PREFECT_API_URL": api,
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_WORKER_QUERY_SECONDS": "2",
            "PREFECT_RUNNER_POLL_FREQUENCY": "2", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
+    log = home / "server.log"
+    with _process([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, log):
+        _wait(lambda: httpx.get(f"{api}/health", timeout=5).status_code == 200, 180, "the Prefect server", log)
+        yield api, env
+
+
+def _run_id(response: httpx.Response) -> str:
+    assert response.status_code < 300, response.text
+    return response.json()["id"]
+
+
+@pytest.mark.slow
+def test_work_pool_worker_runs_retrain_and_embed_deployments(prefect_api, tmp_path, data_dir, spec_file):
+    api, env = prefect_api
     store, data = tmp_path / "store", f"{data_dir}/digits.npz"
-    server_log, worker_log = tmp_path / "server.log", tmp_path / "worker.log"
-    with _process([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env,
-                  server_log):
-        _wait(lambda: httpx.get(f"{api}/health", timeout=5).status_code == 200, 180, "the Prefect server", server_log)
-        _run([str(BIN / "prefect"), "work-pool", "create", POOL, "--type", "process"], env)
-        _run([str(BIN / "paradime"), "deploy", spec_file, "--pool", POOL, "--data", data, "--store", str(store),
-              "--torch-threads", "1", "--label-column", "y"], env)
-        _run([str(BIN / "paradime"), "deploy", spec_file, "--flow", "embed", "--pool", POOL,
-              "--data", f"{data_dir}/digits_new.npz", "--store", str(store)], env)
-        retrain = _deployment_id(api, "paradime-retrain/retrain-tiny")
-        embed = _deployment_id(api, "paradime-embed/embed-tiny")
-        deployment = httpx.get(f"{api}/deployments/{retrain}", timeout=10).json()
-        assert deployment["enforce_parameter_schema"] and deployment["parameters"]["store"] == str(store)
-        assert deployment["parameters"]["torch_threads"] == 1
+    worker_log = tmp_path / "worker.log"
+    _run([str(BIN / "prefect"), "work-pool", "create", POOL, "--type", "process"], env)
+    _run([str(BIN / "paradime"), "deploy", spec_file, "--pool", POOL, "--data", data, "--store", str(store),
+          "--torch-threads", "1", "--label-column", "y"], env)
+    _run([str(BIN / "paradime"), "deploy", spec_file, "--flow", "embed", "--pool", POOL,
+          "--data", f"{data_dir}/digits_new.npz", "--store", str(store)], env)
+    retrain = _deployment_id(api, "paradime-retrain/retrain-tiny")
+    embed = _deployment_id(api, "paradime-embed/embed-tiny")
+    deployment = httpx.get(f"{api}/deployments/{retrain}", timeout=10).json()
+    assert deployment["enforce_parameter_schema"] and deployment["parameters"]["store"] == str(store)
+    assert deployment["parameters"]["torch_threads"] == 1
 
-        assert _start_run(api, retrain, {"seed": -1}).status_code >= 400  # refused by the schema
-        with _process([str(BIN / "prefect"), "worker", "start", "--pool", POOL], env, worker_log):
-            run = _start_run(api, retrain).json()["id"]
-            assert _final_state(api, run, 300, worker_log) == "COMPLETED"
-            models = list((store / "index" / "models").glob("*.json"))
-            assert len(models) == 1 and "fits" in models[0].read_text()
-            run = _start_run(api, embed).json()["id"]
-            assert _final_state(api, run, 300, worker_log) == "COMPLETED"
-            assert any((store / "embeddings").iterdir())
-            embeddings = {p.name for p in (store / "embeddings").iterdir()}
-            assert len(embeddings) == 2  # the training embedding and the new rows'
-            elsewhere = tmp_path / "elsewhere"
-            run = _start_run(api, retrain, {"store": str(elsewhere)}).json()["id"]
-            assert _final_state(api, run, 300, worker_log) == "FAILED"
-            assert not elsewhere.exists()
-            assert "fixes it to" in worker_log.read_text(errors="replace")
+    assert _start_run(api, retrain, {"seed": -1}).status_code >= 400  # refused by the schema
+    with _process([str(BIN / "prefect"), "worker", "start", "--pool", POOL], env, worker_log):
+        run = _run_id(_start_run(api, retrain))
+        assert _final_state(api, run, 300, worker_log) == "COMPLETED"
+        models = list((store / "index" / "models").glob("*.json"))
+        assert len(models) == 1 and "fits" in models[0].read_text()
+        run = _run_id(_start_run(api, embed))
+        assert _final_state(api, run, 300, worker_log) == "COMPLETED"
+        embeddings = {p.name for p in (store / "embeddings").iterdir()}
+        assert len(embeddings) == 2  # the training embedding and the new rows'
+        elsewhere = tmp_path / "elsewhere"
+        run = _run_id(_start_run(api, retrain, {"store": str(elsewhere)}))
+        assert _final_state(api, run, 300, worker_log) == "FAILED"
+        assert not elsewhere.exists()
+        assert "fixes it to" in worker_log.read_text(errors="replace")
 
-        schedule_log = tmp_path / "schedule.log"
-        with _process([str(BIN / "paradime"), "schedule", spec_file, "--data", f"{data_dir}/digits_new.npz",
-                       "--store", str(store), "--name", "nightly", "--cron", "0 3 * * *"], env, schedule_log):
-            nightly = _wait(lambda: _deployment_id(api, "paradime-retrain/nightly"), 120, "the scheduled deployment",
-                            schedule_log)
-            run = _start_run(api, nightly).json()["id"]
-            assert _final_state(api, run, 300, schedule_log) == "COMPLETED"
-        assert len(list((store / "index" / "models").glob("*.json"))) == 1
-        fits = (store / "index" / "models").glob("*.json").__next__().read_text()
-        assert fits.count('"model"') >= 2  # the scheduled retraining added a fit on the new data
+
+@pytest.mark.slow
+def test_schedule_serves_its_deployment_until_stopped(prefect_api, tmp_path, data_dir, spec_file):
+    api, env = prefect_api
+    store = tmp_path / "store"
+    log = tmp_path / "schedule.log"
+    with _process([str(BIN / "paradime"), "schedule", spec_file, "--data", f"{data_dir}/digits.npz",
+                   "--store", str(store), "--name", "nightly", "--cron", "0 3 * * *", "--torch-threads", "1"],
+                  env, log) as proc:
+        nightly = _wait(lambda: _deployment_id(api, "paradime-retrain/nightly"), 180, "the scheduled deployment", log)
+        deployment = httpx.get(f"{api}/deployments/{nightly}", timeout=10).json()
+        assert deployment["schedules"][0]["schedule"]["cron"] == "0 3 * * *"
+        assert deployment["parameters"]["store"] == str(store) and deployment["enforce_parameter_schema"]
+        run = _run_id(_start_run(api, nightly))
+        assert _final_state(api, run, 300, log) == "COMPLETED", log.read_text(errors="replace")[-3000:]
+        assert proc.poll() is None  # still serving
+    assert len(list((store / "index" / "models").glob("*.json"))) == 1
