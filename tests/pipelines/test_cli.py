@@ -133,7 +133,7 @@ def test_a_deployment_run_cannot_move_its_locations():
         check_pinned({"spec": "/s.yaml", "data": "/d.npz", "store": "/elsewhere"}, fixed)
 
 
-def test_deployed_flows_validate_their_parameters(spec_file, data_dir, tmp_path):
+def test_deployed_flows_validate_their_parameters(spec_file, data_dir, tmp_path, prefect_server):
     from prefect.exceptions import ParameterTypeError
 
     from pipelines.schedules.deployed import deployed_retrain
