@@ -1,6 +1,7 @@
 """Retraining under drift: MNIST digits 0-4 arrive first, then digits 0-9 (one lineage).
 
     python benchmarks/drift_retrain.py [--spec umap] [--first 6000] [--added 6000] [--seeds 0] [--epochs N]
+        [--steps BATCHES_PER_EPOCH] [--hidden 64 64]
 
 Version 1 holds ``--first`` random training images of digits 0-4; version 2 adds ``--added``
 random images of digits 5-9 (the same path, so the same lineage). The spec is fitted on
@@ -79,6 +80,8 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=5000, help="held-out test images (digits 0-9)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="model seeds")
     parser.add_argument("--epochs", type=int, help="epochs of the spec's last phase (default: the spec's)")
+    parser.add_argument("--steps", type=int, help="batches per epoch of every phase (default: the spec's)")
+    parser.add_argument("--hidden", type=int, nargs="+", help="hidden layer widths of the model (default: the spec's)")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "paradime-drift-bench"))
     args = parser.parse_args()
 
@@ -91,6 +94,17 @@ def main() -> None:
 
         raw = load_spec_argument(args.spec).to_dict()
         raw["training_phases"][-1]["epochs"] = args.epochs
+        spec = Spec.from_dict(raw)
+    if args.steps is not None or args.hidden is not None:
+        from paradime_core.spec import Spec
+        from pipelines.bundled import load_spec_argument
+
+        raw = load_spec_argument(spec).to_dict()
+        for phase in raw["training_phases"]:
+            if args.steps is not None:
+                phase["sampling"].setdefault("options", {})["batches_per_epoch"] = args.steps
+        if args.hidden is not None:
+            raw["model"]["options"]["hidden_dims"] = list(args.hidden)
         spec = Spec.from_dict(raw)
     v1, v2, test = versions(args.first, args.added, args.test)
     for seed in args.seeds:

@@ -83,21 +83,32 @@ def test_refit_front_fits_pca_on_the_new_version(tmp_path, data_dir):
     np.testing.assert_allclose(pca_mean(refit), new_mean, rtol=1e-4, atol=1e-4)
 
 
-def _task_states(flow_state) -> dict[str, tuple[str, str]]:
+def _task_states(flow_state, expected: int | None = None, timeout: float = 120) -> dict[str, tuple[str, str]]:
+    """Name -> (state type, state name) of the flow run's task runs, once all of them have
+    reached the API in a final state (task run states are reported in the background)."""
+    import time
+
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     run_id = flow_state.state_details.flow_run_id
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
-    return {run.name: (run.state.type.value, run.state.name) for run in runs}
+    deadline = time.monotonic() + timeout
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+        states = {run.name: (run.state.type.value, run.state.name) for run in runs}
+        settled = runs and all(run.state.is_final() for run in runs) and len(runs) >= (expected or 1)
+        if settled or time.monotonic() > deadline:
+            return states
+        time.sleep(0.5)
 
 
 def test_stages_read_from_the_store_end_in_prefects_cached_state(tmp_path, data_dir, spec_file):
     store = str(tmp_path / "store")
-    cold = _task_states(fit_flow(spec_file, f"{data_dir}/digits.npz", store, progress=False, return_state=True))
+    cold = _task_states(fit_flow(spec_file, f"{data_dir}/digits.npz", store, progress=False, return_state=True),
+                        expected=8)  # ingest and the seven stages of the tiny spec
     assert cold and all(state == ("COMPLETED", "Completed") for state in cold.values()), cold
     warm_state = fit_flow(spec_file, f"{data_dir}/digits.npz", store, progress=False, return_state=True)
-    warm = _task_states(warm_state)
+    warm = _task_states(warm_state, expected=len(cold))
     assert len(warm) == len(cold) and all(state == ("COMPLETED", "Cached") for state in warm.values()), warm
     assert warm_state.result().executed() == []
