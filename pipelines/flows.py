@@ -163,7 +163,7 @@ def _call(prefect_task: Any, *args: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- fit / retrain
-REFIT_FRONT_DEFAULT = False
+REFIT_FRONT_DEFAULT = True
 """Whether a warm-started retraining refits the front layers (PCA) on the new version by
 default (the drift measurement behind it is in docs/RESULTS.md)."""
 
@@ -204,7 +204,7 @@ def run_spec(spec: Any, data: str, store: str | None = None, *, dask_address: st
             result.start = start
             _logger().info("%s", start.describe())
         elif flow_name == "retrain":
-            result.start = WarmStart(None, reason="cold start requested")
+            result.start = WarmStart(None, reason="requested")
         start_from = start.model if start else None
         refit = bool(refit_front and start_from)
         plan = _plan(st, handle, ref, fingerprints, seed, out_dim, start_from, refit)

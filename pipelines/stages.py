@@ -282,7 +282,8 @@ class Pipeline:
         model = routine.build_model(dataset, fit_front=state is None or refit_front)
         if state is not None and refit_front:
             fitted = model.state_dict()
-            state = {**state, **{name: fitted[name] for name in model.front_state_keys()}}
+            front = getattr(model, "front_state_keys", list)()  # a model without front layers has none
+            state = {**state, **{name: fitted[name] for name in front}}
         if state is not None:
             try:
                 model.load_state_dict(state)
