@@ -134,7 +134,8 @@ def verify_files(fs: Any, base: str, label: str, manifest: Mapping[str, Any],
         if file_digest(fs, path) != expected:
             _VERIFIED.pop(path, None)
             raise CorruptArtifact(f"{label}: file {rel} does not match its checksum")
-        _VERIFIED[path] = stamp
+        if stamp[1] is not None:  # without a modification time, every read hashes again
+            _VERIFIED[path] = stamp
 
 
 def check_sizes(label: str, manifest: Mapping[str, Any], listing: Mapping[str, tuple[int, Any]]) -> None:

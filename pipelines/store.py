@@ -274,7 +274,7 @@ class ArtifactStore:
             rel = path[len(prefix):] if path.startswith(prefix) else path
             if rel == "zarr.json" or rel.endswith(".tmp"):
                 continue
-            out[rel] = (int(info.get("size") or 0), info.get("mtime", info.get("LastModified")))
+            out[rel] = (int(info.get("size") or 0), _modified(info))
         return out
 
     def remove(self, kind: str, key: str) -> bool:
@@ -475,6 +475,14 @@ def _set_manifest(store: ArtifactStore, group_path: str, manifest: dict[str, Any
     sealed[integrity.SEAL_KEY] = integrity.seal(sealed, json.loads(json.dumps(meta, default=str)))
     meta["attributes"][MANIFEST_ATTR] = sealed
     store._write_bytes(group_path + "/zarr.json", json.dumps(meta, indent=1, default=str).encode())
+
+
+def _modified(info: Mapping[str, Any]) -> Any:
+    """A file's modification time from an fsspec listing (None if the file system has none)."""
+    for name in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        if info.get(name) is not None:
+            return info[name]
+    return None
 
 
 def _sealed_parts(label: str, meta: dict[str, Any], missing: str) -> dict[str, Any]:
