@@ -108,7 +108,8 @@ def _stages(store: Path) -> list[str]:
     return sorted(f"{i.kind}/{i.key}" for i in st.list())
 
 
-@pytest.mark.parametrize("targets", [[""], [], ["aaaaa"], ["knn/"], ["knn/aaa"], ["--all", "nonsense"]])
+@pytest.mark.parametrize("targets", [[""], [], ["aaaaa"], ["knn/"], ["knn/aaa"], ["--all", "nonsense"]],
+                         ids=["empty-string", "nothing", "5-characters", "kind-only", "kind-and-3", "all-of-no-kind"])
 def test_cache_rm_without_an_explicit_target_removes_nothing(tmp_path, targets):
     store = tmp_path / "store"
     before = _stages(store)
