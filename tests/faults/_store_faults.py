@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,41 +22,15 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import numpy as np  # noqa: E402
 
-N_ROWS = 300
-
-TINY_SPEC = """
-name: tiny-faults
-description: a two-phase UMAP-like spec small enough for fault tests
-derived_data:
-  - {name: pca, func: pca, keys: [[data, main]], options: {n_components: 2}}
-relations:
-  - name: p
-    level: global
-    type: neighbor
-    options: {n_neighbors: 10, method: faiss_exact}
-    transforms: [{type: connect}, {type: symmetrize}]
-  - name: q
-    level: batch
-    type: pdist
-    transforms: [{type: cauchy}]
-losses:
-  - {name: init, type: position, func: mse, keys: {data: [pca]}}
-  - {name: emb, type: relation, func: cross_entropy, keys: {rels: [p, q]}}
-model: {type: fully_connected, options: {hidden_dims: [16]}}
-training_phases:
-  - {name: init, epochs: 2, sampling: {type: item, batch_size: 100}, loss: {components: [init]}}
-  - name: main
-    epochs: 3
-    sampling: {type: edge, rels: p, batch_size: 128, batches_per_epoch: 4}
-    loss: {components: [emb]}
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
+from _pipeline_specs import N_ROWS, tiny_spec  # noqa: E402  (the pipelines tests' tiny spec)
 
 
 def write_inputs(folder: Path, rows: int = N_ROWS, features: int | None = None, seed: int = 0) -> tuple[str, str]:
     """A tiny spec file and an npz of digits (or of random rows with ``features`` columns)."""
     folder.mkdir(parents=True, exist_ok=True)
     spec = folder / "tiny.yaml"
-    spec.write_text(TINY_SPEC)
+    spec.write_text(tiny_spec())
     if features is None:
         from sklearn.datasets import load_digits
 
