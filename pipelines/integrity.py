@@ -17,7 +17,8 @@ breaks the seal (any byte flip that still parses as JSON).
 Reading. :func:`verify_files` hashes files against the manifest. A file that passed keeps
 its (size, modification time) in :data:`_VERIFIED`, so each file is hashed at most once per
 process while it is unchanged; any later write changes its modification time and makes
-it checked again.
+it checked again. A file modified within the last :data:`SETTLE_SECONDS` is not remembered
+(a write in the same clock tick could keep its time), so it is hashed on each check.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +34,7 @@ from pipelines.errors import CorruptArtifact
 
 DIGEST_SIZE = 16
 READ_BLOCK = 1 << 22
+SETTLE_SECONDS = 2.0
 SEAL_KEY = "seal"
 
 _WRITTEN: dict[str, tuple[str, int]] = {}
@@ -134,8 +137,23 @@ def verify_files(fs: Any, base: str, label: str, manifest: Mapping[str, Any],
         if file_digest(fs, path) != expected:
             _VERIFIED.pop(path, None)
             raise CorruptArtifact(f"{label}: file {rel} does not match its checksum")
-        if stamp[1] is not None:  # without a modification time, every read hashes again
+        if _settled(stamp[1]):
             _VERIFIED[path] = stamp
+
+
+def _settled(modified: Any) -> bool:
+    """Whether a file's modification time is old enough to identify its content.
+
+    A write within the same tick of the file system's clock can leave the time unchanged,
+    so a file modified less than :data:`SETTLE_SECONDS` ago (or without a time) is hashed on
+    every check.
+    """
+    if hasattr(modified, "timestamp"):
+        modified = modified.timestamp()
+    try:
+        return float(modified) < time.time() - SETTLE_SECONDS
+    except (TypeError, ValueError):
+        return False
 
 
 def check_sizes(label: str, manifest: Mapping[str, Any], listing: Mapping[str, tuple[int, Any]]) -> None:

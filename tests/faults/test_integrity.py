@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -77,6 +78,8 @@ def test_checksums_are_computed_while_writing(tmp_path, monkeypatch):
 def test_each_file_is_hashed_once_per_process_while_unchanged(tmp_path, monkeypatch):
     store = ArtifactStore(tmp_path / "store")
     stage = _publish(store, "knn", "k" * 32, _values("small"))
+    for path in stage.rglob("*"):  # a stage published a minute ago
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns - 60 * 10**9))
     store.verify("knn", "k" * 32)
     hashed = []
     original = integrity.file_digest
@@ -87,6 +90,19 @@ def test_each_file_is_hashed_once_per_process_while_unchanged(tmp_path, monkeypa
     with pytest.raises(CorruptArtifact):
         store.verify("knn", "k" * 32)
     assert len(hashed) >= 1
+
+
+def test_a_file_just_written_is_hashed_on_every_check(tmp_path, monkeypatch):
+    """Within a clock tick a write may keep the modification time: fresh files are not remembered."""
+    store = ArtifactStore(tmp_path / "store")
+    stage = _publish(store, "knn", "k" * 32, _values("small"))
+    store.verify("knn", "k" * 32)
+    chunk = chunk_files(stage)[0]
+    stamp = chunk.stat().st_mtime_ns
+    flip_byte(chunk)
+    os.utime(chunk, ns=(stamp, stamp))  # the same modification time as when it was verified
+    with pytest.raises(CorruptArtifact, match="does not match its checksum"):
+        store.verify("knn", "k" * 32)
 
 
 @pytest.mark.parametrize("field", ["attribute", "manifest"])
