@@ -345,7 +345,7 @@ def cache_rm(
             if not dry_run:
                 st.remove(info.kind, info.key)
             console.print(f"{verb} {info.kind}/{info.key} ({_size(info.size)})")
-        console.print(f"{len(chosen)} stage(s) {verb.split()[-1]}" + (" (dry run)" if dry_run else ""))
+        console.print(f"{len(chosen)} stage(s) " + ("would be removed (dry run)" if dry_run else "removed"))
 
 
 @cache_app.command("gc")
@@ -362,7 +362,7 @@ def cache_gc(
         verb = "would remove" if dry_run else "removed"
         for path in removed:
             console.print(f"{verb} {path}")
-        console.print(f"{len(removed)} item(s) {verb.split()[-1]}" + (" (dry run)" if dry_run else ""))
+        console.print(f"{len(removed)} item(s) " + ("would be removed (dry run)" if dry_run else "removed"))
 
 
 @cache_app.command("verify")

@@ -123,7 +123,7 @@ def test_cache_rm_lists_what_it_removes_and_has_a_dry_run(tmp_path):
     before = _stages(store)
     dry = runner.invoke(app, ["cache", "rm", "aaaaaa", "--dry-run", "--store", str(store)])
     assert dry.exit_code == 0, dry.output
-    assert dry.stdout.count("would remove knn/") == 2 and "2 stage(s) remove (dry run)" in dry.stdout
+    assert dry.stdout.count("would remove knn/") == 2 and "2 stage(s) would be removed (dry run)" in dry.stdout
     assert sorted(f"{i.kind}/{i.key}" for i in ArtifactStore(store).list()) == before
     one = runner.invoke(app, ["cache", "rm", "knn/aaaaaa22", "--store", str(store)])
     assert one.exit_code == 0 and f"removed knn/{'aaaaaa22' * 4}" in one.stdout
