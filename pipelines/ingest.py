@@ -148,9 +148,10 @@ def dataset_ref(store: ArtifactStore, key: str) -> StageRef | None:
 
 
 def ingest(source: Source, store: ArtifactStore, name: str | None = None,
-           progress: bool = False) -> IngestResult:
-    """Publish ``source`` as a dataset group keyed by its content fingerprint."""
-    record = known_fingerprints(source, store)
+           progress: bool = False, replace: bool = False) -> IngestResult:
+    """Publish ``source`` as a dataset group keyed by its content fingerprint (``replace``:
+    read it again and replace the stored copy, a damaged one)."""
+    record = None if replace else known_fingerprints(source, store)
     if record is not None:
         ref = dataset_ref(store, record["fingerprint"])
         if ref is not None:
@@ -160,7 +161,7 @@ def ingest(source: Source, store: ArtifactStore, name: str | None = None,
     row_bytes = int(np.prod(main_row, dtype=np.int64)) * main_dtype.itemsize
     rows = chunk_rows_for(row_bytes, source.n_rows)
     hashers = {k: ArrayHasher(d, s) for k, (d, s) in source.schema.items()}
-    with store.begin("datasets", "pending", name=name) as writer:
+    with store.begin("datasets", "pending", name=name, replace=replace) as writer:
         group = writer.group
         arrays = {}
         for key, (dtype, row_shape) in source.schema.items():
@@ -201,7 +202,7 @@ def ingest(source: Source, store: ArtifactStore, name: str | None = None,
         writer.summary = {"n_items": n, "arrays": {k: [n, *s] for k, (_, s) in source.schema.items()},
                           "source": source.url}
         status = "computed"
-        if dataset_ref(store, key) is not None:  # same content read before from elsewhere
+        if not replace and dataset_ref(store, key) is not None:  # same content read before from elsewhere
             writer.discard()
             status = "cached"
     return _finish_ingest(store, source, key, fingerprints, status)

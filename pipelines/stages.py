@@ -68,7 +68,8 @@ class Pipeline:
     """One run of a spec on an ingested dataset: ensures stages, loads their values."""
 
     def __init__(self, store: ArtifactStore, spec: Any, plan: Plan, dask: DaskManager | None = None,
-                 device: str = "cpu", progress: bool = True, torch_threads: int | None = None):
+                 device: str = "cpu", progress: bool = True, torch_threads: int | None = None,
+                 reingest: Callable[[], StageRef] | None = None):
         from pipelines.settings import torch_threads as threads_setting
 
         self.torch_threads = threads_setting(torch_threads)
@@ -82,6 +83,8 @@ class Pipeline:
         self._ensured: dict[str, StageRef] = {}
         self._values: dict[str, Any] = {}
         self._dataset: dict[str, np.ndarray] | None = None
+        self._dataset_verified = False
+        self.reingest = reingest  # ingests the run's data again, replacing a damaged copy
         self._tensors: Any = None
         self._compute: dict[str, Callable[[Node, Any], dict[str, Any]]] = {
             "knn": self._compute_knn,
@@ -99,32 +102,40 @@ class Pipeline:
 
     # ------------------------------------------------------------------ ensure / load
     def run(self, node_id: str) -> StageRef:
-        """Ensure stage ``node_id`` (and, if needed, what it depends on)."""
-        return self.ensure(self.plan.nodes[node_id])
+        """Ensure stage ``node_id`` (and, if needed, what it depends on).
+
+        A stage the run hands to the user (the final model, the embedding, the report) is
+        also verified file by file, so a damaged copy is recomputed even when cached.
+        """
+        node = self.plan.nodes[node_id]
+        ref = self.ensure(node)
+        if node.kind in ("embeddings", "reports") or node.id == self.plan.final_phase.id:
+            ref = self.readable(node)
+        return ref
 
     def ensure(self, node: Node, force: bool = False) -> StageRef:
+        """The stage of ``node``: the stored copy if it passes the cheap checks (seal and
+        file sizes), else computed; ``force`` recomputes it and replaces the stored copy."""
         if node.id in self._ensured and not force:
             return self._ensured[node.id]
         start = time.perf_counter()
         store = self.store
-        status = "computed"
-        detail = ""
-        if not force and store.manifest(node.kind, node.key) is not None:
+        status, detail = ("recomputed" if force else "computed"), ""
+        if not force:
             try:
-                manifest = store.verify(node.kind, node.key)
-                ref = StageRef(store.url, node.kind, node.key, node.name, manifest.get("summary", {}))
-                self._ensured[node.id] = ref
-                self.records.append(timed_record(node.kind, node.name, node.key, "cached", start))
-                return ref
+                manifest = store.check(node.kind, node.key)
             except CorruptArtifact as exc:
                 self._damaged(node, exc)
-                status, detail = "recomputed", str(exc)
-        if force:
-            status = "recomputed"
-        store.remove(node.kind, node.key)  # a damaged copy or a crashed run's leftover
+                status, detail, force = "recomputed", str(exc), True
+            else:
+                if manifest is not None:
+                    ref = StageRef(store.url, node.kind, node.key, node.name, manifest.get("summary", {}))
+                    self._ensured[node.id] = ref
+                    self.records.append(timed_record(node.kind, node.name, node.key, "cached", start))
+                    return ref
         for dep in node.deps:
             self.ensure(self.plan.nodes[dep])
-        with store.begin(node.kind, node.key, name=node.name,
+        with store.begin(node.kind, node.key, name=node.name, replace=force,
                          meta={"inputs": node.payload, "node": node.id}) as writer:
             try:
                 writer.summary = self._compute[node.kind](node, writer) or {}
@@ -142,12 +153,23 @@ class Pipeline:
                                    f"'{node.name}' ({node.key[:12]}) is damaged: {exc}; recomputing"),
                       stacklevel=2)
 
+    def readable(self, node: Node) -> StageRef:
+        """Ensure ``node``'s stage and verify every file's checksum before its content is read;
+        a damaged stage is reported (:class:`CacheWarning`) and recomputed."""
+        ref = self.ensure(node)
+        try:
+            self.store.verify(node.kind, node.key)
+        except CorruptArtifact as exc:
+            self._damaged(node, exc)
+            ref = self.ensure(node, force=True)
+        return ref
+
     def value(self, node_id: str) -> Any:
         """The in-memory value of a relation, derived-data or kNN stage (recomputed if unreadable)."""
         if node_id in self._values:
             return self._values[node_id]
         node = self.plan.nodes[node_id]
-        self.ensure(node)
+        self.readable(node)
         try:
             value = self._load(node)
         except (CorruptArtifact, ValueError, KeyError, OSError, RuntimeError) as exc:
@@ -169,11 +191,35 @@ class Pipeline:
 
     # ------------------------------------------------------------------ data
     def dataset_location(self, array: str = "main") -> Any:
+        self.verify_dataset()
         return self.store.zarr_location(self.store.stage_path("datasets", self.plan.dataset_key) + f"/{array}")
+
+    def verify_dataset(self) -> None:
+        """Verify the dataset's checksums before it is read (once per run); a damaged copy is
+        ingested again from the run's data, or refused if the data was a stored key."""
+        if self._dataset_verified:
+            return
+        key = self.plan.dataset_key
+        try:
+            self.store.verify("datasets", key)
+        except CorruptArtifact as exc:
+            if self.reingest is None:
+                raise PipelineError(f"dataset {key[:12]} is damaged ({exc}); remove it with "
+                                    f"`paradime cache rm datasets/{key[:12]}` and ingest the data again") from None
+            warnings.warn(CacheWarning(f"cached dataset ({key[:12]}) is damaged: {exc}; ingesting again"),
+                          stacklevel=2)
+            start = time.perf_counter()
+            ref = self.reingest()
+            self.records.append(timed_record("datasets", ref.name, ref.key, "recomputed", start, str(exc)))
+            if ref.key != key:
+                raise PipelineError(f"the data changed during the run (dataset {key[:12]} was damaged "
+                                    "and its source now reads differently); run again") from None
+        self._dataset_verified = True
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The ingested arrays in memory (loaded once per run)."""
         if self._dataset is None:
+            self.verify_dataset()
             try:
                 self._dataset = load_dataset(self.store, self.plan.dataset_key)
             except (KeyError, ValueError, OSError) as exc:
@@ -315,6 +361,7 @@ class Pipeline:
         prev = next((n for n in self.plan.phases if n.key == key), None)
         for attempt in range(2):
             try:
+                self.store.verify("phases", key)
                 group = self.store.open_group("phases", key)
                 return artifacts.read_state_dict(group), dict(group.attrs.get("history", {}))
             except (KeyError, ValueError, OSError, RuntimeError, CorruptArtifact) as exc:
@@ -326,6 +373,9 @@ class Pipeline:
 
     def _compute_embedding(self, node: Node, writer: Any) -> dict[str, Any]:
         model_key = node.payload["model"]
+        model_node = next((n for n in self.plan.phases if n.key == model_key), None)
+        if model_node is not None:
+            self.readable(model_node)
         summary, _ = embed_into(self.store, self.dask, model_key, self.dataset_location("main"), writer,
                                 data_fingerprint=node.payload["data"], method=node.payload["method"],
                                 progress=self.progress, training_items=self.plan.n_items)
@@ -335,6 +385,7 @@ class Pipeline:
         from paradime_core import metrics
 
         embedding_node = self.plan.nodes[node.deps[0]]
+        self.readable(embedding_node)
         embedding = np.asarray(self.store.open_group("embeddings", embedding_node.key)["embedding"][...])
         arrays = self.arrays()
         labels = arrays.get("y")
@@ -408,7 +459,7 @@ def embed_into(store: ArtifactStore, dask: DaskManager, model_key: str, source: 
         threads = torch.get_num_threads()
         try:
             _, digests = embed_to_zarr(dask, source, (store.url, model_key),
-                                       store.zarr_location(writer.tmp_path + "/embedding"), method, progress,
+                                       writer.location_of("embedding"), method, progress,
                                        block_rows=rows, hash_rows=data_fingerprint is None)
         finally:
             torch.set_num_threads(threads)
