@@ -55,6 +55,7 @@ LEVELS = ("global", "batch")
 def _load_builtins() -> None:
     """Import the modules that register the built-in blocks (idempotent)."""
     from paradime_core import (  # noqa: F401
+        decoder,
         derived,
         losses,
         models,
