@@ -3,6 +3,7 @@
 Public API::
 
     from paradime_core import ParametricTSNE, ParametricUMAP, ParametricMDS, Routine, load_spec
+    from paradime_core import plot, plot_loss_history   # figures of an embedding, of a loss history
 
 The public names load on first use (PEP 562), so importing a light submodule such as
 ``paradime_core.errors`` or ``paradime_core.registry`` does not load torch: a cached
@@ -29,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     **{name: "paradime_core.recipes" for name in (
         "ParametricIsomap", "ParametricLargeVis", "ParametricMDS", "ParametricTSNE", "ParametricUMAP")},
     "Routine": "paradime_core.routine",
+    **{name: "paradime_core.plotting" for name in ("plot", "plot_loss_history")},
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
