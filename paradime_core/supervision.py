@@ -12,7 +12,8 @@ documentation "UMAP for supervised dimension reduction"), on a sparse graph ``W`
 - metric targets (:func:`fuzzy_intersection`): a second graph ``V`` is built over ``y``
   (kNN, UMAP's ``connect`` and fuzzy union) and every edge of ``W + V`` gets
   ``w^((1 - t) / t) v`` for ``t >= 0.5`` and ``w v^(t / (1 - t))`` below, with a missing
-  ``w`` or ``v`` read as half the smallest stored value (edges missing from both are dropped).
+  ``w`` read as half the smallest stored ``w`` and a missing ``v`` as half the smallest
+  stored ``v``, at most 1e-4 (edges missing from both are dropped).
 - both end with :func:`reset_local_connectivity`: each row divided by its largest value,
   then the fuzzy union ``A + A^T - A o A^T``, so every item again has an edge of weight 1.
 
@@ -54,8 +55,7 @@ def label_codes(y: np.ndarray) -> np.ndarray:
 def reset_local_connectivity(graph: sp.csr_array) -> sp.csr_array:
     """Each row scaled to a maximum of 1, then the fuzzy union ``A + A^T - A o A^T``."""
     graph = sp.csr_array(graph, dtype=np.float64)
-    row_max = graph.max(axis=1).toarray().ravel() if hasattr(graph.max(axis=1), "toarray") else \
-        np.asarray(graph.max(axis=1)).ravel()
+    row_max = np.asarray(graph.max(axis=1).todense()).ravel()
     scale = np.divide(1.0, row_max, out=np.zeros_like(row_max), where=row_max > 0)
     scaled = sp.csr_array(sp.diags_array(scale) @ graph)
     transposed = scaled.T.tocsr()
@@ -89,7 +89,7 @@ def fuzzy_intersection(left: sp.csr_array, right: sp.csr_array, target_weight: f
         raise ValueError(f"target_weight must be in [0, 1], got {target_weight!r}")
     left, right = sp.csr_array(left, dtype=np.float64), sp.csr_array(right, dtype=np.float64)
     left_min = max(float(left.data.min()) / 2.0, 1e-8) if left.nnz else 1e-8
-    right_min = max(float(right.data.min()) / 2.0, 1e-8) if right.nnz else 1e-8
+    right_min = min(max(float(right.data.min()) / 2.0, 1e-8), 1e-4) if right.nnz else 1e-8
     pattern = sp.coo_array(left + right)
     rows, cols = pattern.row, pattern.col
     left_values = _lookup(left, rows, cols, left_min)
