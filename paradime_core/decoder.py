@@ -54,7 +54,7 @@ class DecodedFullyConnected(FullyConnected):
         self.config["decoder_hidden_dims"] = back
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z.float())
+        return self.decoder(z if z.is_floating_point() else z.float())
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.embed(x).detach())

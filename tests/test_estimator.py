@@ -178,3 +178,22 @@ def test_plots_at_the_top_level(digits, tmp_path):
     history = paradime_core.plot_loss_history(umap, path=tmp_path / "loss.png")
     assert history.axes[0].get_xlabel() == "epoch" and (tmp_path / "loss.png").exists()
     assert umap.plot_loss_history().axes[0].lines
+
+
+# --------------------------------------------------------------------------- inverse_transform
+def test_decoder_inverts_the_embedding_and_round_trips(digits, tmp_path):
+    """decoder=True trains a decoder head beside the embedding: inverse_transform maps the
+    embedding back closer to the rows than their mean is; a saved model inverts the same."""
+    X, _ = digits
+    umap = tiny(ParametricUMAP, decoder=True, n_epochs=5, batches_per_epoch=10, hidden_dims=(64,)).fit(X)
+    assert "reconstruction" in umap.loss_history_["embedding"]
+    back = umap.inverse_transform(umap.embedding_)
+    assert back.shape == X.shape and back.dtype == np.float32
+    assert np.mean((back - X) ** 2) < 0.9 * np.mean((X - X.mean(axis=0)) ** 2)
+    loaded = ParametricUMAP.load(umap.save(tmp_path / "umap.pt"))
+    np.testing.assert_array_equal(loaded.inverse_transform(umap.embedding_), back)
+    assert umap.inverse_transform(umap.embedding_.astype(np.float64)).dtype == np.float64
+    with pytest.raises(ValueError, match=r"expects an \(n, 2\) embedding, got shape \(3, 5\)"):
+        umap.inverse_transform(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="fitted without a decoder: fit with decoder=True"):
+        tiny(ParametricUMAP).fit(X).inverse_transform(umap.embedding_)
