@@ -8,7 +8,13 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import paradime_core
-from paradime_core import ParametricIsomap, ParametricLargeVis, ParametricMDS, ParametricTSNE, ParametricUMAP
+from paradime_core import (
+    ParametricIsomap,
+    ParametricLargeVis,
+    ParametricMDS,
+    ParametricTSNE,
+    ParametricUMAP,
+)
 
 TINY_NEIGHBOR_EMBEDDING = dict(n_epochs=1, batches_per_epoch=2, batch_size=64, hidden_dims=(8,),
                                pca_components=5, transform_batch_size=16)
