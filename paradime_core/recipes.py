@@ -14,6 +14,17 @@ items in batches; learned state ends in ``_`` (``routine_``, ``embedding_``).
 - :class:`ParametricMDS`: exact pairwise distances; loss mean squared difference
   (metric stress) between high- and low-dimensional distances.
 - :class:`ParametricIsomap`: geodesic distances over the kNN graph; MDS loss.
+
+Parameters the recipes share (the scikit-learn face is :mod:`paradime_core.estimator`):
+
+- ``n_epochs``: training epochs of the last phase (``epochs``: deprecated alias).
+- ``metric``: distance of the kNN or pairwise relation (``euclidean``, ``sqeuclidean``, ``cosine``).
+- ``target_metric``, ``target_weight`` (neighbour embeddings): how ``fit(X, y)`` mixes
+  labels into the graph (:mod:`paradime_core.supervision`; ``-1`` marks an unlabelled row).
+- ``decoder``: also train a decoder head, for ``inverse_transform`` (:mod:`paradime_core.decoder`).
+- ``n_jobs``: torch and kNN threads during fit and transform (None: unchanged; -1: all cores).
+- ``verbose``: a progress bar per training phase; ``random_state``: seed; ``device``:
+  ``cpu``/``cuda`` (default CUDA when present); ``transform_batch_size``: rows per forward pass.
 """
 
 from __future__ import annotations
@@ -46,7 +57,7 @@ class _NeighborEmbedding(ParametricEstimator):
 
     Training samples positive edges of the kNN graph in proportion to their weight, with
     ``neg_rate`` negative edges each (uniform, from a per-step pool of items, so the cost
-    of a step does not grow with the dataset), and takes ``epochs * batches_per_epoch``
+    of a step does not grow with the dataset), and takes ``n_epochs * batches_per_epoch``
     Adam steps with a linearly decaying learning rate. ``negatives="shared"`` lets groups of
     ``negative_group_size`` positive edges share their negatives (fewer items per step on
     large data: UMAP's training on 60,000 MNIST items ~25 % faster, trust@10 a little lower,
