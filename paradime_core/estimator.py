@@ -256,6 +256,8 @@ class ParametricEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         if recipe != cls.__name__:
             raise DataError(f"{path}: holds a {recipe or 'plain routine'}, not a {cls.__name__}")
         params = dict(routine.metadata_["params"])
+        if "n_epochs" not in params and "epochs" in params:  # a file written before the rename
+            params["n_epochs"] = params.pop("epochs")
         signature = inspect.signature(cls.__init__).parameters
         for name, value in params.items():  # JSON turned tuples into lists
             if isinstance(value, list) and name in signature and isinstance(signature[name].default, tuple):
@@ -264,7 +266,8 @@ class ParametricEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             params["device"] = device
         estimator = cls(**params)
         estimator.routine_ = routine
-        estimator.n_features_in_ = int(routine.metadata_["n_features_in"])
+        in_dim = routine.model_spec_.options.get("in_dim") if routine.model_spec_ is not None else None
+        estimator.n_features_in_ = int(routine.metadata_.get("n_features_in", in_dim))
         if "feature_names_in" in routine.metadata_:
             estimator.feature_names_in_ = np.asarray(routine.metadata_["feature_names_in"], dtype=object)
         estimator._n_features_out = int(routine.out_dim if routine.model_spec_ is None

@@ -197,3 +197,15 @@ def test_decoder_inverts_the_embedding_and_round_trips(digits, tmp_path):
         umap.inverse_transform(np.zeros((3, 5)))
     with pytest.raises(ValueError, match="fitted without a decoder: fit with decoder=True"):
         tiny(ParametricUMAP).fit(X).inverse_transform(umap.embedding_)
+
+
+def test_load_reads_a_file_written_before_n_epochs(digits, tmp_path):
+    """Files saved by the earlier recipes: parameters with 'epochs', no n_features_in."""
+    X, _ = digits
+    umap = tiny(ParametricUMAP).fit(X)
+    params = {key: value for key, value in umap.get_params().items() if key != "n_epochs"}
+    path = umap.routine_.save(tmp_path / "old.pt", metadata={"recipe": "ParametricUMAP",
+                                                            "params": {**params, "epochs": 2}})
+    loaded = ParametricUMAP.load(path)
+    assert loaded.n_epochs == 2 and loaded.epochs is None and loaded.n_features_in_ == X.shape[1]
+    np.testing.assert_array_equal(loaded.transform(X), umap.transform(X))
