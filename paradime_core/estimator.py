@@ -96,18 +96,19 @@ class ParametricEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
 
     Subclasses define ``__init__`` (storing ``n_components``, ``random_state``, ``device``,
     ``verbose``, ``n_jobs``, ``transform_batch_size`` and their own parameters) and
-    ``build_spec(n_items, in_dim)``; they may override :meth:`supervise` and
-    :meth:`decoder_spec`.
+    ``build_spec(n_items, in_dim)``; a recipe with a neighbour graph names it in
+    :attr:`graph_relation` (and says in :attr:`fuzzy_graph` whether it is UMAP's kind), so
+    that ``fit(X, y)`` mixes the labels into it; :meth:`supervise` may be overridden.
     """
-
-    # ------------------------------------------------------------------ recipe hooks
-    def build_spec(self, n_items: int, in_dim: int) -> Spec:  # pragma: no cover - abstract
-        raise NotImplementedError
 
     graph_relation: str | None = None
     """The global relation a supervised fit mixes the labels into (None: ``y`` is ignored)."""
     fuzzy_graph: bool = True
     """Whether that relation is a fuzzy graph (UMAP's), reset to local connectivity after mixing."""
+
+    # ------------------------------------------------------------------ recipe hooks
+    def build_spec(self, n_items: int, in_dim: int) -> Spec:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def supervise(self, relations: dict[str, RelationValue], y: np.ndarray) -> None:
         """Mix the labels ``y`` into :attr:`graph_relation` in place (see :mod:`paradime_core.supervision`)."""
