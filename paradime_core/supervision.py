@@ -114,8 +114,7 @@ def _lookup(matrix: sp.csr_array, rows: np.ndarray, cols: np.ndarray, missing: f
 
 def target_graph(y: np.ndarray, n_neighbors: int, metric: str) -> sp.csr_array:
     """UMAP's fuzzy graph of the targets ``y`` (one row per item): kNN, ``connect``, fuzzy union."""
-    from paradime_core.relations import Neighbor
-    from paradime_core.transforms import Connect, Symmetrize
+    from paradime_core.relations import Connect, Neighbor, Symmetrize
 
     values = np.asarray(y, dtype=np.float64)
     values = values.reshape(len(values), -1)
