@@ -84,7 +84,7 @@ def test_loading_a_saved_routine_builds_no_optimizer(tmp_path):
 
     X = np.random.default_rng(0).normal(size=(120, 6)).astype(np.float32)
     path = tmp_path / "umap.pt"
-    ParametricUMAP(epochs=1, batches_per_epoch=2, init="random", random_state=0).fit(X).save(path)
+    ParametricUMAP(n_epochs=1, batches_per_epoch=2, init="random", random_state=0).fit(X).save(path)
     out = _run(f"import sys, numpy as np; from paradime_core import Routine; r = Routine.load({str(path)!r}); "
                "r.transform(np.zeros((3, 6), dtype=np.float32)); print('torch._dynamo' in sys.modules)")
     assert out == ["False"]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 
 from paradime_core import (
     DataError,
@@ -220,7 +221,7 @@ def test_load_rejects_other_files(tmp_path):
 
 # --------------------------------------------------------------------------- sklearn face
 # Small, fast settings; each recipe takes those among them that it has as parameters.
-FAST_KNOBS = dict(epochs=2, early_exaggeration_epochs=1, batches_per_epoch=3, batch_size=100,
+FAST_KNOBS = dict(n_epochs=2, early_exaggeration_epochs=1, batches_per_epoch=3, batch_size=100,
                   hidden_dims=(16,), pca_components=10)
 FAST = {
     ParametricTSNE: dict(perplexity=10),
@@ -254,10 +255,10 @@ def test_sklearn_face(cls, digits):
     np.testing.assert_allclose(estimator.set_params(transform_batch_size=1000).transform(X), embedding, atol=1e-5)
     assert estimator.loss_history_
 
-    copy = clone(estimator)
+    copy = clone(estimator.set_params(transform_batch_size=7))  # float32 rows: batches of the fit's size
     assert copy.get_params() == estimator.get_params()
     assert not hasattr(copy, "routine_")
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         copy.transform(X)
     result = copy.fit_transform(X)
     assert result.shape == (300, 2)

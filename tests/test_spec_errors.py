@@ -207,7 +207,7 @@ CASES: list[tuple[str, Callable[[], Any], str, str]] = [
     ("empty list of model parts", lambda: broken("training_phases[0].params", []),
      "training_phases[0].params", "names no model part"),
     ("unknown model type", lambda: broken("model.type", "fcc"),
-     "model.type", "'fcc' is not one of autoencoder, direct, fully_connected, multi_head"),
+     "model.type", "'fcc' is not one of autoencoder, decoded, direct, fully_connected, multi_head"),
     ("misspelt model option", lambda: broken("model.options.hiden_dims", [3]),
      "model.options.hiden_dims", "unknown option for model 'fully_connected' (allowed: out_dim, hidden_dims"),
     ("bad model precision", lambda: broken("model.options.precision", "half"),
