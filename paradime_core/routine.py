@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from paradime_core import components
+from paradime_core import components, limits
 from paradime_core import registry as reg
 from paradime_core.batch import call_model_method
 from paradime_core.errors import DataError, SpecError
 from paradime_core.relation_data import RelationValue, n_items_of
 from paradime_core.spec import ModelSpec, Spec, load_spec
 from paradime_core.training import PhaseResult, train_phase
+from paradime_core.value_checks import count_bad_rows, first_bad_cell
 
 FORMAT = "paradime-routine/1"
 DataLike = np.ndarray | torch.Tensor | Mapping[str, Any]
@@ -70,12 +71,10 @@ def prepare_dataset(data: DataLike, required: set[str] | None = None) -> dict[st
         if array.shape[0] != n:
             raise DataError(f"dataset['{key}'] has {array.shape[0]} rows but dataset['main'] has {n}")
         if np.issubdtype(array.dtype, np.floating):
-            finite = np.isfinite(array.reshape(n, -1)).all(axis=1)
-            if not finite.all():
-                bad = np.flatnonzero(~finite)
-                raise DataError(
-                    f"dataset['{key}']: {bad.size} row(s) contain NaN or inf (first: row {bad[0]})"
-                )
+            bad = first_bad_cell(array)  # training computes in float32
+            if bad is not None:
+                raise DataError(f"dataset['{key}']: {count_bad_rows(array)} row(s) hold NaN, inf or values "
+                                f"outside float32 (first: {bad.describe()})")
     missing = sorted((required or set()) - set(out) - {"index"})
     if missing:
         raise DataError(f"the spec reads dataset key(s) {', '.join(missing)} but the dataset has only "
@@ -201,9 +200,12 @@ class Routine:
         factory = components.check_model(model_spec, "model")
         options = dict(model_spec.options)
         options.setdefault("out_dim", self.out_dim)
+        sizes = {"in_dim": int(np.prod(data["main"].shape[1:])), "n_items": int(data["main"].shape[0])}
+        if getattr(factory, "__module__", None) == "paradime_core.models":  # user models size their own
+            limits.check_model_size(factory, {**sizes, **options})
         torch.manual_seed(self.seed)
         try:
-            model = factory(in_dim=int(np.prod(data["main"].shape[1:])), n_items=data["main"].shape[0], **options)
+            model = factory(**sizes, **options)
         except (TypeError, ValueError) as exc:
             raise SpecError("model.options", str(exc)) from exc
         if "precision" in options and "precision" in getattr(model, "config", {}):

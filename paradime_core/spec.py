@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from paradime_core import limits
 from paradime_core import registry as reg
 from paradime_core.errors import SpecError
 from paradime_core.registry import canonical_name, did_you_mean
@@ -341,6 +342,7 @@ class PhaseSpec:
         epochs = raw.get("epochs", 5)
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise SpecError(f"{path}.epochs", f"expected a positive integer, got {epochs!r}")
+        limits.check_epochs(epochs, f"{path}.epochs")
         loss = _canonical_keys(_require(raw, "loss", path), f"{path}.loss")
         _check_unknown(loss, {"components", "weights"}, f"{path}.loss")
         components = _as_list(_require(loss, "components", f"{path}.loss"))
@@ -528,11 +530,7 @@ class Spec:
     @classmethod
     def from_yaml(cls, text_or_path: str | Path) -> Spec:
         """From YAML text or a path to a ``.yaml``/``.yml``/``.json`` file."""
-        text = _read_if_path(text_or_path)
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise SpecError("spec", f"invalid YAML: {exc}") from exc
+        raw = limits.load_yaml(_read_if_path(text_or_path))
         if raw is None:
             raise SpecError("spec", "the spec is empty (expected a mapping with losses and training_phases)")
         return cls.from_dict(raw)
@@ -540,10 +538,14 @@ class Spec:
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> Spec:
         text = _read_if_path(text_or_path)
+        limits.check_spec_size(len(text.encode("utf-8", errors="replace")))
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SpecError("spec", f"invalid JSON: {exc}") from exc
+        except RecursionError:
+            raise SpecError("spec", "invalid JSON: nested too deeply") from None
+        limits.check_expanded_size(raw)
         return cls.from_dict(raw)
 
     def to_dict(self) -> dict[str, Any]:
@@ -683,10 +685,7 @@ def _read_if_path(text_or_path: str | Path) -> str:
     if isinstance(text_or_path, Path) or (
         isinstance(text_or_path, str) and "\n" not in text_or_path and text_or_path.endswith((".yaml", ".yml", ".json"))
     ):
-        path = Path(text_or_path)
-        if not path.exists():
-            raise SpecError("spec", f"file not found: {path}")
-        return path.read_text()
+        return limits.read_spec_file(text_or_path)
     return str(text_or_path)
 
 
