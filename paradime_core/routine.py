@@ -25,7 +25,7 @@ from paradime_core.errors import DataError, SpecError
 from paradime_core.relation_data import RelationValue, n_items_of
 from paradime_core.spec import ModelSpec, Spec, load_spec
 from paradime_core.training import PhaseResult, train_phase
-from paradime_core.value_checks import count_bad_rows, first_bad_cell
+from paradime_core.value_checks import all_rows_identical, count_bad_rows, first_bad_cell
 
 FORMAT = "paradime-routine/1"
 DataLike = np.ndarray | torch.Tensor | Mapping[str, Any]
@@ -67,6 +67,8 @@ def prepare_dataset(data: DataLike, required: set[str] | None = None) -> dict[st
     n = main.shape[0]
     if n < 2:
         raise DataError(f"dataset['main'] has {n} item(s); at least 2 are needed")
+    if all_rows_identical(main):
+        raise DataError(f"dataset['main']: all {n} rows are identical (there is no structure to embed)")
     for key, array in out.items():
         if array.shape[0] != n:
             raise DataError(f"dataset['{key}'] has {array.shape[0]} rows but dataset['main'] has {n}")

@@ -70,6 +70,23 @@ def first_bad_cell(block: np.ndarray, offset: int = 0) -> BadCell | None:
     return BadCell(offset + row, column, value, problem)
 
 
+def all_rows_identical(X: np.ndarray, block_rows: int = 65_536) -> bool:
+    """Whether every row of ``X`` (n >= 1 rows) equals its first row, compared in row blocks.
+
+    Parameters
+    ----------
+    X : ndarray
+        Rows of values.
+    block_rows : int
+        Rows compared at a time (memory stays flat).
+    """
+    first = X[:1]
+    for start in range(0, X.shape[0], block_rows):
+        if not np.array_equal(X[start:start + block_rows], np.broadcast_to(first, X[start:start + block_rows].shape)):
+            return False
+    return True
+
+
 def count_bad_rows(block: np.ndarray) -> int:
     """Number of rows of ``block`` holding a NaN, inf or out-of-float32-range value.
 

@@ -205,6 +205,8 @@ def open_source(path: str | os.PathLike[str], label_column: str | None = None,
         raise errors.DataError(f"data not found: {path}")
     is_dir = fs.isdir(fs_path)
     fmt = _format_of(fs, fs_path, is_dir, path)
+    if not is_dir and fs.size(fs_path) == 0:
+        raise errors.DataError(f"{path}: the file is empty (0 bytes)")
     if fmt == "folder":
         return _folder_source(fs, fs_path, url, label_column, options)
     with validation.reading(str(path), fmt):

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from paradime_core.value_checks import all_rows_identical
 from pipelines import artifacts, errors, stage_checks
 from pipelines.errors import CacheWarning, CorruptArtifact, PipelineError
 from pipelines.ingest import chunk_rows_for, load_dataset
@@ -184,6 +185,11 @@ class Pipeline:
             except (KeyError, ValueError, OSError) as exc:
                 raise PipelineError(f"dataset {self.plan.dataset_key[:12]} cannot be read ({exc}); "
                                     "remove it with `paradime cache rm` and run again") from exc
+            main = self._dataset["main"]
+            if all_rows_identical(main):  # refused before any stage computes on them
+                source = self.store.open_group("datasets", self.plan.dataset_key).attrs.get("source", "the data")
+                raise errors.DataError(f"{source}: all {len(main)} rows are identical (there is no structure "
+                                       "to embed)")
         return self._dataset
 
     def input_array(self, name: str) -> np.ndarray:
@@ -351,8 +357,9 @@ class Pipeline:
         if labels is not None and labels.ndim != 1:
             labels = None
         options = {"k": 10, "sample": 5000, "seed": 0, **node.payload.get("metrics", {})}
+        options["k"] = min(int(options["k"]), (len(embedding) - 1) // 2)  # the measures need k < n / 2
         X = arrays["main"].reshape(len(arrays["main"]), -1)
-        values = metrics.evaluate(X, embedding, labels, **options)
+        values = metrics.evaluate(X, embedding, labels, **options) if options["k"] >= 1 else {}
         values = {k: float(v) for k, v in values.items()}
         png = plot_png(embedding, labels, title=self.spec.name or "embedding")
         writer.group.attrs.update({"metrics": values, "metric_options": options,

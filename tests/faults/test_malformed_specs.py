@@ -9,8 +9,6 @@ model size) are among the cases.
 
 from __future__ import annotations
 
-import copy
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from spec_paths import DELETE, edited_copy
 
 from paradime_core import SpecError, load_spec
 
@@ -25,14 +24,10 @@ from ._cli import assert_one_line_error, run_cli
 
 BASE_YAML = """
 name: faults-base
-derived_data:
-  - {name: pca, func: pca, keys: [[data, main]], options: {n_components: 2}}
+derived_data: [{name: pca, func: pca, keys: [[data, main]], options: {n_components: 2}}]
 relations:
-  - name: p
-    level: global
-    type: neighbor
-    options: {n_neighbors: 10, method: faiss_exact}
-    transforms: [{type: perplexity, options: {perplexity: 5}}, {type: symmetrize}, {type: normalize}]
+  - {name: p, level: global, type: neighbor, options: {n_neighbors: 10, method: faiss_exact},
+     transforms: [{type: perplexity, options: {perplexity: 5}}, {type: symmetrize}, {type: normalize}]}
   - {name: q, level: batch, type: pdist, transforms: [{type: t_dist}, {type: normalize}]}
 losses:
   - {name: init, type: position, func: mse, keys: {data: [pca]}}
@@ -44,22 +39,11 @@ training_phases:
   - {name: main, epochs: 3, sampling: {type: item, batch_size: 50}, loss: {components: [emb]}}
 """
 BASE: dict[str, Any] = yaml.safe_load(BASE_YAML)
-_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-DELETE = object()
 
 
 def edited(path: str, value: Any) -> str:
     """BASE as YAML with the field at ``path`` (``a.b[0].c``) set to ``value`` (or deleted)."""
-    spec = copy.deepcopy(BASE)
-    steps = [name if name else int(index) for name, index in _STEP.findall(path)]
-    parent = spec
-    for step in steps[:-1]:
-        parent = parent[step]
-    if value is DELETE:
-        del parent[steps[-1]]
-    else:
-        parent[steps[-1]] = value
-    return yaml.safe_dump(spec, sort_keys=False)
+    return yaml.safe_dump(edited_copy(BASE, path, value), sort_keys=False)
 
 
 def billion_laughs() -> str:
