@@ -176,11 +176,11 @@ def label_codes(values: Any, where: str, column: str, first_row: int, header_lin
                         f"{problem}")
     array = numbers.to_numpy()
     if np.dtype(dtype).kind in "iu" and array.dtype.kind == "f":
-        fractional = array != np.round(array)
-        if fractional.any():
-            row = int(np.flatnonzero(fractional)[0])
+        unfit = (array != np.round(array)) | (np.abs(array) >= 2.0**63)  # fractional, or beyond int64
+        if unfit.any():
+            row = int(np.flatnonzero(unfit)[0])
             raise DataError(f"{where}: {_row_label(first_row + row, header_lines)}, label column '{column}': "
-                            f"{float(array[row])!r} is not a whole-number class label")
+                            f"{float(array[row])!r} is not a whole-number class label within int64")
     return array.astype(dtype)
 
 

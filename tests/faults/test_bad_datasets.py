@@ -219,6 +219,8 @@ INGEST_CASES: list[tuple[str, Callable[[Path], Path], tuple[str, ...]]] = [
      ("row 800 (line 802), label column 'y': 'cat' is not a number",)),
     ("csv fractional label", csv(table(bad_row=500, bad_line="1,2,3,1.5", label=True)),
      ("row 500 (line 502), label column 'y': 1.5 is not a whole-number class label",)),
+    ("csv label beyond int64", csv(table(bad_row=600, bad_line="1,2,3,1e20", label=True)),
+     ("row 600 (line 602), label column 'y': 1e+20 is not a whole-number class label within int64",)),
     ("csv missing label", csv(table(bad_row=300, bad_line="1,2,3,", label=True)),
      ("row 300 (line 302), label column 'y': is missing",)),
     ("tsv text after the sampled rows", csv(table(bad_row=900, bad_line="1,2,x"), name="data.tsv"),
