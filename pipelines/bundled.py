@@ -110,7 +110,7 @@ class SpecHandle:
         self._spec: Any = None
         self.text: str | None = None
         if isinstance(argument, (str, os.PathLike)):
-            from paradime_core.limits import read_spec_file  # light: yaml only
+            from paradime_core.spec.limits import read_spec_file
 
             path = resolve_spec_path(str(argument))
             self.text = read_spec_file(path) if path is not None else str(argument)
