@@ -22,9 +22,10 @@ import torch
 from paradime_core.batch import call_model_method
 from paradime_core.errors import DataError, SpecError
 from paradime_core.relation_data import RelationValue, n_items_of
-from paradime_core.spec import ModelSpec, Spec, blocks, load_spec
+from paradime_core.spec import ModelSpec, Spec, blocks, limits, load_spec
 from paradime_core.spec import registry as reg
 from paradime_core.training.loop import PhaseResult, train_phase
+from paradime_core.value_checks import all_rows_identical, count_bad_rows, first_bad_cell
 
 FORMAT = "paradime-routine/1"
 DataLike = np.ndarray | torch.Tensor | Mapping[str, Any]
@@ -66,16 +67,16 @@ def prepare_dataset(data: DataLike, required: set[str] | None = None) -> dict[st
     n = main.shape[0]
     if n < 2:
         raise DataError(f"dataset['main'] has {n} item(s); at least 2 are needed")
+    if all_rows_identical(main):
+        raise DataError(f"dataset['main']: all {n} rows are identical (there is no structure to embed)")
     for key, array in out.items():
         if array.shape[0] != n:
             raise DataError(f"dataset['{key}'] has {array.shape[0]} rows but dataset['main'] has {n}")
         if np.issubdtype(array.dtype, np.floating):
-            finite = np.isfinite(array.reshape(n, -1)).all(axis=1)
-            if not finite.all():
-                bad = np.flatnonzero(~finite)
-                raise DataError(
-                    f"dataset['{key}']: {bad.size} row(s) contain NaN or inf (first: row {bad[0]})"
-                )
+            bad = first_bad_cell(array)  # training computes in float32
+            if bad is not None:
+                raise DataError(f"dataset['{key}']: {count_bad_rows(array)} row(s) hold NaN, inf or values "
+                                f"outside float32 (first: {bad.describe()})")
     missing = sorted((required or set()) - set(out) - {"index"})
     if missing:
         raise DataError(f"the spec reads dataset key(s) {', '.join(missing)} but the dataset has only "
@@ -210,9 +211,12 @@ class Routine:
         factory = blocks.check_model(model_spec, "model")
         options = dict(model_spec.options)
         options.setdefault("out_dim", self.out_dim)
+        sizes = {"in_dim": int(np.prod(data["main"].shape[1:])), "n_items": int(data["main"].shape[0])}
+        if str(getattr(factory, "__module__", "")).startswith("paradime_core.models"):  # user models size their own
+            limits.check_model_size(factory, {**sizes, **options})
         torch.manual_seed(self.seed)
         try:
-            model = factory(in_dim=int(np.prod(data["main"].shape[1:])), n_items=data["main"].shape[0], **options)
+            model = factory(**sizes, **options)
         except (TypeError, ValueError) as exc:
             raise SpecError("model.options", str(exc)) from exc
         if "precision" in options and "precision" in getattr(model, "config", {}):

@@ -44,7 +44,7 @@ class _ConsoleFilter(logging.Filter):
     whose handler is separate).
     """
 
-    USER_ERRORS = ("DataError", "SpecError", "PipelineError", "TrainingError")
+    USER_ERRORS = ("DataError", "SpecError", "PipelineError", "TrainingError", "StageCheckError")
 
     def __init__(self, verbose: bool):
         super().__init__()

@@ -385,7 +385,8 @@ def embed_task(model_key: str, data: str, store: ArtifactStore, dask_address: st
             meta={"inputs": {"model": model_key, "data": fingerprint, "method": method}}) as writer:
         summary, fingerprint = embed_into(store, dask, model_key, location, writer, data_fingerprint=fingerprint,
                                           method=method, progress=progress,
-                                          extra_attrs={"dataset_key": dataset_key, "source": str(data)})
+                                          extra_attrs={"dataset_key": dataset_key, "source": str(data)},
+                                          source_name=str(data))
         writer.summary = summary
         key = writer.key = embed_key(model_key, fingerprint, method)
         writer.meta["inputs"]["data"] = fingerprint

@@ -15,7 +15,6 @@ then published under the fingerprint (or dropped if that dataset already exists)
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,7 +174,6 @@ def ingest(source: Source, store: ArtifactStore, name: str | None = None,
             for block in source.blocks(rows):
                 if "main" in block and block["main"].ndim == 1:
                     block["main"] = block["main"][:, None]
-                _check_finite(block, n, source.url)
                 for key, values in block.items():
                     values = np.asarray(values, dtype=source.schema[key][0])
                     hashers[key].update(values)
@@ -250,16 +248,6 @@ class _RowBuffer:
         rest = data[take:]
         self.pending = [rest] if len(rest) else []
         self.count = len(rest)
-
-
-def _check_finite(block: Mapping[str, np.ndarray], offset: int, url: str) -> None:
-    for key, values in block.items():
-        if values.dtype.kind == "f":
-            flat = values.reshape(len(values), -1)
-            bad = ~np.isfinite(flat).all(axis=1)
-            if bad.any():
-                row = offset + int(np.flatnonzero(bad)[0])
-                raise errors.DataError(f"{url}: array '{key}' row {row} contains NaN or inf")
 
 
 def _progress_bar(enabled: bool, total: int | None, desc: str) -> Any:

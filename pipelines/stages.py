@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from pipelines import artifacts, errors
+from paradime_core.value_checks import all_rows_identical
+from pipelines import artifacts, errors, stage_checks
 from pipelines.errors import CacheWarning, CorruptArtifact, PipelineError
 from pipelines.ingest import chunk_rows_for, load_dataset
 from pipelines.keys import Node, Plan, spec_id
@@ -186,7 +187,12 @@ class Pipeline:
         if node.kind == "derived":
             return np.asarray(group["value"][...])
         if node.kind == "knn":
-            return np.asarray(group["indices"][...]), np.asarray(group["distances"][...])
+            indices, distances = np.asarray(group["indices"][...]), np.asarray(group["distances"][...])
+            try:  # a graph stored before its stage was checked is recomputed, never used
+                stage_checks.check_knn(indices, distances, self.plan.n_items, f"kNN '{node.name}'")
+            except stage_checks.StageCheckError as exc:
+                raise CorruptArtifact(str(exc)) from None
+            return indices, distances
         raise ValueError(f"no in-memory value for {node.kind}")
 
     # ------------------------------------------------------------------ data
@@ -225,6 +231,11 @@ class Pipeline:
             except (KeyError, ValueError, OSError) as exc:
                 raise PipelineError(f"dataset {self.plan.dataset_key[:12]} cannot be read ({exc}); "
                                     "remove it with `paradime cache rm` and run again") from exc
+            main = self._dataset["main"]
+            if all_rows_identical(main):  # refused before any stage computes on them
+                source = self.store.open_group("datasets", self.plan.dataset_key).attrs.get("source", "the data")
+                raise errors.DataError(f"{source}: all {len(main)} rows are identical (there is no structure "
+                                       "to embed)")
         return self._dataset
 
     def input_array(self, name: str) -> np.ndarray:
@@ -272,6 +283,8 @@ class Pipeline:
         info = knn_to_zarr(self.dask, X2, source, array, writer.group, writer.location, k,
                            node.payload["method"], node.payload["metric"], node.payload["seed"], rows,
                            self.progress)
+        stage_checks.check_knn(writer.group["indices"], writer.group["distances"], int(X.shape[0]),
+                               f"kNN '{node.name}'")
         writer.group.attrs.update({"k": k, "metric": node.payload["metric"], **info})
         return {"n_items": int(X.shape[0]), "k": k, **info}
 
@@ -290,6 +303,7 @@ class Pipeline:
         else:
             data = {"main": self.arrays()["main"], relation.data: self.input_array(relation.data)}
             value = self.routine().compute_relation(node.name, data)
+        stage_checks.check_relation(value, self.plan.n_items, f"relation '{node.name}'")
         return artifacts.write_relation(writer.group, value)
 
     def _compute_derived(self, node: Node, writer: Any) -> dict[str, Any]:
@@ -302,6 +316,7 @@ class Pipeline:
             else:
                 data[key] = self.input_array(key)
         value = self.routine().compute_derived(node.name, data, relations)
+        stage_checks.check_rows(value, self.plan.n_items, f"derived data '{node.name}'")
         artifacts.write_rows(writer.group, "value", value,
                              dims=["sample"] + [f"dim_{i + 1}" for i in range(value.ndim - 1)])
         return {"shape": list(value.shape), "dtype": str(value.dtype)}
@@ -342,6 +357,8 @@ class Pipeline:
         finally:
             torch.set_num_threads(threads)
         history = {**history, result.name: result.history}
+        final = {k: (v[-1] if v else None) for k, v in result.history.items()}
+        stage_checks.check_phase(model.state_dict(), final, f"phase {index} ('{result.name}')")
         group = writer.group
         artifacts.write_state_dict(group, model.state_dict())
         if result.optimizer_state is not None:
@@ -353,7 +370,6 @@ class Pipeline:
             "spec_id": spec_id(self.spec, self.plan.seed, self.plan.out_dim),
             "dataset": self.plan.dataset_key,
         })
-        final = {k: (v[-1] if v else None) for k, v in result.history.items()}
         return {"phase": result.name, "epochs": result.epochs_run, "final_loss": final}
 
     def _phase_state(self, key: str, node: Node) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -392,8 +408,9 @@ class Pipeline:
         if labels is not None and labels.ndim != 1:
             labels = None
         options = {"k": 10, "sample": 5000, "seed": 0, **node.payload.get("metrics", {})}
+        options["k"] = min(int(options["k"]), (len(embedding) - 1) // 2)  # the measures need k < n / 2
         X = arrays["main"].reshape(len(arrays["main"]), -1)
-        values = metrics.evaluate(X, embedding, labels, **options)
+        values = metrics.evaluate(X, embedding, labels, **options) if options["k"] >= 1 else {}
         values = {k: float(v) for k, v in values.items()}
         png = plot_png(embedding, labels, title=self.spec.name or "embedding")
         writer.group.attrs.update({"metrics": values, "metric_options": options,
@@ -417,13 +434,15 @@ def plot_png(embedding: np.ndarray, labels: np.ndarray | None, title: str = "") 
 
 def embed_into(store: ArtifactStore, dask: DaskManager, model_key: str, source: Any, writer: Any, *,
                data_fingerprint: str | None, method: str = "embed", progress: bool = True,
-               training_items: int | None = None, extra_attrs: dict[str, Any] | None = None
-               ) -> tuple[dict[str, Any], str]:
+               training_items: int | None = None, extra_attrs: dict[str, Any] | None = None,
+               source_name: str | None = None) -> tuple[dict[str, Any], str]:
     """Embed the Zarr array ``source`` with phase ``model_key``'s model into ``writer``'s group.
 
     Writes array ``embedding`` (dims ``sample``, ``component``) with provenance attributes:
     model key, spec hash, data fingerprint. With ``data_fingerprint=None`` the rows are
-    fingerprinted in the same pass (blocks of 65,536 rows). Returns (summary, fingerprint).
+    fingerprinted in the same pass (blocks of 65,536 rows). Rows of another width than the
+    model's input and non-finite results are refused (``source_name`` names the data in the
+    error). Returns (summary, fingerprint).
     """
     import torch
     import zarr
@@ -448,6 +467,7 @@ def embed_into(store: ArtifactStore, dask: DaskManager, model_key: str, source: 
 
             data_fingerprint = array_fingerprint(src)
     else:
+        _check_width(src, routine, model_key, source_name)
         probe = embed_rows(model, np.asarray(src[:2]), method)
         d = int(probe.shape[1]) if probe.ndim > 1 else 1
         rows = BLOCK_ROWS if data_fingerprint is None else int(src.chunks[0])
@@ -465,7 +485,17 @@ def embed_into(store: ArtifactStore, dask: DaskManager, model_key: str, source: 
             torch.set_num_threads(threads)
         if data_fingerprint is None:
             data_fingerprint = combine_block_digests(src.dtype, tuple(src.shape), digests or [])
+    stage_checks.check_rows(group["embedding"], n, f"embedding of {source_name or 'the data'}")
     spec_hash = spec_id(routine.spec, routine.seed, routine.out_dim)
     group.attrs.update({"model_key": model_key, "spec_hash": spec_hash, "data_fingerprint": data_fingerprint,
                         "method": method, **(extra_attrs or {})})
     return {"n_items": n, "model_key": model_key, "data_fingerprint": data_fingerprint}, data_fingerprint
+
+
+def _check_width(src: Any, routine: Any, model_key: str, source_name: str | None) -> None:
+    """Refuse rows whose feature count differs from the model's input width (before any work)."""
+    expected = (getattr(routine, "model_spec_", None) and routine.model_spec_.options.get("in_dim"))
+    width = int(np.prod(src.shape[1:], dtype=np.int64)) if len(src.shape) > 1 else 1
+    if expected is not None and width != int(expected):
+        raise errors.DataError(f"{source_name or 'data'}: rows have {width} feature(s) but model "
+                               f"{model_key[:12]} takes {int(expected)}")

@@ -100,7 +100,8 @@ def test_nan_rows_are_named_before_any_computation(digits, no_computation):
     X, _ = digits
     X[7, 3] = np.nan
     X[20, 0] = np.inf
-    with pytest.raises(DataError, match=r"^dataset\['main'\]: 2 row\(s\) contain NaN or inf \(first: row 7\)$"):
+    with pytest.raises(DataError, match=r"^dataset\['main'\]: 2 row\(s\) hold NaN, inf or values outside float32 "
+                       r"\(first: row 7, column 3: NaN \(a missing value\)\)$"):
         routine().fit(X)
 
 
@@ -108,8 +109,17 @@ def test_nan_rows_in_another_entry_are_named(digits, no_computation):
     X, y = digits
     extra = np.ones((300, 2), dtype=np.float64)
     extra[42, 1] = np.nan
-    with pytest.raises(DataError, match=r"^dataset\['extra'\]: 1 row\(s\) contain NaN or inf \(first: row 42\)$"):
+    with pytest.raises(DataError, match=r"^dataset\['extra'\]: 1 row\(s\) hold NaN, inf or values outside float32 "
+                       r"\(first: row 42, column 1: NaN \(a missing value\)\)$"):
         routine().fit({"main": X, "labels": y, "extra": extra})
+
+
+def test_values_beyond_float32_are_named_before_any_computation(digits, no_computation):
+    X = digits[0].astype(np.float64)
+    X[11, 4] = 1e39  # finite in float64, inf in the float32 training computes in
+    with pytest.raises(DataError, match=r"^dataset\['main'\]: 1 row\(s\) .* \(first: row 11, column 4: 1e\+39 does "
+                                        r"not fit float32"):
+        routine().fit(X)
 
 
 def test_mismatched_lengths_are_named_before_any_computation(digits, no_computation):
