@@ -45,7 +45,7 @@ test-slow: setup-bench
 test-all: test test-slow
 
 lint: setup
-	$(VENV)/bin/ruff check paradime_core pipelines data tests benchmarks
+	$(VENV)/bin/ruff check paradime_core pipelines tests benchmarks
 
 bench: setup-bench
 	$(PY) benchmarks/quality.py
