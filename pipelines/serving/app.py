@@ -49,7 +49,7 @@ class RequestFailed(Exception):
 
 
 def create_app(embedder: Embedder, token: str | None = None,
-               max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> FastAPI:
+               max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, workers: int = 2) -> FastAPI:
     """The FastAPI application serving ``embedder``.
 
     Parameters
@@ -60,9 +60,14 @@ def create_app(embedder: Embedder, token: str | None = None,
         Bearer token every request must carry; None serves without authentication.
     max_request_bytes : int
         Largest request body accepted (larger ones get 413 before they are read whole).
+    workers : int
+        Requests whose body is decoded, checked and encoded at the same time; the others
+        wait their turn, so a burst of large requests is answered first come, first served
+        and holds at most ``workers`` decoded batches in memory.
     """
     app = FastAPI(title="paradime embedding service", docs_url=None, redoc_url=None, openapi_url=None)
     expected = f"Bearer {token}".encode() if token else None
+    slots = anyio.CapacityLimiter(max(1, int(workers)))
 
     async def authenticate(request: Request, call_next: Any) -> Response:
         given = request.headers.get("authorization", "").encode()
@@ -97,11 +102,14 @@ def create_app(embedder: Embedder, token: str | None = None,
         if content_type not in (JSON, NPY):
             raise RequestFailed(415, f"content type must be {JSON} or {NPY}, got {content_type}")
         body = await read_limited(request, max_request_bytes)
-        rows = await anyio.to_thread.run_sync(parse_rows, body, content_type, embedder)
-        embedding = await anyio.to_thread.run_sync(embedder.embed, rows)
-        if answer_format(request.headers.get("accept", ""), content_type) == NPY:
-            return Response(npy_bytes(embedding), media_type=NPY)
-        return Response(await anyio.to_thread.run_sync(json_bytes, embedding), media_type=JSON)
+        answer_type = answer_format(request.headers.get("accept", ""), content_type)
+        async with slots:
+            return Response(await anyio.to_thread.run_sync(answer, body, content_type, answer_type),
+                            media_type=answer_type)
+
+    def answer(body: bytes, content_type: str, answer_type: str) -> bytes:
+        embedding = embedder.embed(parse_rows(body, content_type, embedder))
+        return npy_bytes(embedding) if answer_type == NPY else json_bytes(embedding)
 
     return app
 

@@ -101,7 +101,7 @@ def serve_model(model: str, store: str | None, options: ServeOptions, seed: int 
         Called with the model's description and the service's URL once it is ready.
     """
     from pipelines.flows import resolve_model
-    from pipelines.settings import torch_threads
+    from pipelines.settings import available_cores, torch_threads
     from pipelines.store import ArtifactStore
 
     st = ArtifactStore(store)
@@ -112,7 +112,7 @@ def serve_model(model: str, store: str | None, options: ServeOptions, seed: int 
     embedder = None
     try:
         embedder = Embedder(st, key, options.method, torch_threads(options.torch_threads))
-        app = create_app(embedder, options.token, options.max_request_bytes)
+        app = create_app(embedder, options.token, options.max_request_bytes, workers=available_cores())
         config = uvicorn.Config(app, log_level="warning", access_log=options.access_log, lifespan="off",
                                 timeout_graceful_shutdown=GRACEFUL_SECONDS)
         server = _Server(config)
