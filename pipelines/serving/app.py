@@ -11,9 +11,10 @@
     JSON numbers are the float32 results written exactly (as float64).
 
 Every error is a JSON object ``{"error": "..."}``: 400 (unreadable body), 401 (missing or
-wrong bearer token), 413 (body over the size limit, see :func:`read_limited`), 415 (other content type), 422 (rows
-that cannot be embedded: none, ragged, not numeric, wrong width, NaN or inf). With a token
-set, every path needs ``Authorization: Bearer <token>`` (compared in constant time).
+wrong bearer token), 413 (body over the size limit, see :func:`read_limited`), 415 (other
+content type), 422 (rows that cannot be embedded: none, ragged, not numeric, wrong width,
+NaN or inf). With a token set, every path needs ``Authorization: Bearer <token>``
+(compared in constant time).
 """
 
 from __future__ import annotations
