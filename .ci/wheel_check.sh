@@ -10,7 +10,11 @@ repo=$(pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/paradime-wheel-check.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-python3 -m pip wheel -q --no-deps -w "$work/dist" "$repo"
+# Built from a copy of the tracked and new files: a stale setuptools build/ folder or a
+# virtual environment in the checkout must not reach the wheel.
+mkdir "$work/src"
+git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$work/src"
+python3 -m pip wheel -q --no-deps -w "$work/dist" "$work/src"
 python3 -m venv "$work/venv"
 start=$SECONDS
 "$work/venv/bin/python" -m pip install -q -c "$repo/constraints-cpu.txt" "$work"/dist/paradime-*.whl
