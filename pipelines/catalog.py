@@ -4,6 +4,9 @@
 - ``index/models/<spec id>.json``: per spec (+ seed and embedding size), the final model of
   each dataset it was fitted on, its lineage, and which model a retraining warm-started from.
 - ``runs/<time>-<flow>-<id>.json``: what each flow run did (stage records).
+
+Records that grow (lineage versions, models) are read, changed and written back under a lock
+(:meth:`~pipelines.store.ArtifactStore.update_json`), so concurrent runs lose none.
 """
 
 from __future__ import annotations
@@ -30,13 +33,19 @@ def record_model(store: ArtifactStore, spec_key: str, dataset_key: str, model_ke
                  start: dict[str, Any] | None = None) -> None:
     """Remember that ``spec_key`` fitted on ``dataset_key`` (of ``lineage``) gave ``model_key``
     (latest last), starting from ``warm_start`` (``start``: the full choice, see
-    :class:`pipelines.lineage.WarmStart`)."""
-    record = model_record(store, spec_key)
-    fits = [f for f in record["fits"] if f["dataset"] != dataset_key or f["model"] != model_key]
-    fits.append({"dataset": dataset_key, "model": model_key, "warm_start": warm_start, "lineage": lineage,
-                 "start": start, "time": _now()})
-    record.update({"fits": fits, "name": spec_name})
-    store.write_json(f"index/models/{spec_key}.json", record)
+    :class:`pipelines.lineage.WarmStart`).
+
+    Read, changed and written under the record's lock (no fit is lost to a concurrent run).
+    """
+    def add(record: dict[str, Any] | None) -> dict[str, Any]:
+        record = record or {"spec_id": spec_key, "fits": []}
+        fits = [f for f in record["fits"] if f["dataset"] != dataset_key or f["model"] != model_key]
+        fits.append({"dataset": dataset_key, "model": model_key, "warm_start": warm_start, "lineage": lineage,
+                     "start": start, "time": _now()})
+        record.update({"fits": fits, "name": spec_name})
+        return record
+
+    store.update_json(f"index/models/{spec_key}.json", add)
 
 
 def latest_model(store: ArtifactStore, spec_key: str) -> dict[str, Any] | None:

@@ -30,14 +30,15 @@ from typing import Any
 
 import numpy as np
 
+from pipelines import stage_checks
 from pipelines.catalog import stored_dataset
-from pipelines.errors import CacheWarning, CorruptArtifact
+from pipelines.errors import CacheWarning, CorruptArtifact, PipelineError
 from pipelines.fingerprint import ArrayHasher, SourceIndex, file_signature, local_url
-from pipelines.ingest import _check_finite, _RowBuffer, chunk_rows_for, probe
+from pipelines.ingest import _RowBuffer, chunk_rows_for, probe
 from pipelines.keys import embed_key, spec_id
 from pipelines.parallel import DaskManager, embed_rows
-from pipelines.stages import StageRecord, embed_into, timed_record
-from pipelines.store import ArtifactStore
+from pipelines.stages import StageRecord, check_width, embed_into, timed_record
+from pipelines.store import ArtifactStore, StageRef
 
 EMBED_RECORD = "embed-rows"
 """Option that keeps the source-index records of embedded inputs apart from ingest's."""
@@ -49,60 +50,78 @@ def embed_stage(model_key: str, data: str, store: ArtifactStore, dask_address: s
     start = time.perf_counter()
     stored = stored_dataset(store, data)
     if stored is not None:
+        _verify_stored_dataset(store, stored)
         fingerprint = dict(store.open_group("datasets", stored.key).attrs["fingerprints"])["main"]
         location = store.zarr_location(store.stage_path("datasets", stored.key) + "/main")
         return _embed_zarr(store, model_key, location, fingerprint, dask_address, method, progress, start,
-                           {"dataset_key": stored.key, "source": data})
+                           {"dataset_key": stored.key, "source": data}, str(data))
     zarr_source = _zarr_array_source(data, store) if "://" in data or os.path.isdir(local_url(data)) else None
     if zarr_source is not None:
         location, array_url, signature, fingerprint = zarr_source
         records, key, fingerprint = _embed_zarr(store, model_key, location, fingerprint, dask_address, method,
-                                                progress, start, {"source": str(data)})
+                                                progress, start, {"source": str(data)}, str(data))
         SourceIndex(store).remember(array_url, signature, {"fingerprint": fingerprint})
         return records, key, fingerprint
     return _embed_stream(store, model_key, data, method, label_column, progress, start)
 
 
+def _verify_stored_dataset(store: ArtifactStore, ref: StageRef) -> None:
+    """Check every file of a stored dataset named as the input (a damaged one cannot be read
+    again from anywhere, so it is refused with the way out)."""
+    try:
+        store.verify("datasets", ref.key)
+    except CorruptArtifact as exc:
+        raise PipelineError(f"dataset {ref.key[:12]} is damaged ({exc}); remove it with "
+                            f"`paradime cache rm datasets/{ref.key[:12]}` and ingest the data again") from None
+
+
 def _cached(store: ArtifactStore, model_key: str, fingerprint: str | None, method: str,
             start: float) -> tuple[StageRecord | None, str]:
-    """The record of a valid stored embedding of these rows (None and the status to compute it with)."""
+    """The record of a valid stored embedding of these rows (None and the status to compute it with:
+    ``recomputed`` replaces a damaged or incomplete copy)."""
     if fingerprint is None:
         return None, "computed"
     key = embed_key(model_key, fingerprint, method)
-    if store.manifest("embeddings", key) is None:
-        store.remove("embeddings", key)  # a crashed run's leftover, if any
-        return None, "computed"
     try:
-        store.verify("embeddings", key)
-        return timed_record("embeddings", "embed", key, "cached", start), "cached"
+        if store.check("embeddings", key) is not None:
+            store.verify("embeddings", key)
+            return timed_record("embeddings", "embed", key, "cached", start), "cached"
     except CorruptArtifact as exc:
         warnings.warn(CacheWarning(f"cached embedding ({key[:12]}) is damaged: {exc}; recomputing"), stacklevel=3)
-        store.remove("embeddings", key)
         return None, "recomputed"
+    return None, "computed"
+
+
+def _pending_key(model_key: str, fingerprint: str | None, method: str) -> str:
+    """The key an embedding is written under before its rows' fingerprint is known."""
+    return embed_key(model_key, fingerprint, method) if fingerprint is not None else "pending"
 
 
 def _embed_zarr(store: ArtifactStore, model_key: str, location: Any, fingerprint: str | None,
                 dask_address: str | None, method: str, progress: bool, start: float,
-                attrs: dict[str, Any]) -> tuple[list[StageRecord], str, str]:
+                attrs: dict[str, Any], source_name: str) -> tuple[list[StageRecord], str, str]:
     record, status = _cached(store, model_key, fingerprint, method, start)
     if record is not None:
         return [record], record.key, fingerprint
     with DaskManager(dask_address) as dask, store.begin(
-            "embeddings", "pending", name="embed",
+            "embeddings", _pending_key(model_key, fingerprint, method), name="embed",
+            replace=status == "recomputed",
             meta={"inputs": {"model": model_key, "data": fingerprint, "method": method}}) as writer:
         summary, fingerprint = embed_into(store, dask, model_key, location, writer, data_fingerprint=fingerprint,
-                                          method=method, progress=progress, extra_attrs=attrs)
+                                          method=method, progress=progress, extra_attrs=attrs,
+                                          source_name=source_name)
         status = _publish_as(store, writer, summary, model_key, fingerprint, method, status)
     return [timed_record("embeddings", "embed", writer.key, status, start)], writer.key, fingerprint
 
 
 def _publish_as(store: ArtifactStore, writer: Any, summary: dict[str, Any], model_key: str, fingerprint: str,
                 method: str, status: str) -> str:
-    """Name the written embedding by its rows' fingerprint (drop it if that one is stored)."""
+    """Name the written embedding by its rows' fingerprint (drop it if a valid copy is stored;
+    a ``recomputed`` one replaces the damaged copy)."""
     writer.summary = summary
     writer.key = embed_key(model_key, fingerprint, method)
     writer.meta["inputs"]["data"] = fingerprint
-    if store.manifest("embeddings", writer.key) is not None:  # the same rows were embedded before
+    if status != "recomputed" and store.manifest("embeddings", writer.key) is not None:  # embedded before
         writer.discard()
         return "cached"
     return status
@@ -122,9 +141,11 @@ def _embed_stream(store: ArtifactStore, model_key: str, data: str, method: str, 
     if record is not None:
         return [record], record.key, fingerprint
     source = found.open()
-    with store.begin("embeddings", "pending", name="embed",
-                     meta={"inputs": {"model": model_key, "data": None, "method": method}}) as writer:
-        summary, fingerprint = stream_embed_into(store, model_key, source, writer, method=method, progress=progress)
+    with store.begin("embeddings", _pending_key(model_key, fingerprint, method), name="embed",
+                     replace=status == "recomputed",
+                     meta={"inputs": {"model": model_key, "data": fingerprint, "method": method}}) as writer:
+        summary, fingerprint = stream_embed_into(store, model_key, source, writer, method=method, progress=progress,
+                                                 source_name=str(data))
         writer.group.attrs.update({"source": str(data)})
         status = _publish_as(store, writer, summary, model_key, fingerprint, method, status)
     if found.signature is not None:
@@ -134,13 +155,16 @@ def _embed_stream(store: ArtifactStore, model_key: str, data: str, method: str, 
 
 
 def stream_embed_into(store: ArtifactStore, model_key: str, source: Any, writer: Any, *, method: str = "embed",
-                      progress: bool = True, torch_threads: int | None = None) -> tuple[dict[str, Any], str]:
+                      progress: bool = True, torch_threads: int | None = None,
+                      source_name: str | None = None) -> tuple[dict[str, Any], str]:
     """Embed ``source``'s features block by block into array ``embedding`` of ``writer``'s group.
 
-    Each block is checked (finite values), hashed exactly as ingest hashes the features array
+    Rows of another width than the model's input are refused before any work. Each block is
+    checked as it is read (values that fit float32, see :mod:`pipelines.validation`), hashed exactly as ingest hashes the features array
     (so the fingerprint matches an ingested copy), embedded with torch using
     ``torch_threads`` threads (default: every core, see :func:`pipelines.settings.torch_threads`)
-    and appended in whole row chunks. Memory holds one block of input and of output.
+    and appended in whole row chunks. Memory holds one block of input and of output. A
+    non-finite embedded row is refused (:func:`pipelines.stage_checks.check_rows`).
 
     Parameters
     ----------
@@ -158,6 +182,8 @@ def stream_embed_into(store: ArtifactStore, model_key: str, source: Any, writer:
         Show a progress bar.
     torch_threads : int, optional
         Torch threads while embedding.
+    source_name : str, optional
+        The data's name in errors (default: the source's URL).
 
     Returns
     -------
@@ -175,6 +201,8 @@ def stream_embed_into(store: ArtifactStore, model_key: str, source: Any, writer:
     if getattr(model, "input_key", None) == "index":
         raise errors.DataError("a direct (non-parametric) model embeds only its training items")
     dtype, row_shape = source.schema["main"]
+    name = source_name or source.url
+    check_width((int(source.n_rows or 0), *row_shape), routine, model_key, name)
     width = int(np.prod(row_shape, dtype=np.int64)) if row_shape else 1
     rows = chunk_rows_for(width * 4, source.n_rows)
     hasher = ArrayHasher(dtype, row_shape if row_shape else (1,))
@@ -202,6 +230,7 @@ def stream_embed_into(store: ArtifactStore, model_key: str, source: Any, writer:
     if buffer is None or n == 0:
         raise errors.DataError(f"{source.url}: holds no rows to embed")
     buffer.flush()
+    stage_checks.check_rows(writer.group["embedding"], n, f"embedding of {name}")
     fingerprint = hasher.hexdigest()
     writer.group.attrs.update({"model_key": model_key, "spec_hash": spec_id(routine.spec, routine.seed,
                                                                             routine.out_dim),
@@ -210,15 +239,13 @@ def stream_embed_into(store: ArtifactStore, model_key: str, source: Any, writer:
 
 
 def _checked_blocks(source: Any, rows: int, dtype: np.dtype, hasher: ArrayHasher) -> Iterator[np.ndarray]:
-    """The features of ``source`` in blocks of ``rows``: writable, checked finite, hashed in order."""
-    offset = 0
+    """The features of ``source`` in blocks of ``rows`` (checked by the source as they are read):
+    writable, hashed in order."""
     for block in source.blocks(rows):
         values = np.array(block["main"], dtype=dtype)  # a writable copy of a (memory-mapped) block
         if values.ndim == 1:
             values = values[:, None]
-        _check_finite({"main": values}, offset, source.url)
         hasher.update(values)
-        offset += len(values)
         yield values
 
 

@@ -31,7 +31,7 @@ from pipelines import catalog
 from pipelines.bundled import SpecHandle, load_spec_argument
 from pipelines.embedding import embed_stage
 from pipelines.errors import CacheWarning, CorruptArtifact, PipelineError
-from pipelines.fingerprint import SourceIndex, local_url
+from pipelines.fingerprint import SourceIndex
 from pipelines.ingest import Source, dataset_ref, ingest, probe
 from pipelines.keys import Plan, make_plan, plan_cache_key, spec_id
 from pipelines.lineage import (
@@ -48,7 +48,11 @@ from pipelines.store import ArtifactStore, StageRef
 
 @dataclass
 class RunResult:
-    """What a flow run did and where its outputs are."""
+    """What a flow run did and where its outputs are.
+
+    ``embedded_rows``: the rows an embed run read where they lie (not stored as a dataset):
+    their content fingerprint (``key``), ``name`` and ``source``.
+    """
 
     flow: str
     store: str
@@ -60,6 +64,7 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
     lineage: str | None = None
     start: WarmStart | None = None
+    embedded_rows: dict[str, str] | None = None
     output: str | None = None
     run_log: str | None = None
     seconds: float = 0.0
@@ -77,7 +82,7 @@ class RunResult:
                 "model_key": self.model_key, "embedding_key": self.embedding_key, "metrics": self.metrics,
                 "lineage": self.lineage, "start": self.start.to_dict() if self.start else None,
                 "warm_start": self.start.describe() if self.start else None,
-                "output": self.output, "seconds": self.seconds}
+                "embedded_rows": self.embedded_rows, "output": self.output, "seconds": self.seconds}
 
 
 # --------------------------------------------------------------------------- stage functions
@@ -93,10 +98,12 @@ def _logger() -> Any:
 
 
 def ingest_stage(data: str, store: ArtifactStore, label_column: str | None = None,
-                 progress: bool = True) -> tuple[StageRef, StageRecord, dict[str, str]]:
+                 progress: bool = True, replace: bool = False) -> tuple[StageRef, StageRecord, dict[str, str]]:
     """The dataset stage of ``data`` (a path/URL, a dataset name, or a stored dataset key).
 
-    An input read before with an unchanged signature is not opened at all.
+    An input read before with an unchanged signature is not opened at all: its stored copy
+    passes the cheap checks (seal, file sizes; checksums are verified when it is read).
+    ``replace`` reads the input again and replaces the stored copy (a damaged one).
     """
     start = time.perf_counter()
     stored = catalog.stored_dataset(store, data)
@@ -105,20 +112,20 @@ def ingest_stage(data: str, store: ArtifactStore, label_column: str | None = Non
         return stored, timed_record("datasets", stored.name, stored.key, "cached", start), fps
     found = probe(data, label_column)
     record = None
-    if found.signature is not None:
+    if found.signature is not None and not replace:
         record = SourceIndex(store).lookup(found.url, found.signature, found.options)
     if record is not None:
         ref = dataset_ref(store, record["fingerprint"])
         if ref is not None:
             try:
-                store.verify("datasets", ref.key)
+                store.check("datasets", ref.key)
                 return ref, timed_record("datasets", ref.name, ref.key, "cached", start), dict(record["arrays"])
             except CorruptArtifact as exc:
                 warnings.warn(CacheWarning(f"cached dataset ({ref.key[:12]}) is damaged: {exc}; ingesting again"),
                               stacklevel=2)
-                store.remove("datasets", ref.key)
-    result = ingest(found.open(), store, name=_dataset_name(found.url), progress=progress)
-    status = "recomputed" if record is not None and result.status == "computed" else result.status
+                replace = True
+    result = ingest(found.open(), store, name=_dataset_name(found.url), progress=progress, replace=replace)
+    status = "recomputed" if (record is not None or replace) and result.status == "computed" else result.status
     return result.ref, timed_record("datasets", result.ref.name, result.ref.key, status, start), result.fingerprints
 
 
@@ -208,7 +215,12 @@ def run_spec(spec: Any, data: str, store: str | None = None, *, dask_address: st
         start_from = start.model if start else None
         refit = bool(refit_front and start_from)
         plan = _plan(st, handle, ref, fingerprints, seed, out_dim, start_from, refit)
-        pipeline = Pipeline(st, handle, plan, dask, device=device, progress=progress, torch_threads=torch_threads)
+        reingest = None
+        if not str(data).startswith("datasets/"):
+            def reingest() -> StageRef:
+                return ingest_stage(str(data), st, label_column, progress, replace=True)[0]
+        pipeline = Pipeline(st, handle, plan, dask, device=device, progress=progress, torch_threads=torch_threads,
+                            reingest=reingest)
         for node_id, node in plan.nodes.items():
             if node.kind == "reports" and not report:
                 continue
@@ -337,6 +349,20 @@ def resolve_model(model: str, store: ArtifactStore, seed: int = 0, out_dim: int 
     return fit["model"]
 
 
+def verified_model(model: str, store: ArtifactStore, seed: int = 0, out_dim: int = 2) -> str:
+    """:func:`resolve_model`, then every file of the model's stage checked against its checksum.
+
+    Raises :class:`PipelineError` (one line naming the damaged file) for a damaged model.
+    """
+    key = resolve_model(model, store, seed, out_dim)
+    try:
+        store.verify("phases", key)
+    except CorruptArtifact as exc:
+        raise PipelineError(f"model {key[:12]} is damaged ({exc}); `paradime run` recomputes it, "
+                            f"`paradime cache verify` lists every damaged stage") from None
+    return key
+
+
 def import_routine_file(path: str, store: ArtifactStore) -> str:
     """Store a saved routine (``Routine.save``) as a phase stage keyed by the file's bytes."""
     import hashlib
@@ -369,17 +395,32 @@ def embed_task(model_key: str, data: str, store: ArtifactStore, dask_address: st
 
 def run_embed(model: str, data: str, store: str | None = None, *, dask_address: str | None = None,
               out: str | None = None, method: str = "embed", label_column: str | None = None,
-              progress: bool = True, seed: int = 0, out_dim: int = 2) -> RunResult:
-    """Embed ``data`` (any ingest format, a stored dataset, or a Zarr array) with ``model``."""
+              progress: bool = True, seed: int = 0, out_dim: int = 2, overwrite: bool = False) -> RunResult:
+    """Embed ``data`` (any ingest format, a stored dataset, or a Zarr array) with ``model``.
+
+    ``out`` follows :mod:`pipelines.outputs` (an existing output is replaced only with
+    ``overwrite`` and only if paradime wrote it; never the input).
+    """
+    from pipelines.outputs import check_output
+
     started = time.perf_counter()
     st = ArtifactStore(store)
     result = RunResult("embed", st.url)
-    model_key = resolve_model(model, st, seed, out_dim)
-    records, key, _ = _call(embed_task, model_key, str(data), st, dask_address, method, label_column, progress)
+    inputs = [str(data), str(model)]
+    if out:
+        check_output(out, overwrite=overwrite, inputs=inputs, store_root=_local_root(st))
+    model_key = verified_model(model, st, seed, out_dim)
+    records, key, fingerprint = _call(embed_task, model_key, str(data), st, dask_address, method, label_column,
+                                      progress)
     result.records.extend(records)
     result.model_key, result.embedding_key = model_key, key
+    stored = catalog.stored_dataset(st, str(data))
+    if stored is not None:
+        result.dataset_key = stored.key
+    else:  # rows read where they lie: named as ingest would name them
+        result.embedded_rows = {"key": fingerprint, "name": _dataset_name(str(data)), "source": str(data)}
     if out:
-        result.output = export_embedding(st, key, out)
+        result.output = export_embedding(st, key, out, overwrite=overwrite, inputs=inputs)
     result.seconds = round(time.perf_counter() - started, 3)
     result.run_log = catalog.record_run(st, "embed", result.to_dict())
     return result
@@ -388,66 +429,87 @@ def run_embed(model: str, data: str, store: str | None = None, *, dask_address: 
 @flow(name="paradime-embed", validate_parameters=False)
 def embed_flow(model: str, data: str, store: str | None = None, dask_address: str | None = None,
                out: str | None = None, method: str = "embed", label_column: str | None = None,
-               progress: bool = True, seed: int = 0, out_dim: int = 2) -> RunResult:
+               progress: bool = True, seed: int = 0, out_dim: int = 2, overwrite: bool = False) -> RunResult:
     """Embed any number of rows with a trained model (``map_blocks`` over Zarr row chunks)."""
     return run_embed(model, data, store, dask_address=dask_address, out=out, method=method,
-                     label_column=label_column, progress=progress, seed=seed, out_dim=out_dim)
+                     label_column=label_column, progress=progress, seed=seed, out_dim=out_dim,
+                     overwrite=overwrite)
 
 
-def export_run(store: ArtifactStore, result: RunResult, out_dir: str) -> list[str]:
-    """Write a fit run's outputs to ``out_dir``: ``embedding.npy`` and the report's ``embedding.png``."""
-    os.makedirs(out_dir, exist_ok=True)
-    written = [export_embedding(store, result.embedding_key, os.path.join(out_dir, "embedding.npy"))]
+def _local_root(store: ArtifactStore) -> str | None:
+    return store.root if store.is_local else None
+
+
+def _verified_stage(store: ArtifactStore, kind: str, key: str) -> None:
+    try:
+        store.verify(kind, key)
+    except CorruptArtifact as exc:
+        raise PipelineError(f"stored {kind[:-1]} {key[:12]} is damaged ({exc}); run the command "
+                            "again to recompute it") from None
+
+
+def export_run(store: ArtifactStore, result: RunResult, out_dir: str, overwrite: bool = False,
+               inputs: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Write a fit run's outputs to the folder ``out_dir``: ``embedding.npy`` and the report's
+    ``embedding.png`` (the rules of :mod:`pipelines.outputs`)."""
+    import numpy as np
+
+    from pipelines.outputs import staged_output
+
+    _verified_stage(store, "embeddings", result.embedding_key)
     report = next((r for r in result.records if r.kind == "reports"), None)
-    if report is not None:
-        group = store.open_group("reports", report.key)
-        if "plot_png" in group:
-            path = os.path.join(out_dir, "embedding.png")
-            with open(path, "wb") as handle:
-                handle.write(bytes(group["plot_png"][...].tobytes()))
-            written.append(path)
-    return written
+    names = ["embedding.npy"]
+    with staged_output(out_dir, overwrite=overwrite, inputs=inputs, store_root=_local_root(store)) as tmp:
+        os.makedirs(tmp)
+        with open(os.path.join(tmp, "embedding.npy"), "wb") as handle:
+            np.save(handle, np.asarray(store.open_group("embeddings", result.embedding_key)["embedding"][...]))
+        if report is not None:
+            _verified_stage(store, "reports", report.key)
+            group = store.open_group("reports", report.key)
+            if "plot_png" in group:
+                with open(os.path.join(tmp, "embedding.png"), "wb") as handle:
+                    handle.write(bytes(group["plot_png"][...].tobytes()))
+                names.append("embedding.png")
+    target = os.path.abspath(os.path.expanduser(out_dir))
+    return [os.path.join(target, name) for name in names]
 
 
-def export_embedding(store: ArtifactStore, key: str, out: str) -> str:
-    """Copy a stored embedding to ``out`` (.zarr with xarray layout and provenance, .npy, .csv, .parquet)."""
+def export_embedding(store: ArtifactStore, key: str, out: str, overwrite: bool = False,
+                     inputs: list[str] | tuple[str, ...] = ()) -> str:
+    """Copy a stored embedding to ``out`` (.zarr with xarray layout and provenance, .npy, .csv,
+    .parquet), by the rules of :mod:`pipelines.outputs`."""
     import numpy as np
     import xarray as xr
 
+    from pipelines.outputs import staged_output
+
+    lower = str(out).lower().rstrip("/")
+    if not lower.endswith((".zarr", ".npy", ".csv", ".parquet")):
+        raise PipelineError(f"{out}: unknown output format (use .zarr, .npy, .csv or .parquet)")
+    _verified_stage(store, "embeddings", key)
     group = store.open_group("embeddings", key)
     attrs = {k: v for k, v in group.attrs.items() if k != "paradime"}
     attrs["embedding_key"] = key
-    target = local_url(out)
-    lower = target.lower().rstrip("/")
-    if "://" not in target:
-        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-    tmp = f"{target.rstrip('/')}.tmp-{os.getpid()}"
-    if lower.endswith(".zarr"):
-        dataset = xr.open_zarr(store.zarr_location(store.stage_path("embeddings", key)), consolidated=False,
-                               chunks={})[["embedding"]]
-        dataset.attrs = attrs
-        dataset.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
-    else:
-        values = np.asarray(group["embedding"][...])
-        if lower.endswith(".npy"):
-            with open(tmp, "wb") as handle:
-                np.save(handle, values)
-        elif lower.endswith((".csv", ".parquet")):
-            import pandas as pd
-
-            frame = pd.DataFrame(values, columns=[f"dim_{i}" for i in range(values.shape[1])])
-            if lower.endswith(".csv"):
-                frame.to_csv(tmp, index=False)
-            else:
-                frame.to_parquet(tmp, index=False)
+    with staged_output(out, overwrite=overwrite, inputs=inputs, store_root=_local_root(store)) as tmp:
+        if lower.endswith(".zarr"):
+            dataset = xr.open_zarr(store.zarr_location(store.stage_path("embeddings", key)), consolidated=False,
+                                   chunks={})[["embedding"]]
+            dataset.attrs = attrs
+            dataset.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
         else:
-            raise PipelineError(f"{out}: unknown output format (use .zarr, .npy, .csv or .parquet)")
-    if os.path.isdir(target):
-        import shutil
+            values = np.asarray(group["embedding"][...])
+            if lower.endswith(".npy"):
+                with open(tmp, "wb") as handle:
+                    np.save(handle, values)
+            else:
+                import pandas as pd
 
-        shutil.rmtree(target)
-    os.replace(tmp, target)
-    return target
+                frame = pd.DataFrame(values, columns=[f"dim_{i}" for i in range(values.shape[1])])
+                if lower.endswith(".csv"):
+                    frame.to_csv(tmp, index=False)
+                else:
+                    frame.to_parquet(tmp, index=False)
+    return os.path.abspath(os.path.expanduser(str(out)))
 
 
 __all__ = ["RunResult", "embed_flow", "fit_flow", "retrain_flow", "run_embed", "run_spec", "Source"]

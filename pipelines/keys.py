@@ -38,11 +38,14 @@ NEIGHBOR_RELATION_TYPES = ("neighbor", "neighbors", "knn", "approx_neighbors", "
 
 CODE_MODULES: dict[str, tuple[str, ...]] = {
     "knn": ("neighbors",),
-    "relations": ("relations", "transforms", "relation_data", "neighbors", "components", "registry"),
-    "derived": ("derived", "components", "relation_data", "registry"),
-    "phases": ("training", "losses", "sampling", "batch", "models", "optimizers", "relation_data",
-               "components", "registry", "relations", "transforms", "routine"),
-    "embeddings": ("models", "batch", "routine"),
+    "relations": ("relations/relation_types", "relations/distances", "relations/transforms", "relations/rows",
+                  "relation_data", "neighbors", "spec/blocks", "spec/registry"),
+    "derived": ("derived/functions", "derived/principal_axes", "spec/blocks", "relation_data", "spec/registry"),
+    "phases": ("training/loop", "training/optimizers", "losses/functions", "losses/loss_types", "losses/fused",
+               "sampling", "batch", "models/layers", "models/networks", "relation_data", "spec/blocks",
+               "spec/registry", "relations/relation_types", "relations/distances", "relations/transforms",
+               "relations/rows", "derived/principal_axes", "routine"),
+    "embeddings": ("models/layers", "models/networks", "batch", "routine"),
     "reports": ("metrics", "plotting"),
 }
 
@@ -127,7 +130,7 @@ class Plan:
 
 
 def is_neighbor_relation(relation_type: str) -> bool:
-    from paradime_core import registry as reg
+    from paradime_core.spec import registry as reg
 
     name = reg.RELATIONS.resolve(relation_type) or relation_type
     return name in NEIGHBOR_RELATION_TYPES
@@ -147,7 +150,7 @@ def make_plan(spec: Any, dataset_key: str, fingerprints: dict[str, str], n_items
     ``warm_start``: the phase key whose weights the first phase starts from; ``refit_front``:
     that start refits the front layers (PCA) on this dataset instead of keeping the stored ones.
     """
-    from paradime_core import components
+    from paradime_core.spec import blocks
     from pipelines.ingest import with_label_alias
 
     fingerprints = with_label_alias(fingerprints)
@@ -175,7 +178,7 @@ def make_plan(spec: Any, dataset_key: str, fingerprints: dict[str, str], n_items
         deps = [f"derived:{rel.data}"] if rel.data in derived_names else []
         recipe = _canonical_relation(rel)
         if is_neighbor_relation(rel.type):
-            built = components.build_relation(rel, f"relations[{index}]")
+            built = blocks.build_relation(rel, f"relations[{index}]")
             relation = built.relation
             knn_payload = {"input": source, "k": int(relation.n_neighbors),
                            "metric": str(getattr(relation, "metric", "euclidean")),

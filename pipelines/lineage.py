@@ -46,14 +46,27 @@ def _path(lineage: str) -> str:
 
 
 def record_version(store: ArtifactStore, lineage: str, dataset_key: str, source_url: str) -> tuple[int, bool]:
-    """Add ``dataset_key`` to ``lineage``'s versions; returns (version number, whether it is new)."""
-    record = store.read_json(_path(lineage)) or {"lineage": lineage, "versions": []}
-    keys = [v["key"] for v in record["versions"]]
-    if dataset_key in keys:
-        return keys.index(dataset_key) + 1, False
-    record["versions"].append({"key": dataset_key, "source": source_url, "seen": _now()})
-    store.write_json(_path(lineage), record)
-    return len(record["versions"]), True
+    """Add ``dataset_key`` to ``lineage``'s versions; returns (version number, whether it is new).
+
+    Read, changed and written under the record's lock (no version is lost to a concurrent run).
+    """
+    known = [v["key"] for v in versions(store, lineage)]
+    if dataset_key in known:  # a version seen before takes no lock
+        return known.index(dataset_key) + 1, False
+    outcome: list[tuple[int, bool]] = []
+
+    def add(record: dict[str, Any] | None) -> dict[str, Any]:
+        record = record or {"lineage": lineage, "versions": []}
+        keys = [v["key"] for v in record["versions"]]
+        if dataset_key in keys:
+            outcome.append((keys.index(dataset_key) + 1, False))
+        else:
+            record["versions"].append({"key": dataset_key, "source": source_url, "seen": _now()})
+            outcome.append((len(record["versions"]), True))
+        return record
+
+    store.update_json(_path(lineage), add)
+    return outcome[-1]
 
 
 def versions(store: ArtifactStore, lineage: str) -> list[dict[str, Any]]:

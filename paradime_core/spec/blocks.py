@@ -1,0 +1,290 @@
+"""Build the building blocks a spec names, and check each against its registry.
+
+Protocols of the registered implementations (each constructor only stores and checks
+its options, raising ValueError/TypeError for bad values):
+
+- relation (``RELATIONS``): class with ``levels`` (a tuple of "global"/"batch");
+  global: ``compute(data: np.ndarray) -> RelationValue``;
+  batch: ``__call__(outputs: Tensor, batch: Batch) -> Tensor`` ((b, b), or (m,) on edges).
+- transform (``TRANSFORMS``): class with ``levels``; ``__call__(value) -> value`` on a
+  RelationValue (global) or a torch Tensor (batch); optional ``suggested_neighbors()``
+  giving the k a neighbour relation needs (perplexity: 3 x perplexity).
+- loss function (``LOSS_FUNCTIONS``): ``f(target, prediction) -> scalar Tensor``.
+- loss type (``LOSS_TYPES``): class built as ``cls(func=, data=, rels=, methods=, **options)``
+  with ``__call__(ctx: BatchContext) -> scalar Tensor``; optional class attributes
+  ``needs_func`` (bool) and ``rel_levels`` (e.g. ("global", "batch")).
+- data function (``DATA_FUNCTIONS``): ``f(*inputs, **options) -> np.ndarray``.
+- sampler (``SAMPLERS``): class built from its options, ``epoch(n_items, relations,
+  generator) -> Iterator[Batch]``; ``relation_options`` names options holding a relation.
+- optimizer (``OPTIMIZERS``): a ``torch.optim.Optimizer`` subclass.
+- model (``MODELS``): a callable ``(in_dim=..., n_items=..., **options) -> nn.Module``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from paradime_core.errors import DataError, SpecError
+from paradime_core.spec import limits
+from paradime_core.spec import registry as reg
+from paradime_core.spec.registry import build, canonical_name
+
+if TYPE_CHECKING:
+    from paradime_core.spec import (
+        DerivedDataSpec,
+        LossSpec,
+        ModelSpec,
+        OptimizerSpec,
+        RelationSpec,
+        SamplingSpec,
+        Spec,
+    )
+
+
+LEVELS = ("global", "batch")
+
+
+@dataclass
+class BuiltRelation:
+    """A relation with its transform chain, ready to compute."""
+
+    name: str
+    level: str
+    data_key: str
+    relation: Any
+    transforms: list[Any] = field(default_factory=list)
+
+    def compute(self, data: np.ndarray) -> Any:
+        """Global: the relation over all items, after the transforms."""
+        value = self.relation.compute(data)
+        for transform in self.transforms:
+            value = transform(value)
+        return value
+
+    def __call__(self, outputs: Any, batch: Any) -> Any:
+        """Batch: the relation over the batch's outputs, after the transforms."""
+        value = self.relation(outputs, batch)
+        for transform in self.transforms:
+            value = transform(value)
+        return value
+
+
+def _check_level(impl: Any, level: str, path: str, problem: str) -> None:
+    """``impl.levels`` (a class attribute; both levels when absent) must include ``level``."""
+    levels = getattr(impl, "levels", LEVELS)
+    if level not in levels:
+        raise SpecError(path, problem.format(levels="/".join(levels), level=level))
+
+
+def build_relation(spec: RelationSpec, where: str) -> BuiltRelation:
+    """The relation and its transforms; the levels are checked before the options."""
+    name = canonical_name(spec.type)
+    _check_level(reg.RELATIONS.get(spec.type, f"{where}.type"), spec.level, f"{where}.level",
+                 f"relation type '{name}' is {{levels}}-level only, not {{level}}")
+    for i, t in enumerate(spec.transforms):
+        _check_level(reg.TRANSFORMS.get(t.type, f"{where}.transforms[{i}].type"), spec.level,
+                     f"{where}.transforms[{i}].type",
+                     f"transform '{canonical_name(t.type)}' applies to {{levels}} relations, not {{level}}")
+    relation = build(reg.RELATIONS, spec.type, spec.options, where)
+    _check_level(relation, spec.level, f"{where}.level",
+                 f"relation type '{name}' is {{levels}}-level only, not {{level}}")
+    transforms = []
+    for i, t in enumerate(spec.transforms):
+        tw = f"{where}.transforms[{i}]"
+        transform = build(reg.TRANSFORMS, t.type, t.options, tw)
+        _check_level(transform, spec.level, f"{tw}.type",
+                     f"transform '{canonical_name(t.type)}' applies to {{levels}} relations, not {{level}}")
+        transforms.append(transform)
+    if getattr(relation, "n_neighbors", 0) is None:
+        hints = [t.suggested_neighbors() for t in transforms if hasattr(t, "suggested_neighbors")]
+        hints = [h for h in hints if h]
+        relation.n_neighbors = max(hints) if hints else 15
+    return BuiltRelation(spec.name, spec.level, spec.data, relation, transforms)
+
+
+def build_loss(spec: LossSpec, full_spec: Spec | None, where: str) -> Any:
+    cls = reg.LOSS_TYPES.get(spec.type, f"{where}.type")
+    func = None
+    if spec.func is not None:
+        func = reg.LOSS_FUNCTIONS.get(spec.func, f"{where}.func")
+    elif getattr(cls, "needs_func", False):
+        raise SpecError(f"{where}.func", f"loss type '{canonical_name(spec.type)}' needs a func "
+                        f"(one of {', '.join(reg.LOSS_FUNCTIONS.names())})")
+    levels = getattr(cls, "rel_levels", None)
+    if levels is not None:
+        if len(spec.rels) != len(levels):
+            raise SpecError(f"{where}.keys.rels", f"loss type '{canonical_name(spec.type)}' needs "
+                            f"{len(levels)} relations ({', '.join(levels)}), got {len(spec.rels)}")
+        if full_spec is not None:
+            for j, (name, level) in enumerate(zip(spec.rels, levels, strict=False)):
+                rel = next((r for r in full_spec.relations if r.name == name), None)
+                if rel is not None and level != "any" and rel.level != level:
+                    raise SpecError(f"{where}.keys.rels[{j}]",
+                                    f"relation '{name}' is {rel.level}-level; this position needs a {level} relation")
+    reserved = ("func", "data", "rels", "methods")
+    for key in reserved:
+        if key in spec.options:
+            raise SpecError(f"{where}.options.{key}", "reserved name (give it under keys/func)")
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # no signature: build() reports what the call rejects
+        params = {"kwargs": inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)}
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        allowed = [p for p in params if p not in (*reserved, "self")]
+        for key in spec.options:
+            if key not in allowed:
+                raise SpecError(f"{where}.options.{key}", f"unknown option for loss type "
+                                f"'{canonical_name(spec.type)}' (allowed: {', '.join(allowed) or 'none'}; "
+                                f"fields of a loss: name, type, func, keys, options)"
+                                f"{reg.did_you_mean(key, allowed)}")
+    options = {"func": func, "data": list(spec.data), "rels": list(spec.rels),
+               "methods": list(spec.methods), **spec.options}
+    try:
+        return build(reg.LOSS_TYPES, spec.type, options, where)
+    except SpecError as exc:
+        raise SpecError(exc.path.replace(".options.func", ".func"), exc.problem) from None
+
+
+def build_sampler(spec: SamplingSpec, full_spec: Spec | None, where: str) -> Any:
+    """The sampler; its relation options (``relation_options``, e.g. ``rels``) must name
+    global relations of ``full_spec``. When one is not given and the spec defines exactly
+    one global relation, that relation is used."""
+    impl = reg.SAMPLERS.get(spec.type, f"{where}.type")
+    options = dict(spec.options)
+    if full_spec is not None:
+        global_rels = [r.name for r in full_spec.relations if r.level == "global"]
+        for option in getattr(impl, "relation_options", ()):
+            name = options.get(option)
+            if name is None:
+                if len(global_rels) == 1:
+                    options[option] = global_rels[0]
+                continue
+            if name not in global_rels:
+                raise SpecError(f"{where}.options.{option}",
+                                f"unknown global relation '{name}' (defined: {', '.join(global_rels) or 'none'})")
+    return build(reg.SAMPLERS, spec.type, options, where)
+
+
+_OPTIMIZER_TRIALS: ContextVar[bool] = ContextVar("paradime_optimizer_trials", default=True)
+
+
+@contextlib.contextmanager
+def without_optimizer_trials() -> Iterator[None]:
+    """Validate specs without the optimizers' trial construction (names and ``lr`` are still
+    checked). For specs saved with a trained model: they were fully checked when trained, and
+    the first optimizer built in a process imports ``torch._dynamo`` (~1.3 s), which a
+    process that only loads a model to embed never needs. Training checks again regardless.
+    """
+    token = _OPTIMIZER_TRIALS.set(False)
+    try:
+        yield
+    finally:
+        _OPTIMIZER_TRIALS.reset(token)
+
+
+def check_optimizer(spec: OptimizerSpec, where: str, trial: bool | None = None) -> type:
+    """The optimizer class, after a trial construction on one dummy parameter.
+
+    The trial runs the optimizer's own checks of its options (``betas``, ``momentum``,
+    ...), so bad values are SpecErrors before any computation, not errors mid-fit.
+    ``trial=None`` follows :func:`without_optimizer_trials` (on unless inside it).
+    """
+    cls = reg.OPTIMIZERS.get(spec.type, f"{where}.type")
+    name = canonical_name(spec.type)
+    params = inspect.signature(cls).parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for key, value in spec.options.items():
+        if (key not in params and not accepts_any) or key == "params":
+            allowed = [p for p in params if p not in ("params", "self")]
+            raise SpecError(f"{where}.options.{key}", f"unknown option for optimizer "
+                            f"'{name}' (allowed: {', '.join(allowed)}){reg.did_you_mean(key, allowed)}")
+        if key == "lr" and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise SpecError(f"{where}.options.lr", f"expected a positive number, got {value!r}")
+    if not (_OPTIMIZER_TRIALS.get() if trial is None else trial):
+        return cls
+    try:
+        cls([torch.nn.Parameter(torch.zeros(1))], **spec.options)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SpecError(f"{where}.options", f"optimizer '{name}': {exc}") from None
+    return cls
+
+
+def build_data_function(spec: DerivedDataSpec, where: str) -> Any:
+    """The data function, checked against the number of inputs and the option names.
+
+    The returned callable reports a ValueError/TypeError of the function (a bad option
+    value for this data) as a SpecError at ``where.options``; DataErrors pass unchanged.
+    """
+    func = reg.DATA_FUNCTIONS.get(spec.func, f"{where}.func")
+    name = canonical_name(spec.func)
+    params = inspect.signature(func).parameters
+    positional = [p for p in params.values() if p.kind in
+                  (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    var_positional = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params.values())
+    required = [p for p in positional if p.default is inspect.Parameter.empty]
+    if len(spec.keys) < len(required):
+        raise SpecError(f"{where}.keys", f"data function '{name}' needs {len(required)} input(s) "
+                        f"({', '.join(p.name for p in required)}), got {len(spec.keys)}")
+    if len(spec.keys) > len(positional) and not var_positional:
+        raise SpecError(f"{where}.keys", f"data function '{name}' takes at most {len(positional)} "
+                        f"input(s), got {len(spec.keys)}")
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        option_names = [p.name for p in positional[len(spec.keys):]] + [
+            p.name for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        for key in spec.options:
+            if key not in option_names:
+                raise SpecError(f"{where}.options.{key}", f"unknown option for data function "
+                                f"'{name}' (allowed: {', '.join(option_names) or 'none'})"
+                                f"{reg.did_you_mean(key, option_names)}")
+
+    @functools.wraps(func)
+    def checked(*inputs: Any, **options: Any) -> Any:
+        try:
+            return func(*inputs, **options)
+        except (SpecError, DataError):
+            raise
+        except (ValueError, TypeError) as exc:
+            raise SpecError(f"{where}.options", f"data function '{name}': {exc}") from exc
+
+    return checked
+
+
+def check_model(spec: ModelSpec, where: str) -> Any:
+    factory = reg.MODELS.get(spec.type, f"{where}.type")
+    params = inspect.signature(factory).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        for key in spec.options:
+            if key not in params or key in ("in_dim", "n_items"):
+                allowed = [p for p in params if p not in ("in_dim", "n_items")]
+                raise SpecError(f"{where}.options.{key}", f"unknown option for model "
+                                f"'{canonical_name(spec.type)}' (allowed: {', '.join(allowed)})"
+                                f"{reg.did_you_mean(key, allowed)}")
+    if getattr(factory, "__module__", None) == "paradime_core.models.networks":  # user models check their own
+        _check_model_option_values(spec.options, where)
+        # A lower bound (one input feature): the data's width is checked when the model is built.
+        limits.check_model_size(factory, {"in_dim": 1, "n_items": 2, **spec.options}, f"{where}.options")
+    return factory
+
+
+def _check_model_option_values(options: dict[str, Any], where: str) -> None:
+    """Options whose values need no data are checked with the spec (the rest when the model
+    is built): ``activation`` and ``precision`` of the built-in networks."""
+    from paradime_core.models.layers import activation_layer, resolve_precision
+
+    checks = {"activation": activation_layer, "output_activation": activation_layer,
+              "precision": resolve_precision}
+    for key, check in checks.items():
+        if key in options:
+            try:
+                check(options[key])
+            except (TypeError, ValueError) as exc:
+                raise SpecError(f"{where}.options.{key}", str(exc)) from exc

@@ -1,0 +1,203 @@
+"""One registry per kind of building block.
+
+A spec element's ``type`` (or ``func``) names exactly one registered implementation.
+Names are canonicalised (lower case, spaces and hyphens become underscores), so the
+paper's spellings ``t-dist``, ``kl div`` and ``normalize rows`` find ``t_dist``,
+``kl_div`` and ``normalize_rows``. Users add their own with a decorator::
+
+    from paradime_core import register_loss_function
+
+    @register_loss_function("huber")
+    def huber(p, q): ...
+
+An implementation may declare ``option_aliases = {"alias": "option"}`` (other spellings
+of its options, e.g. the original ParaDime's); the spec layer stores the canonical names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from paradime_core.errors import SpecError
+
+T = TypeVar("T")
+
+
+def canonical_name(name: str) -> str:
+    """``'Kl Div'`` -> ``'kl_div'``; ``'t-dist'`` -> ``'t_dist'``."""
+    return "_".join(str(name).strip().lower().replace("-", " ").replace("_", " ").split())
+
+
+class Registry(Generic[T]):
+    """A name -> implementation table for one kind of building block.
+
+    Parameters
+    ----------
+    kind : str
+        What the registry holds, as error messages name it (``"relation"``).
+    builtins : str
+        The module holding the built-in implementations; importing it registers them. It is
+        imported on the registry's first use (a look-up or a registration), so importing
+        the registry itself loads no torch, and a user's ``overwrite=True`` registration
+        replaces a built-in rather than being replaced by it.
+    """
+
+    def __init__(self, kind: str, builtins: str):
+        self.kind = kind
+        self.builtins = builtins
+        self._entries: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}
+        self._builtins_state = "unloaded"  # -> "loading" -> "loaded"
+
+    def _load_builtins(self) -> None:
+        """Import the module of the built-ins once; a registration while it loads is theirs."""
+        if self._builtins_state != "unloaded":
+            return
+        self._builtins_state = "loading"
+        try:
+            importlib.import_module(self.builtins)
+        except BaseException:
+            self._builtins_state = "unloaded"
+            raise
+        self._builtins_state = "loaded"
+
+    def register(
+        self, name: str | None = None, *, aliases: tuple[str, ...] = (), overwrite: bool = False
+    ) -> Callable[[T], T]:
+        """Decorator registering an implementation under ``name`` (default: its __name__)."""
+
+        def decorator(obj: T) -> T:
+            self._load_builtins()
+            key = canonical_name(name or obj.__name__)
+            if not overwrite and key in self._entries and self._entries[key] is not obj:
+                raise ValueError(f"{self.kind} '{key}' is already registered")
+            self._entries[key] = obj
+            for alias in aliases:
+                self._aliases[canonical_name(alias)] = key
+            return obj
+
+        return decorator
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` and the aliases pointing to it (KeyError if it is not registered)."""
+        key = self.resolve(name)
+        if key is None:
+            raise KeyError(f"{self.kind} '{name}' is not registered")
+        del self._entries[key]
+        self._aliases = {alias: target for alias, target in self._aliases.items() if target != key}
+
+    def resolve(self, name: str) -> str | None:
+        """The canonical registered name for ``name`` (or None)."""
+        self._load_builtins()
+        key = canonical_name(name)
+        key = self._aliases.get(key, key)
+        return key if key in self._entries else None
+
+    def get(self, name: str, where: str = "") -> T:
+        """The implementation named ``name``; a :class:`SpecError` at ``where`` otherwise."""
+        if not isinstance(name, str):
+            raise SpecError(where, f"expected a {self.kind} name (string), got {type(name).__name__}")
+        key = self.resolve(name)
+        if key is None:
+            raise SpecError(where, f"'{name}' is not one of {', '.join(self.names())}"
+                            f"{did_you_mean(canonical_name(name), [*self._entries, *self._aliases])}")
+        return self._entries[key]
+
+    def names(self) -> list[str]:
+        self._load_builtins()
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.resolve(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}: {', '.join(self.names())})"
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """``"; did you mean 'adam'?"`` for the closest candidate, or ``""``."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.75)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def resolve_options(impl: Any, options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``options`` with alias names replaced by the names ``impl`` declares.
+
+    An implementation may declare ``option_aliases = {"alias": "name", ...}`` (e.g. the
+    original ParaDime's spelling of an option); option names are compared canonicalised.
+    Giving both an alias and its target is a :class:`SpecError` at ``where.<alias>``.
+    """
+    aliases = {canonical_name(a): t for a, t in (getattr(impl, "option_aliases", None) or {}).items()}
+    out: dict[str, Any] = {}
+    renamed: dict[str, str] = {}
+    for key, value in options.items():
+        target = aliases.get(canonical_name(key), key)
+        if target in out:
+            first = renamed.get(target, target)
+            raise SpecError(f"{where}.{key}", f"given twice (as '{first}' and '{key}')")
+        out[target] = value
+        renamed[target] = key
+    return out
+
+
+def build(registry: Registry[Any], name: str, options: Mapping[str, Any], where: str) -> Any:
+    """Instantiate ``registry[name](**options)``, turning bad options into SpecErrors.
+
+    Option aliases the implementation declares (``option_aliases``) are resolved first.
+    Unknown option names are reported with the allowed ones; a ``ValueError`` or
+    ``TypeError`` raised by the implementation's own validation is re-raised as a
+    :class:`SpecError` at ``where``.
+    """
+    impl = registry.get(name, f"{where}.type")
+    options = resolve_options(impl, dict(options or {}), f"{where}.options")
+    try:
+        signature = inspect.signature(impl)
+    except (TypeError, ValueError):  # builtins without a signature
+        signature = None
+    if signature is not None:
+        params = signature.parameters
+        accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        if not accepts_any:
+            allowed = [
+                p for p, v in params.items()
+                if v.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+            ]
+            for key in options:
+                if key not in allowed:
+                    raise SpecError(
+                        f"{where}.options.{key}",
+                        f"unknown option for {registry.kind} '{canonical_name(name)}' "
+                        f"(allowed: {', '.join(allowed) or 'none'}){did_you_mean(key, allowed)}",
+                    )
+    try:
+        return impl(**options)
+    except SpecError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"{where}.options", f"{registry.kind} '{canonical_name(name)}': {exc}") from exc
+
+
+RELATIONS: Registry[Any] = Registry("relation", builtins="paradime_core.relations")
+TRANSFORMS: Registry[Any] = Registry("transform", builtins="paradime_core.relations")
+LOSS_FUNCTIONS: Registry[Any] = Registry("loss function", builtins="paradime_core.losses")
+LOSS_TYPES: Registry[Any] = Registry("loss type", builtins="paradime_core.losses")
+DATA_FUNCTIONS: Registry[Any] = Registry("data function", builtins="paradime_core.derived")
+SAMPLERS: Registry[Any] = Registry("sampler", builtins="paradime_core.sampling")
+OPTIMIZERS: Registry[Any] = Registry("optimizer", builtins="paradime_core.training.optimizers")
+MODELS: Registry[Any] = Registry("model", builtins="paradime_core.models")
+
+register_relation = RELATIONS.register
+register_transform = TRANSFORMS.register
+register_loss_function = LOSS_FUNCTIONS.register
+register_loss_type = LOSS_TYPES.register
+register_data_function = DATA_FUNCTIONS.register
+register_sampler = SAMPLERS.register
+register_optimizer = OPTIMIZERS.register
+register_model = MODELS.register

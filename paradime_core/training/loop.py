@@ -1,0 +1,236 @@
+"""The training loop: one phase = epochs of batches minimising a weighted loss sum.
+
+For phase ``p`` with loss components ``L_1..L_m`` and weights ``w_1..w_m`` each step
+minimises ``L = sum_c w_c L_c(batch)`` over the parameters of the phase's model parts.
+Each component's value is averaged per epoch into the loss history. A non-finite loss
+stops training with a :class:`~paradime_core.errors.TrainingError` naming the phase and
+epoch.
+
+Phase options: ``lr_schedule`` (per-epoch factor, see :func:`learning_rate_schedule`) and
+``ema`` (weight averaging): with decay ``a`` the trainer keeps ``θ̄ ← a θ̄ + (1 - a) θ``
+after every step, and the phase ends with the averaged parameters ``θ̄`` (Polyak
+averaging: a smoother map, which narrows the gap between training and held-out items).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from paradime_core.batch import BatchContext
+from paradime_core.errors import SpecError, TrainingError
+from paradime_core.models.layers import apply_in_blocks, parameters_of
+from paradime_core.relation_data import RelationValue
+from paradime_core.spec import PhaseSpec, Spec, blocks
+from paradime_core.training.optimizers import with_fast_defaults
+
+
+@dataclass
+class PhaseResult:
+    """What a phase leaves behind: per-component epoch means and the optimizer state."""
+
+    name: str
+    history: dict[str, list[float]] = field(default_factory=dict)
+    epochs_run: int = 0
+    optimizer_state: dict[str, Any] | None = None
+    stopped_early: bool = False
+
+
+def phase_label(phase: PhaseSpec, index: int) -> str:
+    return phase.name or f"phase_{index}"
+
+
+def build_batch_relations(spec: Spec) -> dict[str, blocks.BuiltRelation]:
+    return {
+        r.name: blocks.build_relation(r, f"relations[{i}]")
+        for i, r in enumerate(spec.relations)
+        if r.level == "batch"
+    }
+
+
+def trainable_parameters(model: torch.nn.Module, parts: list[str] | None, where: str) -> list[torch.nn.Parameter]:
+    """All trainable parameters (parts None) or those of the named parts of the model."""
+    try:
+        params = [p for p in parameters_of(model, parts) if p.requires_grad]
+    except ValueError as exc:
+        raise SpecError(f"{where}.params", str(exc)) from exc
+    if not params:
+        raise SpecError(f"{where}.params", "selects no trainable parameters")
+    return params
+
+
+def frozen_front(model: torch.nn.Module) -> int:
+    """Number of leading ``model.trunk`` modules without parameters (e.g. a frozen PCA layer).
+
+    Their output does not change during training, so the trainer computes it once per phase
+    instead of once per batch.
+    """
+    trunk = getattr(model, "trunk", None)
+    if not isinstance(trunk, torch.nn.Sequential):
+        return 0
+    count = 0
+    for module in trunk:
+        stochastic = getattr(module, "stochastic", False) or isinstance(module, torch.nn.Dropout)
+        if stochastic or any(True for _ in module.parameters()):
+            break
+        count += 1
+    return count
+
+
+@contextlib.contextmanager
+def precomputed_front(model: torch.nn.Module, data: Mapping[str, torch.Tensor], block: int = 65536):
+    """Yield ``{"main": features}`` with the frozen front of ``model.trunk`` applied once, and the
+    model's trunk temporarily shortened to the rest (restored afterwards)."""
+    count = frozen_front(model)
+    if count == 0 or getattr(model, "input_key", None) == "index":
+        yield {}
+        return
+    trunk = model.trunk
+    front = torch.nn.Sequential(*list(trunk)[:count])
+    features = apply_in_blocks(front, data["main"], block)
+    model.trunk = torch.nn.Sequential(*list(trunk)[count:])
+    try:
+        yield {"main": features}
+    finally:
+        model.trunk = trunk
+
+
+class ParameterAverage:
+    """Exponential moving average ``θ̄ ← a θ̄ + (1 - a) θ`` of ``params`` (decay ``a``; None: off)."""
+
+    def __init__(self, params: list[torch.nn.Parameter], decay: float | None):
+        self.params = params
+        self.decay = None if decay is None else float(decay)
+        self.average = [p.detach().clone() for p in params] if self.decay is not None else []
+
+    @torch.no_grad()
+    def update(self) -> None:
+        if self.decay is not None:
+            torch._foreach_lerp_(self.average, [p.detach() for p in self.params], 1.0 - self.decay)
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        """Copy the averages into the parameters."""
+        if self.decay is None:
+            return
+        for param, average in zip(self.params, self.average, strict=True):
+            param.copy_(average)
+
+
+
+
+def learning_rate_schedule(optimizer: torch.optim.Optimizer, kind: str, epochs: int, where: str):
+    """Per-epoch learning-rate factor: constant 1; linear ``1 - e/E``; cosine ``(1 + cos(pi e/E))/2``."""
+    if kind in (None, "constant"):
+        return None
+    if kind == "linear":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: max(1.0 - e / epochs, 0.02))
+    if kind == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    raise SpecError(f"{where}.options.lr_schedule", f"'{kind}' is not one of constant, linear, cosine")
+
+
+def train_phase(
+    model: torch.nn.Module,
+    spec: Spec,
+    index: int,
+    data: Mapping[str, torch.Tensor],
+    relations: Mapping[str, RelationValue],
+    *,
+    seed: int = 0,
+    device: torch.device | None = None,
+    optimizer_state: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> PhaseResult:
+    """Run training phase ``index`` of ``spec`` on ``model`` (in place) and return its result."""
+    phase = spec.training_phases[index]
+    where = f"training_phases[{index}]"
+    label = phase_label(phase, index)
+    device = device or next(model.parameters()).device
+    n_items = int(next(iter(data.values())).shape[0])
+
+    losses = []
+    for j, comp in enumerate(phase.components):
+        loss_index = next(i for i, loss in enumerate(spec.losses) if loss.name == comp)
+        loss = blocks.build_loss(spec.losses[loss_index], spec, f"losses[{loss_index}]")
+        weight = 1.0 if phase.weights is None else phase.weights[j]
+        losses.append((comp, loss, weight))
+    sampler = blocks.build_sampler(phase.sampling, spec, f"{where}.sampling")
+    batch_relations = build_batch_relations(spec)
+    optimizer_cls = blocks.check_optimizer(phase.optimizer, f"{where}.optimizer", trial=True)
+    params = trainable_parameters(model, phase.params, where)
+    optimizer = optimizer_cls(params, **with_fast_defaults(optimizer_cls, phase.optimizer.options, params))
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    schedule = learning_rate_schedule(optimizer, phase.options.get("lr_schedule", "constant"), phase.epochs, where)
+    # Freeze what this phase does not train (restored at the end).
+    trained = {id(p) for p in params}
+    frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in trained]
+    for p in frozen:
+        p.requires_grad_(False)
+
+    averaged = ParameterAverage(params, phase.options.get("ema"))
+    generator = torch.Generator().manual_seed(int(seed) * 1009 + index)
+    history: dict[str, list[float]] = {name: [] for name, _, _ in losses}
+    history["total"] = []
+    result = PhaseResult(name=label, history=history)
+
+    epochs = range(phase.epochs)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=phase.epochs, desc=f"{label}", unit="epoch", leave=False)
+    model.train()
+    front = precomputed_front(model, data)
+    model_inputs = front.__enter__()
+    try:
+        for epoch in epochs:
+            sums = {name: 0.0 for name in history}
+            n_batches = 0
+            for batch in sampler.epoch(n_items, relations, generator):
+                ctx = BatchContext(batch, model, data, relations, batch_relations, device, model_inputs)
+                total = torch.zeros((), device=device)
+                parts = {}
+                for name, loss, weight in losses:
+                    value = loss(ctx)
+                    parts[name] = value
+                    total = total + weight * value
+                if not torch.isfinite(total):
+                    bad = [n for n, v in parts.items() if not torch.isfinite(v)]
+                    raise TrainingError(
+                        f"{where} ('{label}'), epoch {epoch + 1}: loss is {total.item()} "
+                        f"(non-finite components: {', '.join(bad) or 'weighted sum'}); "
+                        "try a smaller learning rate or check the data for extreme values"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                optimizer.step()
+                averaged.update()
+                for name, value in parts.items():
+                    sums[name] += float(value.detach())
+                sums["total"] += float(total.detach())
+                n_batches += 1
+            for name in history:
+                history[name].append(sums[name] / max(n_batches, 1))
+            result.epochs_run = epoch + 1
+            if schedule is not None:
+                schedule.step()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{history['total'][-1]:.4g}")
+        averaged.apply()
+    finally:
+        front.__exit__(None, None, None)
+        if bar is not None:
+            bar.close()
+        for p in frozen:
+            p.requires_grad_(True)
+        model.eval()
+    result.optimizer_state = copy.deepcopy(optimizer.state_dict())
+    return result
