@@ -9,6 +9,7 @@ group is what a terminal's Ctrl-C sends. Prefect runs in ephemeral mode (no
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import json
 import os
 import shutil
@@ -30,28 +31,18 @@ atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 
 STAGE_KINDS = ("datasets", "derived", "knn", "relations", "phases", "embeddings", "reports")
 
-SPEC = """
-name: faults
-derived_data:
-  - {name: pca, func: pca, keys: [[data, main]], options: {n_components: 2}}
-relations:
-  - name: p
-    level: global
-    type: neighbor
-    options: {n_neighbors: 10, method: faiss_exact}
-    transforms: [{type: connect}, {type: symmetrize}]
-  - {name: q, level: batch, type: pdist, transforms: [{type: cauchy}]}
-losses:
-  - {name: init, type: position, func: mse, keys: {data: [pca]}}
-  - {name: emb, type: relation, func: cross_entropy, keys: {rels: [p, q]}}
-model: {type: fully_connected, options: {hidden_dims: [16]}}
-training_phases:
-  - {name: init, epochs: 2, sampling: {type: item, batch_size: 100}, loss: {components: [init]}}
-  - name: main
-    epochs: EPOCHS
-    sampling: {type: edge, rels: p, batch_size: 128, batches_per_epoch: 4}
-    loss: {components: [emb]}
-"""
+
+
+def _tiny_spec(epochs: int) -> str:
+    """The pipelines tests' two-phase spec (tests/pipelines/_pipeline_specs.py)."""
+    module = sys.modules.get("_pipeline_specs")
+    if module is None:
+        path = Path(__file__).resolve().parents[1] / "pipelines" / "_pipeline_specs.py"
+        loader = importlib.util.spec_from_file_location("_pipeline_specs", path)
+        module = importlib.util.module_from_spec(loader)
+        loader.loader.exec_module(module)
+        sys.modules["_pipeline_specs"] = module
+    return module.tiny_spec(main_epochs=epochs)
 
 
 def write_inputs(folder: Path, epochs: int = 3) -> tuple[str, str]:
@@ -62,7 +53,7 @@ def write_inputs(folder: Path, epochs: int = 3) -> tuple[str, str]:
     data = folder / "digits.npz"
     np.savez(data, X=X[:300].astype(np.float32), y=y[:300])
     spec = folder / f"faults-{epochs}.yaml"
-    spec.write_text(SPEC.replace("EPOCHS", str(epochs)))
+    spec.write_text(_tiny_spec(epochs))
     return str(spec), str(data)
 
 
