@@ -68,6 +68,7 @@ class Command:
     seen: set[int] = field(default_factory=set)
     signalled: float | None = None
     seconds_to_exit: float | None = None
+    seconds_to_no_children: float | None = None
 
     def watch(self) -> None:
         try:
@@ -131,7 +132,9 @@ class Command:
                     pass
             if not alive or time.monotonic() > deadline:
                 break
-            time.sleep(0.1)
+            time.sleep(0.05)
+        if not alive and self.signalled is not None:
+            self.seconds_to_no_children = time.monotonic() - self.signalled
         return [" ".join(p.cmdline()[:6]) for p in alive]
 
     def kill_all(self) -> None:

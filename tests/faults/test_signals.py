@@ -34,7 +34,8 @@ def _assert_interrupted(command, signum: int, store) -> None:
         assert leftovers(store) == [], "an interrupted stage must remove its temporary group"
     assert command.seconds_to_exit < EXIT_SECONDS, f"{command.seconds_to_exit:.1f} s to exit"
     assert command.survivors(timeout=10) == [], "no process may outlive the command"
-    print(f"exit after {signal.Signals(signum).name}: {command.seconds_to_exit:.2f} s")
+    print(f"{signal.Signals(signum).name}: exit after {command.seconds_to_exit:.2f} s, "
+          f"no descendant after {command.seconds_to_no_children:.2f} s")
 
 
 def _resume(args, tmp_path, before: dict[str, str], name: str = "resume") -> dict:
