@@ -65,23 +65,24 @@ class Command:
     out: Path
     err: Path
     started: float = field(default_factory=time.monotonic)
-    seen: set[int] = field(default_factory=set)
+    seen: dict[int, psutil.Process] = field(default_factory=dict)
     signalled: float | None = None
     seconds_to_exit: float | None = None
     seconds_to_no_children: float | None = None
 
     def watch(self) -> None:
         try:
-            self.seen.update(child.pid for child in psutil.Process(self.process.pid).children(recursive=True))
+            for child in psutil.Process(self.process.pid).children(recursive=True):
+                self.seen.setdefault(child.pid, child)
         except psutil.NoSuchProcess:
             pass
 
     def children(self) -> list[str]:
         """Command lines of the descendants alive now."""
         lines = []
-        for pid in self.seen:
+        for proc in self.seen.values():
             try:
-                lines.append(" ".join(psutil.Process(pid).cmdline()))
+                lines.append(" ".join(proc.cmdline()))
             except psutil.NoSuchProcess:
                 pass
         return lines
@@ -123,10 +124,9 @@ class Command:
         alive: list[psutil.Process] = []
         while True:
             alive = []
-            for pid in self.seen:
+            for proc in self.seen.values():
                 try:
-                    proc = psutil.Process(pid)
-                    if proc.status() != psutil.STATUS_ZOMBIE:
+                    if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
                         alive.append(proc)
                 except psutil.NoSuchProcess:
                     pass
@@ -138,12 +138,17 @@ class Command:
         return [" ".join(p.cmdline()[:6]) for p in alive]
 
     def kill_all(self) -> None:
-        """Stop whatever is left (a failed test must not leave processes behind)."""
+        """Stop whatever is left (a failed test must not leave processes behind).
+
+        psutil checks each process's start time, so a reused pid is never signalled.
+        """
         self.watch()
-        for pid in [self.process.pid, *self.seen]:
+        if self.process.poll() is None:
+            self.process.kill()
+        for proc in self.seen.values():
             try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
+                proc.kill()
+            except psutil.Error:
                 pass
         try:
             self.process.wait(timeout=10)
