@@ -105,6 +105,7 @@ def test_sigterm_in_knn_without_prefect(tmp_path):
 
 # --------------------------------------------------------------------------- full matrix
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # eight runs, seven of them interrupted, each starting Python (and Prefect)
 @pytest.mark.parametrize("prefect", [True, False], ids=["prefect", "no-prefect"])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
                          ids=["SIGINT", "SIGTERM", "SIGKILL"])
