@@ -31,7 +31,7 @@ $(BENCH_STAMP): $(STAMP)
 
 ## The main job: a real routine (UMAP spec) on the embedded digits dataset, as a Prefect flow.
 demo: setup
-	$(VENV)/bin/paradime run specs/umap.yaml --data digits --out outputs/demo
+	$(VENV)/bin/paradime run specs/umap.yaml --data digits --out outputs/demo --overwrite
 
 ## The default test run (a few minutes on 2 cores).
 test: setup

@@ -56,7 +56,7 @@ class _ConsoleFilter(logging.Filter):
     stay out of the console.
     """
 
-    USER_ERRORS = ("DataError", "SpecError", "PipelineError", "TrainingError")
+    USER_ERRORS = ("DataError", "SpecError", "PipelineError", "TrainingError", "StageCheckError")
     INTERRUPTS = ("KeyboardInterrupt", "Interrupted", "TerminationSignal")
 
     def __init__(self, verbose: bool):
@@ -185,6 +185,15 @@ def _check_spec(spec: str, store: str | None, seed: int, out_dim: int) -> None:
     SpecHandle(spec).validate(ArtifactStore(store), seed, out_dim)
 
 
+def _check_out(out: str, overwrite: bool, inputs: list[str], store: str | None) -> None:
+    """Fail early (before any work) on an output that would replace user data."""
+    from pipelines.outputs import check_output
+    from pipelines.store import ArtifactStore
+
+    st = ArtifactStore(store)
+    check_output(out, overwrite=overwrite, inputs=inputs, store_root=st.root if st.is_local else None)
+
+
 def _check_data(data: str) -> None:
     """Fail early (before Prefect starts) on data that does not exist."""
     from pipelines.ingest import probe
@@ -210,11 +219,15 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs and the traceback of an internal error."),
     out: str | None = typer.Option(None, "--out", "-o", help="Also write embedding.npy and embedding.png to this folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out that paradime wrote (never anything else)."),
 ) -> None:
     """Fit SPEC on DATA: ingest, relations, derived data, phases, embedding, report (cached stages)."""
     with user_errors(verbose):
         _check_spec(spec, store, seed, out_dim)  # spec mistakes surface before Prefect starts
         _check_data(data)
+        inputs = [data, spec]
+        if out:
+            _check_out(out, overwrite, inputs, store)
         kwargs = dict(store=store, dask_address=dask_address, seed=seed, out_dim=out_dim,
                       label_column=label_column, progress=progress, device=device, torch_threads=torch_threads)
         result = _launch("fit", prefect, verbose, spec=spec, data=data, **kwargs)
@@ -222,7 +235,7 @@ def run(
             from pipelines.flows import export_run
             from pipelines.store import ArtifactStore
 
-            result.output = ", ".join(export_run(ArtifactStore(store), result, out))
+            result.output = ", ".join(export_run(ArtifactStore(store), result, out, overwrite, inputs))
         _print_result(result, as_json)
 
 
@@ -259,6 +272,7 @@ def embed(
     model: str = typer.Argument(..., help="A stored model key (prefix), a routine file (.pt), or a spec (its latest model)."),
     data: str = typer.Option(..., "--data", "-d", help="Rows to embed: any ingest format, a Zarr array, or a stored dataset key."),
     out: str | None = typer.Option(None, "--out", "-o", help="Also write the embedding to .zarr/.npy/.csv/.parquet."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out that paradime wrote (never anything else)."),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
     dask_address: str | None = typer.Option(None, "--dask-address", help=DASK_HELP),
     method: str = typer.Option("embed", help="Model method to apply (embed, classify, encode...)."),
@@ -273,13 +287,15 @@ def embed(
     """Embed DATA with a trained MODEL (map_blocks over Zarr row chunks; flat memory)."""
     with user_errors(verbose):
         _check_data(data)
-        from pipelines.flows import resolve_model
+        if out:
+            _check_out(out, overwrite, [data, model], store)
+        from pipelines.flows import verified_model
         from pipelines.store import ArtifactStore
 
-        model_key = resolve_model(model, ArtifactStore(store), seed, out_dim)  # mistakes before Prefect
+        model_key = verified_model(model, ArtifactStore(store), seed, out_dim)  # mistakes before Prefect
         result = _launch("embed", prefect, verbose, model=model_key, data=data, store=store,
                          dask_address=dask_address, out=out, method=method, label_column=label_column,
-                         progress=progress)
+                         progress=progress, overwrite=overwrite)
         _print_result(result, as_json)
 
 
@@ -366,37 +382,61 @@ def cache_ls(
 
 @cache_app.command("rm")
 def cache_rm(
-    keys: list[str] = typer.Argument(..., help="Stage keys or key prefixes (optionally kind/prefix)."),
+    targets: list[str] = typer.Argument(None, help="Stage key prefixes of at least 6 characters (optionally kind/prefix); with --all, nothing or stage kinds."),
+    remove_all: bool = typer.Option(False, "--all", help="Remove every stage (of the kinds named, if any)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
-    """Remove stages (later runs recompute them)."""
+    """Remove stages (later runs recompute them); lists each one removed."""
     with user_errors():
-        from pipelines.errors import PipelineError
+        from pipelines.cache_commands import select_stages
         from pipelines.store import ArtifactStore
 
         st = ArtifactStore(store)
-        for key in keys:
-            matches = st.find(key)
-            if not matches:
-                raise PipelineError(f"no stored stage matches '{key}' in {st.url}")
-            for info in matches:
+        chosen = select_stages(st, targets or [], remove_all)
+        verb = "would remove" if dry_run else "removed"
+        for info in chosen:
+            if not dry_run:
                 st.remove(info.kind, info.key)
-                console.print(f"removed {info.kind}/{info.key}")
+            console.print(f"{verb} {info.kind}/{info.key} ({_size(info.size)})")
+        console.print(f"{len(chosen)} stage(s) " + ("would be removed (dry run)" if dry_run else "removed"))
 
 
 @cache_app.command("gc")
 def cache_gc(
     older_than: float | None = typer.Option(None, "--older-than", help="Also remove complete stages older than this many days."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
-    """Remove temporary leftovers and incomplete stages of crashed runs."""
+    """Remove temporary leftovers of crashed runs and incomplete stages (never a stage a live process is writing)."""
     with user_errors():
         from pipelines.store import ArtifactStore
 
-        removed = ArtifactStore(store).gc(older_than)
+        removed = ArtifactStore(store).gc(older_than, dry_run=dry_run)
+        verb = "would remove" if dry_run else "removed"
         for path in removed:
-            console.print(f"removed {path}")
-        console.print(f"{len(removed)} item(s) removed")
+            console.print(f"{verb} {path}")
+        console.print(f"{len(removed)} item(s) " + ("would be removed (dry run)" if dry_run else "removed"))
+
+
+@cache_app.command("verify")
+def cache_verify(
+    targets: list[str] = typer.Argument(None, help="Stages to check (kind/key-prefix or key prefix); default: the whole store and its index records."),
+    store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+) -> None:
+    """Check every file of the stored stages against its checksum; exit 1 naming each damaged one."""
+    with user_errors():
+        from pipelines.cache_commands import verify_store
+        from pipelines.store import ArtifactStore
+
+        st = ArtifactStore(store)
+        checked, damaged = verify_store(st, targets or [])
+        for problem in damaged:
+            errors.print(f"[bold red]damaged:[/bold red] [red]{escape(_one_line(problem))}[/red]", highlight=False,
+                         soft_wrap=True)
+        console.print(f"{checked} item(s) checked, {len(damaged)} damaged")
+        if damaged:
+            raise typer.Exit(1)
 
 
 def _size(n: int) -> str:

@@ -61,7 +61,7 @@ def test_bad_data_inside_the_flow_is_one_line(tmp_path, spec_file, prefect_serve
     assert done.returncode == 1, text
     assert "Traceback" not in text
     errors = [line for line in text.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: {tmp_path / 'nan.npz'}: array 'main' row 5 contains NaN or inf"]
+    assert errors == [f"error: {tmp_path / 'nan.npz'}: array 'main' row 5, column 2: NaN (a missing value)"]
 
 
 def test_run_cache_and_specs_commands(tmp_path, data_dir, spec_file, prefect_server):
