@@ -296,7 +296,6 @@ class StageWriter:
         self.meta = meta
         self.summary: dict[str, Any] = {}
         self._group: Any = None
-        self.published_by_other = False
         self.discarded = False
 
     def discard(self) -> None:
@@ -330,7 +329,6 @@ class StageWriter:
         }
         final = store.stage_path(self.kind, self.key)
         if store.manifest(self.kind, self.key) is not None:  # someone else published it meanwhile
-            self.published_by_other = True
             return
         if store.exists(self.kind, self.key):  # an incomplete leftover of a crashed run
             store.remove(self.kind, self.key)
@@ -342,7 +340,6 @@ class StageWriter:
             except OSError:
                 if store.manifest(self.kind, self.key) is None:
                     raise
-                self.published_by_other = True
         else:
             store.fs.mv(self.tmp_path, final, recursive=True)
             _set_manifest(store, final, manifest)
