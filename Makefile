@@ -33,7 +33,7 @@ $(BENCH_STAMP): $(STAMP)
 demo: setup
 	$(VENV)/bin/paradime run specs/umap.yaml --data digits --out outputs/demo
 
-## The default test run (a few minutes on 2 cores).
+## The default test run (a few minutes on 2 cores; tests/test_architecture.py runs lint-imports).
 test: setup
 	$(PY) -m pytest -q -m "not slow"
 
@@ -46,6 +46,7 @@ test-all: test test-slow
 
 lint: setup
 	$(VENV)/bin/ruff check paradime_core pipelines data tests benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: setup-bench
 	$(PY) benchmarks/quality.py

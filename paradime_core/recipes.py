@@ -131,6 +131,15 @@ _SHARED_DEFAULTS = dict(
     ema=None, precision="float32",
 )
 
+#: Where and how every recipe runs (numpydoc), appended to the recipes' docstrings.
+RUN_PARAMETERS = """    device : str or None
+        Torch device (None: CUDA when available, else the CPU).
+    verbose : bool
+        Show a progress bar per training phase.
+    transform_batch_size : int
+        Rows embedded at once by :meth:`transform`.
+"""
+
 #: The parameters the neighbour-embedding recipes share (numpydoc), appended to their docstrings.
 NEIGHBOR_EMBEDDING_PARAMETERS = """
     epochs : int
@@ -169,13 +178,7 @@ NEIGHBOR_EMBEDDING_PARAMETERS = """
         kNN backend: ``auto``, ``faiss_exact``, ``faiss_hnsw`` or ``pynndescent``.
     random_state : int
         Seed of the network's initialisation, the sampling and the kNN search.
-    device : str or None
-        Torch device (None: CUDA when available, else the CPU).
-    verbose : bool
-        Show a progress bar per training phase.
-    transform_batch_size : int
-        Rows embedded at once by :meth:`transform`.
-"""
+""" + RUN_PARAMETERS
 
 
 class ParametricTSNE(_NeighborEmbedding):
@@ -355,7 +358,7 @@ class ParametricLargeVis(ParametricUMAP):
 
 
 class ParametricMDS(_Recipe):
-    """Parametric metric MDS: minimise ``mean_ij (d_ij - ||y_i - y_j||)²`` over batches.
+    __doc__ = """Parametric metric MDS: minimise ``mean_ij (d_ij - ||y_i - y_j||)²`` over batches.
 
     ``d_ij`` are exact Euclidean distances (``pdist``); the network is (in, hidden..., out)
     with softplus activations as in the paper (Sec. 4.1).
@@ -376,13 +379,7 @@ class ParametricMDS(_Recipe):
         Activation of the hidden layers.
     random_state : int
         Seed of the network's initialisation and the sampling.
-    device : str or None
-        Torch device (None: CUDA when available, else the CPU).
-    verbose : bool
-        Show a progress bar per training phase.
-    transform_batch_size : int
-        Rows embedded at once by :meth:`transform`.
-    """
+""" + RUN_PARAMETERS
 
     def __init__(
         self,
