@@ -39,9 +39,8 @@ checks them).
     source: ``B / m`` edges ``(i, j) ~ P`` and for each ``m - 1`` more edges ``(i, j')`` with
     ``P(j' | i) = w_{ij'} / \sum_l w_{il}``. Every positive is still distributed as
     ``P((i, j)) = w_ij / S`` (its source is drawn with probability ``\sum_l w_{il} / S``), but a
-    step touches about ``B (1 + 1 / m)`` instead of ``2 B`` positive endpoints: on large data,
-    where the network's pass over a step's items dominates, a third fewer items per step
-    (60,000 MNIST rows, ``B = pool_size = 4096``, ``m = 8``: 11,060 -> 7,270; design note 17).
+    step touches about ``B (1 + 1 / m)`` instead of ``2 B`` positive endpoints: fewer items per
+    step on large data, where the network's pass over a step's items dominates.
     ``edges_per_source="auto"``: ``m = 8`` when the relation has at least ``8 B`` items,
     else 1 (on small data a step touches nearly every item anyway, so runs save nothing).
 
@@ -121,7 +120,7 @@ def _unique_positions(*groups: torch.Tensor, n_items: int | None = None) -> tupl
     indices = torch.cat(groups)
     if n_items is not None and n_items <= MARK_FACTOR * indices.shape[0]:
         # mark the present items in an n-long vector; positions are its running count
-        # (the same result as the sorted unique, ~3x faster for 12,288 indices among 60,000)
+        # (the same result as the sorted unique, without a sort)
         present = torch.zeros(n_items, dtype=torch.int64).index_fill_(0, indices, 1)
         items = torch.nonzero(present).squeeze(1)
         inverse = torch.index_select(torch.cumsum(present, 0).sub_(1), 0, indices)
@@ -134,8 +133,7 @@ def sample_weighted(cum_weights: np.ndarray | torch.Tensor, n: int, generator: t
     """``n`` indices ``k`` drawn with probability ``w_k / sum(w)`` from ``cumsum(w)`` (float64).
 
     Inverse-CDF sampling: ``u ~ U[0, S)`` and the first ``k`` with ``cumsum(w)_k > u``;
-    float64 keeps resolution for far more than ``2^24`` categories. (NumPy's searchsorted:
-    torch's is an order of magnitude slower with several threads on a busy CPU.)
+    float64 keeps resolution for far more than ``2^24`` categories (NumPy's searchsorted).
     """
     cum_weights = np.asarray(cum_weights, dtype=np.float64)
     u = torch.rand(n, generator=generator, dtype=torch.float64).numpy() * cum_weights[-1]
@@ -259,9 +257,8 @@ class EdgeSampler:
     from the endpoints of the batch's positive edges (as parametric UMAP does; biased
     towards items of high degree), no extra items to embed. ``negatives="shared"``: positive
     edges ``b`` with the same ``b // group_size`` share their ``r`` negatives, each uniform
-    over all items; the negative distances are then a broadcast (G, group_size, r) block,
-    about 2.5x cheaper than ``B r`` gathered pairs for t-SNE's 64 negatives (the edge loss
-    alone: where the network dominates a step, the fit barely changes; design note 16).
+    over all items; the negative distances are then a broadcast (G, group_size, r) block
+    instead of ``B r`` gathered pairs.
     """
 
     relation_options: tuple[str, ...] = ("rels",)

@@ -67,7 +67,7 @@ constructor arguments) and decorating it with ``register_loss_type("name")``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -76,7 +76,8 @@ import torch.nn.functional as F
 from paradime_core.batch import BatchContext, call_model_method, gather_rows
 from paradime_core.errors import DataError
 from paradime_core.losses.functions import TINY, LossFunction, cross_entropy, mse
-from paradime_core.losses.fused import fused_relation_loss
+from paradime_core.losses.fused import FusedEdgeLoss, fused_edge_loss
+from paradime_core.protocols import EdgeKernelSource
 from paradime_core.spec.registry import register_loss_type
 
 # ---------------------------------------------------------------------------------------
@@ -160,11 +161,22 @@ class RelationLoss(_BuiltinLoss):
         super().__init__(func, data, rels, methods)
         if len(self.rels) != 2:
             raise ValueError(f"needs two relations (global, batch) in keys.rels, got {self.rels}")
+        self._fused: FusedEdgeLoss | None = None
+        self._bound_to: Any = None
+
+    def bind(self, batch_relations: Mapping[str, Any]) -> None:
+        """Choose the fused form once for the batch relation's declared edge kernel."""
+        relation = batch_relations.get(self.rels[1])
+        kernel = relation.edge_kernel() if isinstance(relation, EdgeKernelSource) else None
+        self._fused = fused_edge_loss(self.func, kernel)
+        self._bound_to = relation
 
     def __call__(self, ctx: BatchContext) -> torch.Tensor:
         method = self.methods[0] if self.methods else "embed"
         data_key = self.data[0] if self.data else "main"
-        fused = fused_relation_loss(self.func, self.rels[0], ctx.batch_relations.get(self.rels[1]), ctx.batch)
+        if self._bound_to is not ctx.batch_relations.get(self.rels[1]):
+            self.bind(ctx.batch_relations)
+        fused = None if self._fused is None else self._fused.for_batch(self.rels[0], ctx.batch)
         if fused is not None:  # same value, closed-form gradient (paradime_core.losses.fused)
             return fused(ctx.output(method, data_key), ctx.batch)
         target = ctx.global_relation(self.rels[0])

@@ -45,6 +45,7 @@ import scipy.sparse as sp
 import torch
 
 from paradime_core.errors import DataError
+from paradime_core.protocols import EDGE_KERNEL_CLAMP, STUDENT_T, EdgeKernel
 from paradime_core.relation_data import NeighborGraph, RelationValue, to_csr
 from paradime_core.relations.rows import (
     _check_distances,
@@ -337,6 +338,10 @@ class TDist:
         return _map_values(value, lambda d: np.power(1.0 + d * d / self.alpha, exponent).astype(
             _float_dtype(d), copy=False))
 
+    def edge_kernel(self) -> EdgeKernel | None:
+        """``1 / (1 + d^2)`` at ``alpha = 1`` (:data:`~paradime_core.protocols.STUDENT_T`); else None."""
+        return STUDENT_T if self.alpha == 1.0 else None
+
     def __repr__(self) -> str:
         return f"TDist(alpha={self.alpha:g})"
 
@@ -357,7 +362,7 @@ def fit_ab(spread: float = 1.0, min_dist: float = 0.1) -> tuple[float, float]:
     return float(a), float(b)
 
 
-_SQ_EPS = 1e-12  # d^2 is clamped here before the fractional power (finite gradient at d = 0)
+_SQ_EPS = EDGE_KERNEL_CLAMP  # d^2 is clamped here before the fractional power (finite gradient at d = 0)
 
 
 @register_transform("cauchy", aliases=("modified_cauchy", "umap"))
@@ -398,6 +403,11 @@ class Cauchy:
             lambda d: (1.0 / (1.0 + a * np.power(np.maximum(d * d, _SQ_EPS), b))).astype(
                 _float_dtype(d), copy=False),
         )
+
+    def edge_kernel(self) -> EdgeKernel:
+        """``1 / (1 + a (d^2)^b)`` with ``d^2`` clamped below at ``1e-12``."""
+        a, b = self.params
+        return EdgeKernel(float(a), float(b), clamp=True)
 
     def __repr__(self) -> str:
         if self.a is not None:

@@ -313,7 +313,7 @@ class PhaseSpec:
     sampling: SamplingSpec = field(default_factory=SamplingSpec)
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
     params: list[str] | None = None  # names of model sub-modules trained here (None: all)
-    options: dict[str, Any] = field(default_factory=dict)  # e.g. early_stopping, batches_per_epoch
+    options: dict[str, Any] = field(default_factory=dict)  # PHASE_OPTIONS: lr_schedule, ema
 
     PHASE_OPTIONS = ("lr_schedule", "ema")
 

@@ -38,7 +38,6 @@ class PhaseResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     epochs_run: int = 0
     optimizer_state: dict[str, Any] | None = None
-    stopped_early: bool = False
 
 
 def phase_label(phase: PhaseSpec, index: int) -> str:
@@ -144,7 +143,6 @@ def train_phase(
     *,
     seed: int = 0,
     device: torch.device | None = None,
-    optimizer_state: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> PhaseResult:
     """Run training phase ``index`` of ``spec`` on ``model`` (in place) and return its result."""
@@ -165,8 +163,6 @@ def train_phase(
     optimizer_cls = blocks.check_optimizer(phase.optimizer, f"{where}.optimizer", trial=True)
     params = trainable_parameters(model, phase.params, where)
     optimizer = optimizer_cls(params, **with_fast_defaults(optimizer_cls, phase.optimizer.options, params))
-    if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
     schedule = learning_rate_schedule(optimizer, phase.options.get("lr_schedule", "constant"), phase.epochs, where)
     # Freeze what this phase does not train (restored at the end).
     trained = {id(p) for p in params}
