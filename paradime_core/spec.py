@@ -159,14 +159,16 @@ class RelationSpec:
         if level not in LEVELS:
             raise SpecError(f"{path}.level", f"'{level}' is not one of {', '.join(LEVELS)}")
         kind = _string(_require(raw, "type", path), f"{path}.type")
-        data = raw.get("data", "main")
-        data = _string(data, f"{path}.data")
         transforms_raw = _as_list(raw.get("transforms"))
         transforms = [
             TransformSpec.from_dict(t, f"{path}.transforms[{i}]") for i, t in enumerate(transforms_raw)
         ]
         options = _split_options(raw, {"name", "level", "type", "data", "transforms"}, path)
         kind, options = _typed(reg.RELATIONS, kind, options, path)
+        data = raw.get("data")
+        if data is None:  # a relation type may read another key by default (pairwise_eq: labels)
+            data = getattr(reg.RELATIONS.get(kind) if kind in reg.RELATIONS else None, "default_data", "main")
+        data = _string(data, f"{path}.data")
         return cls(name=name, level=level, type=kind, data=data, options=options, transforms=transforms)
 
     def to_dict(self) -> dict[str, Any]:
