@@ -85,6 +85,15 @@ class BatchContext:
         self._outputs: dict[tuple[str, str], torch.Tensor] = {}
         self._items_np: np.ndarray | None = None
 
+    def over_items(self) -> BatchContext:
+        """This context with the batch's items only (no edges or triplets); it shares the
+        memoised model outputs, which depend on the items alone."""
+        view = BatchContext(Batch(items=self.batch.items), self.model, self.dataset, self.global_relations,
+                            self.batch_relations, self.device, self.model_inputs)
+        view._outputs = self._outputs
+        view._items_np = self._items_np
+        return view
+
     @property
     def items_numpy(self) -> np.ndarray:
         if self._items_np is None:

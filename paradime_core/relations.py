@@ -422,6 +422,7 @@ class EdgeDist:
     """Distances along the batch's sampled edges, ``d(y_rows[e], y_cols[e])``, shape (m,)."""
 
     levels = ("batch",)
+    needs_edges = True  # no item-level form (a relation loss asks before it compares over items)
 
     def __init__(self, metric: str = "euclidean"):
         self.metric = _check_metric(metric, PDIST_METRICS)

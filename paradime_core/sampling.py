@@ -95,6 +95,13 @@ def _lookup(relations: Mapping[str, RelationValue], name: str, n_items: int, sam
     return value
 
 
+def _batches_per_epoch(value: Any) -> int | None:
+    """None (the sampler's own count) for None or ParaDime 1.x's -1, else a positive integer."""
+    if value is None or (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == -1):
+        return None
+    return _positive_int(value, "batches_per_epoch")
+
+
 def _permutation(n: int, shuffle: bool, generator: torch.Generator) -> torch.Tensor:
     return torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
 
@@ -170,13 +177,15 @@ class ItemSampler:
             raise TypeError("shuffle and drop_last must be true or false")
         self.shuffle = shuffle
         self.drop_last = drop_last
-        self.batches_per_epoch = (None if batches_per_epoch is None
-                                  else _positive_int(batches_per_epoch, "batches_per_epoch"))
+        self.batches_per_epoch = _batches_per_epoch(batches_per_epoch)
 
     def n_batches(self, n_items: int) -> int:
         if self.batches_per_epoch is not None:
             return self.batches_per_epoch
         return n_items // self.batch_size if self.drop_last else math.ceil(n_items / self.batch_size)
+
+    def batches_in_epoch(self, n_items: int, relations: Mapping[str, RelationValue]) -> int:
+        return self.n_batches(n_items)
 
     def epoch(self, n_items: int, relations: Mapping[str, RelationValue],
               generator: torch.Generator) -> Iterator[Batch]:
@@ -265,7 +274,7 @@ class EdgeSampler:
     """
 
     relation_options: tuple[str, ...] = ("rels",)
-    option_aliases = {"edge_rel_key": "rels", "relation": "rels"}
+    option_aliases = {"edge_rel_key": "rels", "relation": "rels", "rate": "neg_rate"}
 
     def __init__(self, rels: str | None = None, batch_size: int = 1024, neg_rate: int | None = None,
                  batches_per_epoch: int | None = None, neg_sampling_rate: int | None = None,
@@ -277,8 +286,7 @@ class EdgeSampler:
             raise ValueError("give neg_rate or neg_sampling_rate, not both")
         rate = neg_rate if neg_rate is not None else neg_sampling_rate
         self.neg_rate = 5 if rate is None else _positive_int(rate, "neg_rate", minimum=0)
-        self.batches_per_epoch = (None if batches_per_epoch is None
-                                  else _positive_int(batches_per_epoch, "batches_per_epoch"))
+        self.batches_per_epoch = _batches_per_epoch(batches_per_epoch)
         if negatives not in NEGATIVE_SAMPLING:
             raise ValueError(f"negatives must be one of {', '.join(NEGATIVE_SAMPLING)}, got {negatives!r}")
         self.negatives = negatives
@@ -294,6 +302,12 @@ class EdgeSampler:
     def n_batches(self, n_edges: int) -> int:
         return self.batches_per_epoch or math.ceil(n_edges / self.batch_size)
 
+    def batches_in_epoch(self, n_items: int, relations: Mapping[str, RelationValue]) -> int:
+        value = _lookup(relations, self.rels, n_items, "edge")
+        if isinstance(value, LabelEquality):
+            return self.batches_per_epoch or math.ceil(n_items / self.batch_size)
+        return self.n_batches(self._cache.get(value, _edge_arrays)[0].shape[0])
+
     def run_length(self, n_items: int) -> int:
         """Positives per source in a step: ``edges_per_source``, or for ``auto`` 8 on
         relations of at least ``8 * batch_size`` items and 1 below."""
@@ -304,6 +318,9 @@ class EdgeSampler:
     def epoch(self, n_items: int, relations: Mapping[str, RelationValue],
               generator: torch.Generator) -> Iterator[Batch]:
         value = _lookup(relations, self.rels, n_items, "edge")
+        if isinstance(value, LabelEquality):
+            yield from self._label_epoch(value, n_items, generator)
+            return
         rows, cols, cum_weights = self._cache.get(value, _edge_arrays)
         b, r, run = self.batch_size, self.neg_rate, self.run_length(n_items)
         bounds = self._bounds.get(rows, lambda rows: _row_bounds(rows, cum_weights)) if run > 1 else None
@@ -337,7 +354,50 @@ class EdgeSampler:
                 edge_relation=self.rels,
                 # the broadcast layout needs equal groups; otherwise the gathered pairs are used
                 negative_groups=groups if self.negatives == "shared" and r > 0 and b % self.group_size == 0 else None,
+                triplets=_edge_triplets(src_pos, dst_pos, neg_pos, r),
             )
+
+    def _label_epoch(self, value: LabelEquality, n_items: int, generator: torch.Generator) -> Iterator[Batch]:
+        """Edges of a label-equality relation (paper Eq. 1) without forming its n x n pairs.
+
+        A positive edge is uniform over the ordered pairs of distinct items with equal
+        labels (its source drawn with probability proportional to the size of its class
+        minus one, its target uniform among the other members); each gets ``neg_rate``
+        negatives uniform among the items of other labels (the pairs Eq. 1 sets to 0). An
+        epoch has ``ceil(n / batch_size)`` batches (each item about once a source), or
+        ``batches_per_epoch``.
+        """
+        source = self._cache.get(value, lambda v: _LabelTriplets(v.labels))
+        cum_weights = self._bounds.get(source, _label_source_weights)
+        b, r = self.batch_size, self.neg_rate
+        for _ in range(self.batches_per_epoch or math.ceil(n_items / b)):
+            anchors = sample_weighted(cum_weights, b, generator)
+            anchors, positives, _ = source.sample(anchors, generator)
+            _, _, negatives = source.sample(anchors.repeat_interleave(r), generator)
+            items, (src_pos, dst_pos, neg_pos) = _unique_positions(anchors, positives, negatives, n_items=n_items)
+            m = anchors.shape[0]
+            yield Batch(
+                items=items,
+                edge_rows=torch.cat([src_pos, src_pos.repeat_interleave(r)]),
+                edge_cols=torch.cat([dst_pos, neg_pos]),
+                edge_targets=torch.cat([torch.ones(m), torch.zeros(m * r)]),
+                edge_relation=self.rels,
+                triplets=_edge_triplets(src_pos, dst_pos, neg_pos, r),
+            )
+
+
+def _label_source_weights(source: _LabelTriplets) -> np.ndarray:
+    """cumsum of ``count_i - 1`` over items whose class has other members and an outside."""
+    weights = (source.count - 1).clamp_(min=0).double()
+    weights[source.count >= source.n] = 0.0
+    return np.cumsum(weights.numpy())
+
+
+def _edge_triplets(src_pos: torch.Tensor, dst_pos: torch.Tensor, neg_pos: torch.Tensor, rate: int) -> torch.Tensor:
+    """``(anchor, positive, negative)`` positions: positive edge ``b`` with each of its ``rate``
+    negatives (the layout ``[B positives, B*r negatives]``), so a triplet loss (paper Eq. 2)
+    can train on edge batches."""
+    return torch.stack([src_pos.repeat_interleave(rate), dst_pos.repeat_interleave(rate), neg_pos], dim=1)
 
 
 class _LabelTriplets:
@@ -443,6 +503,9 @@ class TripletSampler:
             raise TypeError("shuffle must be true or false")
         self.shuffle = shuffle
         self._cache = _RelationCache()
+
+    def batches_in_epoch(self, n_items: int, relations: Mapping[str, RelationValue]) -> int:
+        return math.ceil(n_items / self.batch_size)
 
     def epoch(self, n_items: int, relations: Mapping[str, RelationValue],
               generator: torch.Generator) -> Iterator[Batch]:
