@@ -268,7 +268,7 @@ def test_triplet_loss_formula_zero_when_margin_satisfied_and_needs_triplets(setu
     assert losses.TripletLoss()(ctx).item() == pytest.approx(np.mean(terms), rel=1e-6)
     assert losses.TripletLoss(margin=0.2)(ctx).item() == pytest.approx(0.0, abs=1e-7)
     ctx_none = BatchContext(Batch(items=torch.arange(4)), Fixed(), data, {}, {}, torch.device("cpu"))
-    with pytest.raises(DataError, match="triplet sampling"):
+    with pytest.raises(DataError, match="needs triplets"):
         losses.TripletLoss()(ctx_none)
     with pytest.raises(ValueError, match="margin"):
         losses.TripletLoss(margin=-1)
