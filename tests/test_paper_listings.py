@@ -181,3 +181,88 @@ def test_sec_5_2_supervised_tsne_as_printed_separates_classes():
     _, embedding = fit(listing("sec_5_2_supervised_tsne.yaml"), {"main": X, "labels": y})
     assert knn_accuracy(embedding, y) > 0.97
     assert trustworthiness(X, embedding, 10) > 0.9
+
+
+# --------------------------------------------------------------------------- ParaDime 1.x
+PARADIME_1X_SPEC = """
+relations:
+  - name: rel
+    level: global
+    type: neighbor
+    field: main
+    options:
+      n_neighbors: 15
+    transforms:
+      - type: connect
+        options:
+          n_neighbors: 15
+      - type: symmetrize
+        options:
+          subtract_product: true
+  - name: q
+    level: batch
+    type: pdistdiff
+    transforms:
+      - type: t-dist
+        options:
+          alpha: 1.0
+      - type: normalize
+  - name: perp
+    level: global
+    type: neighbor
+    transforms:
+      - type: perplexity
+        options:
+          perplexity: 10
+          bracket: [0.01, 1.0]
+          method: brentq
+      - type: symmetrize
+      - type: normalize
+losses:
+  - name: emb
+    type: relation
+    func: kl div
+    keys:
+      rels: [perp, q]
+training phases:
+  - epochs: 3
+    sampling:
+      type: edge
+      options:
+        edge_rel_key: rel
+        neg_sampling_rate: 3
+        batch_size: 200
+        batches_per_epoch: -1
+        report_interval: 1
+    optimizer:
+      type: sgd
+      options:
+        lr: 0.05
+    loss:
+      components: [emb]
+"""
+
+
+def test_a_paradime_1x_spec_with_builtins_runs_unchanged(digits, caplog):
+    """ParaDime 1.x's spellings: field, n_neighbors on connect, subtract_product, pdistdiff
+    (batch-level pdist), root-finder options, edge_rel_key, batches_per_epoch -1,
+    report_interval among the sampling options."""
+    X, y = digits
+    spec = load_spec(PARADIME_1X_SPEC)
+    canonical = spec.to_dict()
+    assert canonical["relations"][1]["type"] == "pdist"
+    assert canonical["training_phases"][0]["options"] == {"report_interval": 1}
+    with caplog.at_level("INFO", logger="paradime_core.training"):
+        routine, _ = fit(spec, {"main": X, "labels": y})
+    assert len(routine.history_["phase_0"]["emb"]) == 3
+    assert sum("epoch 3/3" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_lbfgs_trains_with_a_closure(digits):
+    X, y = digits
+    spec = shortened(listing("sec_4_2_tsne.yaml"), 3)
+    spec.training_phases[1].optimizer = type(spec.training_phases[1].optimizer)(type="lbfgs", options={"lr": 1, "line_search_fn": "strong_wolfe"})
+    spec = Spec.from_dict(spec.to_dict())
+    routine, embedding = fit(spec, {"main": X, "labels": y})
+    kl = routine.history_["embedding"]["embedding"]
+    assert kl[-1] < 0.5 * kl[0]
