@@ -14,7 +14,9 @@ checks them).
     permutation), so a phase takes the same number of steps at any dataset size.
 
 ``edge(rels, batch_size=1024, neg_rate=5, batches_per_epoch=None, negatives="uniform", pool_size=None, group_size=64, edges_per_source=1)`` (aliases
-``negative_edge``, ``neg_edge``; ``neg_sampling_rate`` is accepted for ``neg_rate``)
+``negative_edge``, ``neg_edge``; ``neg_sampling_rate`` and the paper's ``rate`` are accepted
+for ``neg_rate``, ParaDime 1.x's ``edge_rel_key`` for ``rels``, its ``batches_per_epoch: -1``
+for the default count)
     UMAP/LargeVis-style edge sampling from the sparse global relation ``W = rels`` with
     entries ``w_ij``. Each batch draws ``B = batch_size`` positive edges independently with
 
@@ -44,6 +46,11 @@ checks them).
     (60,000 MNIST rows, ``B = pool_size = 4096``, ``m = 8``: 11,060 -> 7,270; design note 17).
     ``edges_per_source="auto"``: ``m = 8`` when the relation has at least ``8 B`` items,
     else 1 (on small data a step touches nearly every item anyway, so runs save nothing).
+    Over a label-equality relation (paper Eq. 1, Sec. 5.2) a positive edge is uniform over
+    the ordered pairs of distinct items with the same label and its ``r`` negatives are
+    uniform over the items of other labels, drawn per class without forming the n x n
+    relation; an epoch has ``ceil(n / batch_size)`` batches. Every edge batch also carries
+    ``triplets``: each positive edge ``(a, p)`` with each of its negatives ``(a, n)``.
 
 ``triplet(rels, batch_size=500, rate=1)`` (paper Sec. 5.2)
     Anchors are an item batch (a permutation as in ``item``); each anchor ``a`` gets
