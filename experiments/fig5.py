@@ -32,6 +32,7 @@ from experiments.common import (
     timed,
 )
 from paradime_core import Routine
+from paradime_core.attributions import feature_importance
 from paradime_core.metrics import knn_accuracy, trustworthiness
 from paradime_core.plotting import scatter
 
@@ -47,19 +48,8 @@ NO_CONTRIBUTION = 0.05
 
 def importances(model: torch.nn.Module, X: np.ndarray, seed: int = 0) -> np.ndarray:
     """(2, n_features) shares of mean |integrated gradients| for output x (row 0) and y (row 1)."""
-    from captum.attr import IntegratedGradients
-
     rows = np.random.default_rng(seed).choice(len(X), size=min(N_EXPLAIN, len(X)), replace=False)
-    inputs = torch.as_tensor(X[rows], dtype=torch.float32)
-    baseline = torch.as_tensor(X.mean(axis=0, keepdims=True), dtype=torch.float32).expand_as(inputs)
-    model.eval()
-    ig = IntegratedGradients(lambda x: model.embed(x))
-    shares = []
-    for axis in (0, 1):
-        attributions = ig.attribute(inputs, baselines=baseline, target=axis, n_steps=50)
-        mean_abs = attributions.abs().mean(dim=0).detach().numpy()
-        shares.append(mean_abs / mean_abs.sum())
-    return np.asarray(shares)
+    return feature_importance(model, X[rows], dims=(0, 1), baseline=X.mean(axis=0), n_steps=50)
 
 
 def main(argv: list[str] | None = None) -> None:

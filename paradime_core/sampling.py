@@ -353,16 +353,9 @@ class EdgeSampler:
             else:
                 negatives = torch.randint(0, n_items, (b * r,), generator=generator)
                 items, (src_pos, dst_pos, neg_pos) = _unique_positions(sources, dests, negatives, n_items=n_items)
-            yield Batch(
-                items=items,
-                edge_rows=torch.cat([src_pos, src_pos.repeat_interleave(r)]),
-                edge_cols=torch.cat([dst_pos, neg_pos]),
-                edge_targets=torch.cat([torch.ones(b), torch.zeros(b * r)]),
-                edge_relation=self.rels,
-                # the broadcast layout needs equal groups; otherwise the gathered pairs are used
-                negative_groups=groups if self.negatives == "shared" and r > 0 and b % self.group_size == 0 else None,
-                triplets=_edge_triplets(src_pos, dst_pos, neg_pos, r),
-            )
+            # the broadcast layout needs equal groups; otherwise the gathered pairs are used
+            shared_groups = groups if self.negatives == "shared" and r > 0 and b % self.group_size == 0 else None
+            yield _edge_batch(items, src_pos, dst_pos, neg_pos, r, self.rels, shared_groups)
 
     def _label_epoch(self, value: LabelEquality, n_items: int, generator: torch.Generator) -> Iterator[Batch]:
         """Edges of a label-equality relation (paper Eq. 1) without forming its n x n pairs.
@@ -382,15 +375,22 @@ class EdgeSampler:
             anchors, positives, _ = source.sample(anchors, generator)
             _, _, negatives = source.sample(anchors.repeat_interleave(r), generator)
             items, (src_pos, dst_pos, neg_pos) = _unique_positions(anchors, positives, negatives, n_items=n_items)
-            m = anchors.shape[0]
-            yield Batch(
-                items=items,
-                edge_rows=torch.cat([src_pos, src_pos.repeat_interleave(r)]),
-                edge_cols=torch.cat([dst_pos, neg_pos]),
-                edge_targets=torch.cat([torch.ones(m), torch.zeros(m * r)]),
-                edge_relation=self.rels,
-                triplets=_edge_triplets(src_pos, dst_pos, neg_pos, r),
-            )
+            yield _edge_batch(items, src_pos, dst_pos, neg_pos, r, self.rels)
+
+
+def _edge_batch(items: torch.Tensor, src_pos: torch.Tensor, dst_pos: torch.Tensor, neg_pos: torch.Tensor,
+                rate: int, relation: str, negative_groups: torch.Tensor | None = None) -> Batch:
+    """The ``[B positives, B*r negatives]`` edge layout, its targets and its triplets."""
+    b = src_pos.shape[0]
+    return Batch(
+        items=items,
+        edge_rows=torch.cat([src_pos, src_pos.repeat_interleave(rate)]),
+        edge_cols=torch.cat([dst_pos, neg_pos]),
+        edge_targets=torch.cat([torch.ones(b), torch.zeros(b * rate)]),
+        edge_relation=relation,
+        negative_groups=negative_groups,
+        triplets=_edge_triplets(src_pos, dst_pos, neg_pos, rate),
+    )
 
 
 def _label_source_weights(source: _LabelTriplets) -> np.ndarray:

@@ -159,28 +159,16 @@ def test_sec_5_3_attribute_guided_short(digits):
 
 # --------------------------------------------------------------------------- slow: as printed
 @pytest.mark.slow
-def test_sec_4_2_tsne_as_printed_converges_on_raw_digits():
-    """No epochs in the listing: the default step budget reaches openTSNE's level (~0.99)."""
+@pytest.mark.parametrize(("name", "min_trust", "min_knn"), [
+    ("sec_4_2_tsne.yaml", 0.98, 0.95),  # no epochs printed: the step budget nears openTSNE (0.992)
+    ("sec_4_3_umap.yaml", 0.97, 0.95),
+    ("sec_5_2_supervised_tsne.yaml", 0.9, 0.97),  # the triplets separate the classes
+])
+def test_listing_as_printed_on_raw_digits(name, min_trust, min_knn):
     X, y = full_digits()
-    routine, embedding = fit(listing("sec_4_2_tsne.yaml"), {"main": X, "labels": y})
-    assert trustworthiness(X, embedding, 10) > 0.98
-    assert knn_accuracy(embedding, y) > 0.95
-
-
-@pytest.mark.slow
-def test_sec_4_3_umap_as_printed_on_digits():
-    X, y = full_digits()
-    _, embedding = fit(listing("sec_4_3_umap.yaml"), {"main": X, "labels": y})
-    assert trustworthiness(X, embedding, 10) > 0.97
-    assert knn_accuracy(embedding, y) > 0.95
-
-
-@pytest.mark.slow
-def test_sec_5_2_supervised_tsne_as_printed_separates_classes():
-    X, y = full_digits()
-    _, embedding = fit(listing("sec_5_2_supervised_tsne.yaml"), {"main": X, "labels": y})
-    assert knn_accuracy(embedding, y) > 0.97
-    assert trustworthiness(X, embedding, 10) > 0.9
+    _, embedding = fit(listing(name), {"main": X, "labels": y})
+    assert trustworthiness(X, embedding, 10) > min_trust
+    assert knn_accuracy(embedding, y) > min_knn
 
 
 # --------------------------------------------------------------------------- ParaDime 1.x
