@@ -49,8 +49,8 @@ for the default count)
     Over a label-equality relation (paper Eq. 1, Sec. 5.2) a positive edge is uniform over
     the ordered pairs of distinct items with the same label and its ``r`` negatives are
     uniform over the items of other labels, drawn per class without forming the n x n
-    relation; an epoch has ``ceil(n / batch_size)`` batches. Every edge batch also carries
-    ``triplets``: each positive edge ``(a, p)`` with each of its negatives ``(a, n)``.
+    relation; an epoch has ``ceil(n / batch_size)`` batches. A triplet loss reads an edge
+    batch as triplets: each positive edge ``(a, p)`` with each of its negatives ``(a, n)``.
 
 ``triplet(rels, batch_size=500, rate=1)`` (paper Sec. 5.2)
     Anchors are an item batch (a permutation as in ``item``); each anchor ``a`` gets
@@ -389,7 +389,6 @@ def _edge_batch(items: torch.Tensor, src_pos: torch.Tensor, dst_pos: torch.Tenso
         edge_targets=torch.cat([torch.ones(b), torch.zeros(b * rate)]),
         edge_relation=relation,
         negative_groups=negative_groups,
-        triplets=_edge_triplets(src_pos, dst_pos, neg_pos, rate),
     )
 
 
@@ -398,13 +397,6 @@ def _label_source_weights(source: _LabelTriplets) -> np.ndarray:
     weights = (source.count - 1).clamp_(min=0).double()
     weights[source.count >= source.n] = 0.0
     return np.cumsum(weights.numpy())
-
-
-def _edge_triplets(src_pos: torch.Tensor, dst_pos: torch.Tensor, neg_pos: torch.Tensor, rate: int) -> torch.Tensor:
-    """``(anchor, positive, negative)`` positions: positive edge ``b`` with each of its ``rate``
-    negatives (the layout ``[B positives, B*r negatives]``), so a triplet loss (paper Eq. 2)
-    can train on edge batches."""
-    return torch.stack([src_pos.repeat_interleave(rate), dst_pos.repeat_interleave(rate), neg_pos], dim=1)
 
 
 class _LabelTriplets:

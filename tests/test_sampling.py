@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import torch
 from scipy.stats import chisquare
 
+from paradime_core.batch import batch_triplets
 from paradime_core.errors import DataError, SpecError
 from paradime_core.relation_data import LabelEquality, NeighborGraph
 from paradime_core.sampling import EdgeSampler, ItemSampler, TripletSampler, sample_weighted
@@ -380,7 +381,7 @@ def test_edge_sampling_over_label_equality_at_the_printed_rate():
     # positives uniform over the ordered same-label pairs: 6 + 2 + 12 = 20 pairs, 200 draws each
     pairs, counts = np.unique(src[:b] * 10 + dst[:b], return_counts=True)
     assert len(pairs) == 20 and counts.min() > 130 and counts.max() < 270
-    t = batch.triplets
+    t = batch_triplets(batch)
     assert t.shape == (2 * b, 3)
     assert (items[t[:, 0]].numpy() == src[b:]).all() and (items[t[:, 2]].numpy() == dst[b:]).all()
     assert (labels[items[t[:, 0]].numpy()] == labels[items[t[:, 1]].numpy()]).all()

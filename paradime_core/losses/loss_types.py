@@ -78,7 +78,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from paradime_core.batch import BatchContext, call_model_method, gather_rows
+from paradime_core.batch import BatchContext, batch_triplets, call_model_method, gather_rows
 from paradime_core.errors import DataError
 from paradime_core.losses.functions import TINY, LossFunction, cross_entropy, mse
 from paradime_core.losses.functions import margin as triplet_margin
@@ -281,7 +281,7 @@ class TripletLoss(_BuiltinLoss):
                               if "margin" in inspect.signature(self.func).parameters else {})
 
     def __call__(self, ctx: BatchContext) -> torch.Tensor:
-        triplets = ctx.batch.triplets
+        triplets = batch_triplets(ctx.batch)
         if triplets is None:
             raise DataError("triplet loss needs triplets: sampling of type 'triplet', or 'edge' "
                             "(each positive edge with its negatives)")
