@@ -4,11 +4,11 @@
 
 The class-balanced 7,000-row covertype subset of Fig. 4 (first 10 attributes, standardised).
 specs/attribute_guided_tsne.yaml with perplexity 200: PCA initialisation, then
-``w_tsne * KL(P || Q) + w_corr * (-Pearson(hillshade at noon, x))`` (paper Eq. 3; the
+``w_tsne * KL(P || Q) + w_corr * (1 - Pearson(hillshade at noon, x)^2)`` (paper Eq. 3; the
 attribute is feature 8 counting from 1) for (w_tsne, w_corr) = (1, 0), (5000, 1), (1000, 1),
 (100, 1) (the paper's grid, as printed: the KL term of an item batch is summed per item as
 in the paper's library). Points are coloured by the attribute. Feature importances per output axis: the
-mean absolute integrated-gradients attribution (captum, baseline = the data mean, 50 steps)
+mean absolute integrated-gradients attribution (paradime_core.attributions, baseline = the data mean, 50 steps)
 of each input feature to x and to y over 1,000 sampled items, as shares summing to 1.
 
 Claims checked: feature 8 is the most important feature for x in every
