@@ -32,7 +32,6 @@ from paradime_core.relation_data import RelationValue
 from paradime_core.spec import PhaseSpec, Spec, blocks
 from paradime_core.training.optimizers import with_fast_defaults
 
-
 _log = logging.getLogger(__name__)
 
 
