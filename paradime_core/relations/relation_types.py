@@ -64,13 +64,14 @@ def _as_matrix(data: Any, what: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- distances
-@register_relation("pdist", aliases=("pairwise",))
+@register_relation("pdist", aliases=("pairwise", "pdistdiff"))
 class PDist:
     """Exact pairwise distances ``D_ij = d(x_i, x_j)``.
 
     Global: the dense (n, n) float32 matrix, computed in chunks of ``chunk_size`` rows
     (warns above 20,000 items). Batch: (b, b) over the batch's outputs, or (m,) along the
-    sampled edges when the batch has edges.
+    sampled edges when the batch has edges. ``pdistdiff`` (ParaDime 1.x's name of the
+    batch-level differentiable pairwise distances) names this relation.
     """
 
     levels = ("global", "batch")
@@ -169,9 +170,12 @@ class Neighbor:
 # --------------------------------------------------------------------------- pairwise_eq
 @register_relation("pairwise_eq", aliases=("label_equality", "pairwise_equality"))
 class PairwiseEq:
-    """Label equality ``r_ij = 1 if y_i == y_j else 0`` of the labels in the relation's data key."""
+    """Label equality ``r_ij = 1 if y_i == y_j else 0`` (paper Eq. 1) of the labels in the
+    relation's data key; without a ``data:`` key it reads ``labels`` (Eq. 1 is defined on
+    the ground-truth labels)."""
 
     levels = ("global",)
+    default_data = "labels"
 
     def __init__(self) -> None:
         pass
@@ -330,11 +334,12 @@ class Precomputed:
 
 
 # --------------------------------------------------------------------------- edge_dist
-@register_relation("edge_dist", aliases=("fromto", "pdistdiff"))
+@register_relation("edge_dist", aliases=("fromto",))
 class EdgeDist:
     """Distances along the batch's sampled edges, ``d(y_rows[e], y_cols[e])``, shape (m,)."""
 
     levels = ("batch",)
+    needs_edges = True  # no item-level form (a relation loss asks before it compares over items)
 
     def __init__(self, metric: str = "euclidean"):
         self.metric = _check_metric(metric, PDIST_METRICS)

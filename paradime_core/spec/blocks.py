@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from paradime_core.errors import DataError, SpecError
-from paradime_core.spec import limits
 from paradime_core.protocols import (
     EdgeDistanceRelation,
     EdgeKernel,
@@ -32,6 +31,7 @@ from paradime_core.protocols import (
     NeighborRelation,
 )
 from paradime_core.relation_data import NeighborGraph
+from paradime_core.spec import limits
 from paradime_core.spec import registry as reg
 from paradime_core.spec.elements import LEVELS
 from paradime_core.spec.registry import accepted_options, build, canonical_name, check_option_names
