@@ -12,7 +12,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export MPLBACKEND ?= Agg
 
-.PHONY: setup setup-bench demo test test-slow test-all lint bench clean
+.PHONY: setup setup-bench demo test test-slow test-all wheel-check lint bench clean
 
 setup: $(STAMP)
 
@@ -33,7 +33,7 @@ $(BENCH_STAMP): $(STAMP)
 demo: setup
 	$(VENV)/bin/paradime run specs/umap.yaml --data digits --out outputs/demo --overwrite
 
-## The default test run (a few minutes on 2 cores).
+## The default test run (a few minutes on 2 cores; tests/test_architecture.py runs lint-imports).
 test: setup
 	$(PY) -m pytest -q -m "not slow"
 
@@ -44,8 +44,13 @@ test-slow: setup-bench
 
 test-all: test test-slow
 
+## The wheel on its own: build, install into a fresh venv, `paradime specs` and a tiny run elsewhere.
+wheel-check:
+	bash .ci/wheel_check.sh
+
 lint: setup
-	$(VENV)/bin/ruff check paradime_core pipelines data tests benchmarks
+	$(VENV)/bin/ruff check paradime_core pipelines tests benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: setup-bench
 	$(PY) benchmarks/quality.py

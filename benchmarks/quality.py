@@ -14,9 +14,9 @@ in the same run and the ratios are printed.
     python benchmarks/quality.py --methods largevis            # also ParametricLargeVis (no reference)
 
 ``--repeats N`` fits our routines N times (``random_state`` = its value, default 0, plus
-0..N-1) on the same split and prints a summary line (mean, min, max of each figure): on
-this protocol one run's held-out 10-NN accuracy moves by up to 0.03 with the seed alone
-(design note 21), so compare settings by the mean. The reference comparison then uses it.
+0..N-1) on the same split and prints a summary line (mean, min, max of each figure): one
+run's held-out 10-NN accuracy moves with the seed alone, so compare settings by the mean.
+The reference comparison then uses it.
 
 ``--dataset`` (mnist, pendigits, letter, satimage, covtype_first20k): features scaled to [0, 1]
 per column (covtype: standardised), fit on 5,000 random rows, embed up to 10,000 disjoint
@@ -38,7 +38,7 @@ DATA = Path(os.environ.get("PARADIME_DATA_DIR", Path(__file__).resolve().parents
 
 
 def load_split(n_train: int = 5000, n_test: int = 10000, seed: int = 0, dataset: str = "mnist"):
-    from data import load_dataset
+    from paradime_core.datasets import load_dataset
 
     ds = load_dataset(dataset, download=False)
     X = ds.X.reshape(len(ds.X), -1).astype(np.float32)

@@ -1,4 +1,4 @@
-"""The ``paradime`` command line: run specs as Prefect flows, embed, retrain, serve, manage the cache.
+"""The ``paradime`` command line: run specs as Prefect flows, embed, retrain, serve over HTTP, manage the cache.
 
 Every command takes ``--store`` (default ``$PARADIME_STORE`` or ``./.paradime/store``).
 How a command ends:
@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -44,6 +43,26 @@ errors = Console(stderr=True)
 STORE_HELP = "Artifact store root: a folder or fsspec URL (default: $PARADIME_STORE or ./.paradime/store)."
 DASK_HELP = "Address of a running Dask scheduler (default: a local cluster sized to this machine)."
 STATUS_STYLE = {"cached": "green", "computed": "yellow", "recomputed": "magenta"}
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("paradime")
+        except PackageNotFoundError:  # a source tree on sys.path, not installed
+            from paradime_core import __version__ as number
+        console.print(f"paradime {number}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the installed version and exit."),
+) -> None:
+    """paradime: parametric dimensionality reduction as cached Prefect flows."""
 
 
 class _ConsoleFilter(logging.Filter):
@@ -301,38 +320,36 @@ def embed(
 
 @app.command()
 def serve(
-    spec: str = typer.Argument(..., help="Spec file or bundled spec name."),
-    data: str = typer.Option(..., "--data", "-d", help="Data path watched by the schedule (a file or a folder of parts)."),
-    cron: str = typer.Option("0 3 * * *", help="Cron schedule of the retraining (default: daily at 03:00)."),
-    name: str | None = typer.Option(None, help="Deployment name (default: retrain-<spec>)."),
-    timezone: str | None = typer.Option(None, help="Time zone of the cron schedule (default UTC)."),
-    warm_start: bool = typer.Option(True, "--warm-start/--cold", help="Warm-start each retraining."),
+    model: str = typer.Argument(..., help="A stored model key (prefix), a routine file (.pt), or a spec (its latest model)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, help="TCP port (0: a free port, announced at start)."),
+    token: str | None = typer.Option(None, "--token", envvar="PARADIME_SERVE_TOKEN",
+                                     help="Require 'Authorization: Bearer TOKEN' on every request (or $PARADIME_SERVE_TOKEN)."),
+    max_request_mb: float = typer.Option(64.0, "--max-request-mb", help="Largest request body in MiB (larger: HTTP 413)."),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
-    dask_address: str | None = typer.Option(None, "--dask-address", help=DASK_HELP),
-    seed: int = typer.Option(0, help="Seed of model initialisation and sampling."),
-    out_dim: int = typer.Option(2, "--out-dim", help="Embedding dimension of the default model."),
+    method: str = typer.Option("embed", help="Model method to apply (embed, classify, encode...)."),
+    seed: int = typer.Option(0, help="With a spec as MODEL: the seed it was fitted with."),
+    out_dim: int = typer.Option(2, "--out-dim", help="With a spec as MODEL: the embedding dimension it was fitted with."),
+    torch_threads: int | None = typer.Option(None, "--torch-threads", help="Torch threads for the model (default $PARADIME_TORCH_THREADS, else all cores)."),
+    access_log: bool = typer.Option(False, "--access-log/--no-access-log", help="Log every request."),
 ) -> None:
-    """Serve the retrain flow as a Prefect deployment on a cron schedule (runs until stopped)."""
+    """Serve MODEL over HTTP: GET /health, POST /embed (JSON or NPY rows) until SIGTERM or Ctrl-C."""
     with user_errors():
-        from pipelines.bundled import load_spec_argument, resolve_spec_path
-        from pipelines.settings import store_url
+        from pipelines.serving.server import ServeOptions, exit_at_once, serve_model
 
-        load_spec_argument(spec)
-        _check_data(data)
-        path = resolve_spec_path(spec)
-        _quiet_prefect_console(verbose=True)
-        from pipelines.schedules.deploy import build_deployment, serve_deployments
+        options = ServeOptions(host=host, port=port, token=token or None,
+                               max_request_bytes=int(max_request_mb * 2**20), method=method,
+                               torch_threads=torch_threads, access_log=access_log)
 
-        deployment = build_deployment(str(path) if path else spec, data, cron=cron, name=name,
-                                      store=store_url(store), warm_start=warm_start, dask_address=dask_address,
-                                      seed=seed, out_dim=out_dim, timezone=timezone)
-        if not os.environ.get("PREFECT_API_URL"):
-            errors.print("[yellow]warning:[/yellow] PREFECT_API_URL is not set: Prefect's temporary server "
-                         "does not create scheduled runs. Start `prefect server start` and export "
-                         "PREFECT_API_URL=http://127.0.0.1:4200/api first.", soft_wrap=True)
-        console.print(f"serving deployment [bold]{deployment.name}[/bold] (cron '{cron}'); "
-                      "Ctrl-C stops it. Runs appear in the Prefect UI under flow 'paradime-retrain'.")
-        serve_deployments(deployment)
+        def announce(info: Any, url: str) -> None:
+            console.print(f"serving model {info.key[:12]} ({info.spec or 'no spec name'}, "
+                          f"{info.input_width} -> {info.output_width}) at {url}"
+                          f"{' (bearer token required)' if options.token else ''}; "
+                          "POST /embed, GET /health; SIGTERM or Ctrl-C stops it", soft_wrap=True)
+
+        serve_model(model, store, options, seed=seed, out_dim=out_dim, announce=announce)
+        errors.print("stopped")
+        exit_at_once(0)
 
 
 @app.command("specs")
@@ -360,24 +377,32 @@ def specs_command() -> None:
 def cache_ls(
     kind: str | None = typer.Argument(None, help="Only this kind: datasets knn relations derived phases embeddings reports."),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the stages as JSON (with full keys)."),
 ) -> None:
-    """List stored stages."""
+    """List stored stages with the specs and datasets they belong to."""
     with user_errors():
         from pipelines.errors import PipelineError
+        from pipelines.stage_owners import describe_stages
         from pipelines.store import STAGE_KINDS, ArtifactStore
 
         if kind is not None and kind not in STAGE_KINDS:
             raise PipelineError(f"unknown stage kind '{kind}' (one of {', '.join(STAGE_KINDS)})")
         st = ArtifactStore(store)
-        infos = st.list(kind)
+        stages = describe_stages(st, st.list(kind))
+        if as_json:
+            console.print_json(json.dumps({"store": st.url, "stages": stages}))
+            return
         table = Table(title=f"store {st.url}")
-        for column in ("kind", "key", "name", "size", "created", "state"):
-            table.add_column(column, justify="right" if column == "size" else "left")
-        for info in infos:
-            table.add_row(info.kind, info.key[:16], info.name, _size(info.size), info.created,
-                          "[green]complete[/green]" if info.complete else "[red]incomplete[/red]")
+        for column in ("kind", "key", "name", "spec", "dataset", "size", "created", "state"):
+            table.add_column(column, justify="right" if column == "size" else "left",
+                             no_wrap=column in ("kind", "key", "size"), overflow="fold")
+        for stage in stages:
+            datasets = ", ".join(f"{d['name'] or '?'} {d['key'][:8]}" for d in stage["datasets"])
+            table.add_row(stage["kind"], stage["key"][:12], stage["name"], ", ".join(stage["specs"]) or "-",
+                          datasets or "-", _size(stage["size"]), stage["created"][:16].replace("T", " "),
+                          "[green]complete[/green]" if stage["complete"] else "[red]incomplete[/red]")
         console.print(table)
-        console.print(f"{len(infos)} stage(s), {_size(sum(i.size for i in infos))}")
+        console.print(f"{len(stages)} stage(s), {_size(sum(s['size'] for s in stages))}")
 
 
 @cache_app.command("rm")

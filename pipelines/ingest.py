@@ -52,11 +52,11 @@ class Probe:
 
 
 def named_dataset(name: str) -> Any:
-    """The :mod:`data` registry's descriptor for ``name`` (None if unknown or not a name)."""
+    """The :mod:`paradime_core.datasets` registry's descriptor for ``name`` (None if unknown or not a name)."""
     if not name or "/" in name or os.sep in name or "." in name:
         return None
     try:
-        from data import dataset_info
+        from paradime_core.datasets import dataset_info
     except ImportError:  # the data package is not installed
         return None
     try:
@@ -77,7 +77,7 @@ def probe(data: str | os.PathLike[str], label_column: str | None = None) -> Prob
         info = named_dataset(text)
         if info is None:
             raise errors.DataError(f"data not found: {text} (not a file, folder or URL, and not a dataset name; "
-                            f"see `python -c 'import data; print(data.list_datasets())'`)")
+                            f"see `python -c 'from paradime_core.datasets import list_datasets; print(list_datasets())'`)")
         return _named_probe(info, options)
     try:
         signature = file_signature(fs, fs_path)
@@ -95,7 +95,7 @@ def probe(data: str | os.PathLike[str], label_column: str | None = None) -> Prob
 def _named_probe(info: Any, options: dict[str, Any]) -> Probe:
     import fsspec
 
-    from data import default_cache_dir, default_data_dirs
+    from paradime_core.datasets import default_cache_dir, default_data_dirs
 
     url = f"dataset:{info.name}"
     signature = None
@@ -111,7 +111,7 @@ def _named_probe(info: Any, options: dict[str, Any]) -> Probe:
                 break
 
     def opener() -> Source:
-        from data import load_dataset
+        from paradime_core.datasets import load_dataset
 
         dataset = load_dataset(info.name)
         arrays = {"main": dataset.X, "y": dataset.y, **dict(getattr(dataset, "extras", {}) or {})}

@@ -27,7 +27,7 @@ def _heavy_modules_after(statement: str) -> list[str]:
     "import paradime_core",
     "from paradime_core.errors import DataError, SpecError",
     "from paradime_core.spec.registry import RELATIONS, canonical_name",
-    "import data; data.dataset_info('digits'); data.dataset_info('mnist')",
+    "from paradime_core import datasets; datasets.dataset_info('digits'); datasets.dataset_info('mnist')",
     "from pipelines.ingest import probe; probe('digits')",
 ])
 def test_light_modules_import_no_heavy_library(statement):
