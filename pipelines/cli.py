@@ -1,19 +1,24 @@
 """The ``paradime`` command line: run specs as Prefect flows, embed, retrain, serve over HTTP, schedule and
 deploy them, manage the cache.
 
-Every command takes ``--store`` (default ``$PARADIME_STORE`` or ``./.paradime/store``). A
-user mistake (bad path, bad spec, bad data, unknown model) ends the command with one red
-``error:`` line and exit status 1, never a traceback. Heavy modules (torch, prefect, dask)
-are imported inside the commands, so ``--help`` and ``specs`` answer at once.
+Every command takes ``--store`` (default ``$PARADIME_STORE`` or ``./.paradime/store``).
+How a command ends (:mod:`pipelines.command_endings`):
+
+- a user mistake (bad path, bad spec, bad data, unknown model): one red ``error:`` line,
+  exit status 1, never a traceback;
+- an unexpected internal error: one ``error: internal error`` line naming a log file that
+  holds the traceback (:mod:`pipelines.crash_log`), exit status 2; ``--verbose`` also shows
+  the traceback;
+- SIGINT (Ctrl-C) or SIGTERM: one ``interrupted`` line within seconds, exit status 130 or
+  143, no process left behind (:mod:`pipelines.lifetime`); completed stages stay stored.
+
+Heavy modules (torch, prefect, dask) are imported inside the commands, so ``--help`` and
+``specs`` answer at once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-import sys
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -22,6 +27,13 @@ from rich.markup import escape
 from rich.table import Table
 
 import pipelines  # noqa: F401  (Prefect's offline defaults)
+from pipelines.command_endings import (
+    errors,
+    one_line,
+    quiet_prefect_console,
+    say_interrupted,
+    user_errors,
+)
 
 app = typer.Typer(help="paradime: parametric dimensionality reduction as cached Prefect flows.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -29,7 +41,6 @@ cache_app = typer.Typer(help="Inspect and clean the artifact store.", no_args_is
 app.add_typer(cache_app, name="cache")
 
 console = Console()
-errors = Console(stderr=True)
 
 STORE_HELP = "Artifact store root: a folder or fsspec URL (default: $PARADIME_STORE or ./.paradime/store)."
 DASK_HELP = "Address of a running Dask scheduler (default: a local cluster sized to this machine)."
@@ -56,70 +67,6 @@ def _options(
                                  help="Print the installed version and exit."),
 ) -> None:
     """paradime: parametric dimensionality reduction as cached Prefect flows."""
-
-
-class _ConsoleFilter(logging.Filter):
-    """What Prefect's console handler shows from a CLI command.
-
-    Tracebacks of user mistakes are dropped (the CLI prints them as one line), and without
-    ``--verbose`` so are Prefect's info logs (they still reach the Prefect API and its UI,
-    whose handler is separate).
-    """
-
-    USER_ERRORS = ("DataError", "SpecError", "PipelineError", "TrainingError", "StageCheckError")
-
-    def __init__(self, verbose: bool):
-        super().__init__()
-        self.verbose = verbose
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        from pipelines.errors import is_user_error
-
-        if not self.verbose and record.levelno < logging.WARNING and record.name.startswith("prefect"):
-            return False
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None and is_user_error(exc):
-            return False
-        if record.levelno >= logging.ERROR and record.name.startswith("prefect"):
-            text = record.getMessage()
-            return not any(name in text for name in self.USER_ERRORS)
-        return True
-
-
-def _quiet_prefect_console(verbose: bool) -> None:
-    """Install :class:`_ConsoleFilter` on Prefect's console handlers (set up logging first)."""
-    from prefect.logging.configuration import PROCESS_LOGGING_CONFIG, setup_logging
-
-    if not PROCESS_LOGGING_CONFIG:
-        setup_logging()
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, _ConsoleFilter) for f in handler.filters):
-            handler.addFilter(_ConsoleFilter(verbose))
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn user mistakes into one red line and exit status 1."""
-    try:
-        yield
-    except typer.Exit:
-        raise
-    except KeyboardInterrupt:
-        errors.print("[red]interrupted[/red]")
-        raise typer.Exit(130) from None
-    except Exception as exc:  # noqa: BLE001 - classified below
-        from pipelines.errors import is_user_error
-
-        if is_user_error(exc) or isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
-            message = str(exc) if is_user_error(exc) else f"{type(exc).__name__}: {exc}"
-            errors.print(f"[bold red]error:[/bold red] [red]{escape(_one_line(message))}[/red]", highlight=False,
-                         soft_wrap=True)
-            raise typer.Exit(1) from None
-        raise
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 def _print_result(result: Any, as_json: bool) -> None:
@@ -187,13 +134,13 @@ def run(
     prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as a Prefect flow (default) or as plain Python."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's info logs."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs and the traceback of an internal error."),
     out: str | None = typer.Option(None, "--out", "-o", help="Also write embedding.npy and embedding.png to this folder."),
     lineage: str | None = typer.Option(None, "--lineage", help=LINEAGE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out that paradime wrote (never anything else)."),
 ) -> None:
     """Fit SPEC on DATA: ingest, relations, derived data, phases, embedding, report (cached stages)."""
-    with user_errors():
+    with user_errors(verbose):
         _check_spec(spec, store, seed, out_dim)  # spec mistakes surface before Prefect starts
         _check_data(data)
         inputs = [data, spec]
@@ -228,10 +175,10 @@ def retrain(
     prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as a Prefect flow (default) or as plain Python."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's info logs."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs and the traceback of an internal error."),
 ) -> None:
     """Retrain SPEC on the current DATA (a new dataset version when it changed)."""
-    with user_errors():
+    with user_errors(verbose):
         _check_spec(spec, store, seed, out_dim)
         _check_data(data)
         result = _launch("retrain", prefect, verbose, spec=spec, data=data, store=store,
@@ -257,10 +204,10 @@ def embed(
     prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as a Prefect flow (default) or as plain Python."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's info logs."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs and the traceback of an internal error."),
 ) -> None:
     """Embed DATA with a trained MODEL (map_blocks over Zarr row chunks; flat memory)."""
-    with user_errors():
+    with user_errors(verbose):
         _check_data(data)
         if out:
             _check_out(out, overwrite, [data, model], store)
@@ -348,7 +295,7 @@ def schedule(
 
         cron_schedule(cron, timezone)
         api = prefect_api_url()
-        _quiet_prefect_console(verbose=True)
+        quiet_prefect_console(verbose=True)
         deployment = build_deployment(flow_kind, spec, data, cron=cron, name=name, timezone=timezone, **options)
         console.print(f"serving deployment [bold]{deployment.name}[/bold] (cron '{cron}') on {api}; "
                       f"Ctrl-C stops it. Runs appear in the Prefect UI under flow 'paradime-{flow_kind}'.")
@@ -515,7 +462,7 @@ def cache_verify(
         st = ArtifactStore(store)
         checked, damaged = verify_store(st, targets or [])
         for problem in damaged:
-            errors.print(f"[bold red]damaged:[/bold red] [red]{escape(_one_line(problem))}[/red]", highlight=False,
+            errors.print(f"[bold red]damaged:[/bold red] [red]{escape(one_line(problem))}[/red]", highlight=False,
                          soft_wrap=True)
         console.print(f"{checked} item(s) checked, {len(damaged)} damaged")
         if damaged:
@@ -537,7 +484,10 @@ def _launch(flow: str, prefect: bool, verbose: bool, **kwargs: Any) -> Any:
     from pipelines import flows
 
     if prefect:
-        _quiet_prefect_console(verbose)
+        from pipelines.lifetime import guard_ephemeral_server
+
+        guard_ephemeral_server()
+        quiet_prefect_console(verbose)
         target = {"fit": flows.fit_flow, "retrain": flows.retrain_flow, "embed": flows.embed_flow}[flow]
         return target(**kwargs)
     if flow == "embed":
@@ -547,9 +497,23 @@ def _launch(flow: str, prefect: bool, verbose: bool, **kwargs: Any) -> Any:
     return flows.run_spec(spec, data, store, flow_name=flow, **kwargs)
 
 
-def main() -> None:  # pragma: no cover - console script entry
-    app()
+def main() -> None:  # pragma: no cover - console script entry (tests run it as a process)
+    """The ``paradime`` command: the app under :func:`pipelines.lifetime.handle_signals`.
+
+    An interrupted command ends once it has unwound and its ``atexit`` handlers ran, without
+    the interpreter's slow teardown.
+    """
+    from pipelines.lifetime import announce_interrupt, exit_after_cleanup, handle_signals
+
+    with handle_signals(say_interrupted) as state:
+        try:
+            app()
+        except SystemExit:
+            if state is not None and state.first is not None:
+                announce_interrupt(state.first, say_interrupted)  # if stopped outside a command
+                exit_after_cleanup(128 + state.first)
+            raise
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()
