@@ -70,8 +70,14 @@ def _deployment_id(api: str, name: str) -> str:
 
 
 def _start_run(api: str, deployment_id: str, parameters: dict | None = None) -> httpx.Response:
-    return httpx.post(f"{api}/deployments/{deployment_id}/create_flow_run",
-                      json={"parameters": parameters or {}}, timeout=10)
+    """Create a flow run; a 503 (the server's "retry": a busy database) is retried, as Prefect's client does."""
+    for _ in range(10):
+        response = httpx.post(f"{api}/deployments/{deployment_id}/create_flow_run",
+                              json={"parameters": parameters or {}}, timeout=10)
+        if response.status_code != 503:
+            break
+        time.sleep(2)
+    return response
 
 
 def _final_state(api: str, run_id: str, timeout: float, log: Path) -> str:
