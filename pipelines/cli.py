@@ -131,6 +131,30 @@ def _check_spec(spec: str, store: str | None, seed: int, out_dim: int) -> None:
     SpecHandle(spec).validate(ArtifactStore(store), seed, out_dim)
 
 
+def _check_exports(formats: list[str], out: str | None) -> None:
+    """``--export`` names known formats and comes with ``--out``."""
+    from pipelines.errors import PipelineError
+    from pipelines.exporting import FORMATS
+
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise PipelineError(f"--export must be one of {', '.join(FORMATS)}, got '{unknown[0]}'")
+    if formats and not out:
+        raise PipelineError("--export needs --out (the folder the exports go to)")
+
+
+def _run_exports(formats: list[str], out: str | None, result: Any, store: str | None) -> None:
+    """Export the run's model into ``out`` (``model.onnx``, ``web/``), replacing earlier exports of ours."""
+    if not formats or out is None:
+        return
+    from pipelines.exporting import export_model
+
+    targets = {"onnx": os.path.join(out, "model.onnx"), "web": os.path.join(out, "web")}
+    written = [export_model(result.model_key, fmt, targets[fmt], store, overwrite=True)["path"]
+               for fmt in dict.fromkeys(formats)]
+    result.output = ", ".join(filter(None, [getattr(result, "output", None), *written]))
+
+
 def _check_data(data: str) -> None:
     """Fail early (before Prefect starts) on data that does not exist."""
     from pipelines.ingest import probe
@@ -156,11 +180,13 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's info logs."),
     out: str | None = typer.Option(None, "--out", "-o", help="Also write embedding.npy and embedding.png to this folder."),
+    export: list[str] = typer.Option([], "--export", help="Also export the model into --out: onnx (model.onnx), web (web/); repeatable."),
 ) -> None:
     """Fit SPEC on DATA: ingest, relations, derived data, phases, embedding, report (cached stages)."""
     with user_errors():
         _check_spec(spec, store, seed, out_dim)  # spec mistakes surface before Prefect starts
         _check_data(data)
+        _check_exports(export, out)
         kwargs = dict(store=store, dask_address=dask_address, seed=seed, out_dim=out_dim,
                       label_column=label_column, progress=progress, device=device, torch_threads=torch_threads)
         result = _launch("fit", prefect, verbose, spec=spec, data=data, **kwargs)
@@ -169,6 +195,7 @@ def run(
             from pipelines.store import ArtifactStore
 
             result.output = ", ".join(export_run(ArtifactStore(store), result, out))
+        _run_exports(export, out, result, store)
         _print_result(result, as_json)
 
 
@@ -188,15 +215,19 @@ def retrain(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's info logs."),
+    out: str | None = typer.Option(None, "--out", "-o", help="Folder for the exports of --export."),
+    export: list[str] = typer.Option([], "--export", help="Also export the retrained model into --out: onnx (model.onnx), web (web/); repeatable."),
 ) -> None:
     """Retrain SPEC on the current DATA (a new dataset version when it changed)."""
     with user_errors():
         _check_spec(spec, store, seed, out_dim)
         _check_data(data)
+        _check_exports(export, out)
         result = _launch("retrain", prefect, verbose, spec=spec, data=data, store=store,
                          dask_address=dask_address, warm_start=warm_start, seed=seed, out_dim=out_dim,
                          label_column=label_column, progress=progress, device=device,
                          torch_threads=torch_threads)
+        _run_exports(export, out, result, store)
         _print_result(result, as_json)
 
 
@@ -263,6 +294,34 @@ def serve(
         console.print(f"serving deployment [bold]{deployment.name}[/bold] (cron '{cron}'); "
                       "Ctrl-C stops it. Runs appear in the Prefect UI under flow 'paradime-retrain'.")
         serve_deployments(deployment)
+
+
+@app.command("export")
+def export_command(
+    model: str = typer.Argument(..., help="A stored model key (prefix), a routine file (.pt), or a spec (its latest model)."),
+    fmt: str = typer.Option("onnx", "--format", "-f", help="onnx: one .onnx file; web: a static page folder that embeds in the browser."),
+    out: str = typer.Option(..., "--out", "-o", help="The .onnx file or the page folder to write."),
+    store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    method: str = typer.Option("embed", help="Model method to export (embed, classify, encode, decode; ONNX only)."),
+    data: str | None = typer.Option(None, "--data", "-d", help="Training rows to draw and take bounds from (default: the model's own dataset)."),
+    label_column: str | None = typer.Option(None, "--label-column", help="Label column of a table given with --data."),
+    seed: int = typer.Option(0, help="With a spec as MODEL: the seed it was fitted with."),
+    out_dim: int = typer.Option(2, "--out-dim", help="With a spec as MODEL: the embedding dimension it was fitted with."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export of paradime's at --out."),
+    runtime: str | None = typer.Option(None, "--runtime", help="Folder with onnxruntime-web's files (default: $PARADIME_WEB_RUNTIME, else the user cache, filled once from the npm registry)."),
+    title: str | None = typer.Option(None, help="Title of the web page."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+) -> None:
+    """Export MODEL as ONNX (any runtime) or as a self-contained web page (embeds new rows in the browser)."""
+    with user_errors():
+        from pipelines.exporting import export_model
+
+        written = export_model(model, fmt, out, store, method=method, data=data, label_column=label_column,
+                               seed=seed, out_dim=out_dim, overwrite=overwrite, runtime_dir=runtime, title=title)
+        if as_json:
+            console.print_json(json.dumps(written))
+        else:
+            console.print(f"wrote {written['format']} export of model {written['model'][:12]} to {written['path']}")
 
 
 @app.command("specs")
