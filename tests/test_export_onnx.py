@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("onnxruntime")
-
-from paradime_core.export.onnx import OPSET, export_onnx, read_metadata, run_onnx  # noqa: E402
-from paradime_core.export import float32_transform  # noqa: E402
-from paradime_core.models import AutoEncoder, Direct, FullyConnected, MultiHead  # noqa: E402
+from paradime_core.export import float32_transform
+from paradime_core.export.onnx import OPSET, export_onnx, read_metadata, run_onnx
+from paradime_core.models import AutoEncoder, Direct, FullyConnected, MultiHead
 
 WIDTH = 12
 
@@ -136,3 +134,32 @@ def test_routine_to_onnx_matches_transform(tmp_path, digits):
     path = routine.to_onnx(tmp_path / "mds.onnx", X_train=X[:120])
     np.testing.assert_allclose(run_onnx(path, X), routine.transform(X), rtol=1e-4, atol=1e-5)
     assert json.loads(read_metadata(path)["paradime.spec"])["relations"]
+
+
+@pytest.mark.parametrize("spec_name, methods", [
+    ("classifier", ["embed", "classify"]),
+    ("autoencoder", ["embed", "encode"]),
+    ("umap", ["embed"]),
+])
+def test_bundled_specs_export_what_transform_gives(tmp_path, digits, spec_name, methods):
+    """Each bundled model kind, fitted briefly: ONNX equals the routine's transform (bfloat16
+    layers: equals the float32 inference, and transform to bfloat16 rounding)."""
+    import re
+    from pathlib import Path
+
+    from paradime_core import Routine, load_spec
+
+    text = (Path(__file__).parents[1] / "specs" / f"{spec_name}.yaml").read_text()
+    text = re.sub(r"epochs: \d+", "epochs: 1", text)
+    text = re.sub(r"batches_per_epoch: \d+", "batches_per_epoch: 2", text)
+    X, y = digits
+    routine = Routine(load_spec(text), seed=0).fit({"main": X, "labels": y})
+    for method in methods:
+        path = routine.to_onnx(tmp_path / f"{spec_name}-{method}.onnx", method=method, X_train=X)
+        got = run_onnx(path, X)
+        np.testing.assert_allclose(got, float32_transform(routine.model_, X, method), rtol=1e-4, atol=1e-5)
+        expected = routine.transform(X, method=method)
+        if getattr(routine.model_, "precision", "float32") == "float32":
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+        else:
+            assert np.abs(got - expected).max() <= 0.02 * (np.abs(expected).max() + 1)

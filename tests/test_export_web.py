@@ -11,10 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("onnxruntime")
-
-from paradime_core.errors import DataError  # noqa: E402
-from paradime_core.export import web, web_runtime  # noqa: E402
+from paradime_core.errors import DataError
+from paradime_core.export import web, web_runtime
 
 
 @pytest.fixture

@@ -201,7 +201,10 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike[str], *, method:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.fchmod(handle, 0o666 & ~umask)  # an ordinary file, not mkstemp's private 0600
         with os.fdopen(handle, "wb") as stream:
             stream.write(proto.SerializeToString())
         os.replace(tmp, target)

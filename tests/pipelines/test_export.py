@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-pytest.importorskip("onnxruntime")
-
-from paradime_core.export.onnx import read_metadata, run_onnx  # noqa: E402
-from pipelines.cli import app  # noqa: E402
+from paradime_core.export.onnx import read_metadata, run_onnx
+from pipelines.cli import app
 
 runner = CliRunner()
 
