@@ -30,7 +30,7 @@ import numpy as np
 
 from data import parsers
 from paradime_core.errors import DataError
-from paradime_core.registry import canonical_name
+from paradime_core.spec.registry import canonical_name
 
 Arrays = dict[str, np.ndarray]
 

@@ -5,9 +5,18 @@ Public API::
     from paradime_core import ParametricTSNE, ParametricUMAP, ParametricMDS, Routine, load_spec
 
 The public names load on first use (PEP 562), so importing a light submodule such as
-``paradime_core.errors`` or ``paradime_core.registry`` does not load torch: a cached
-pipeline run consults its store without the core's heavy imports. The built-in blocks
-register themselves the first time a registry is consulted (``registry.ensure_builtins``).
+``paradime_core.errors`` or ``paradime_core.spec.registry`` does not load torch: a cached
+pipeline run consults its store without the core's heavy imports. Each registry imports
+the sub-package of its built-in blocks the first time it is consulted.
+
+Sub-packages, one per word of the grammar: :mod:`~paradime_core.spec` (parsing, registries,
+building blocks from a spec), :mod:`~paradime_core.relations` (relation types, transforms),
+:mod:`~paradime_core.losses`, :mod:`~paradime_core.derived`, :mod:`~paradime_core.models`,
+:mod:`~paradime_core.training`; modules :mod:`~paradime_core.sampling`,
+:mod:`~paradime_core.routine`, :mod:`~paradime_core.recipes`, :mod:`~paradime_core.neighbors`,
+:mod:`~paradime_core.metrics`, :mod:`~paradime_core.plotting`; the values passed between
+them: :mod:`~paradime_core.relation_data`, :mod:`~paradime_core.batch`,
+:mod:`~paradime_core.errors`.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     **{name: "paradime_core.errors" for name in ("DataError", "ParadimeError", "SpecError", "TrainingError")},
-    **{name: "paradime_core.registry" for name in (
+    **{name: "paradime_core.spec.registry" for name in (
         "DATA_FUNCTIONS", "LOSS_FUNCTIONS", "LOSS_TYPES", "MODELS", "OPTIMIZERS", "RELATIONS", "SAMPLERS",
         "TRANSFORMS", "register_data_function", "register_loss_function", "register_loss_type",
         "register_model", "register_optimizer", "register_relation", "register_sampler",
@@ -39,10 +48,6 @@ def __getattr__(name: str) -> Any:
     if module_name is None:
         raise AttributeError(f"module 'paradime_core' has no attribute {name!r}")
     value = getattr(importlib.import_module(module_name), name)
-    if module_name != "paradime_core.errors":
-        from paradime_core.registry import ensure_builtins
-
-        ensure_builtins()
     globals()[name] = value
     return value
 

@@ -18,13 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from paradime_core import components
-from paradime_core import registry as reg
 from paradime_core.batch import call_model_method
 from paradime_core.errors import DataError, SpecError
 from paradime_core.relation_data import RelationValue, n_items_of
-from paradime_core.spec import ModelSpec, Spec, load_spec
-from paradime_core.training import PhaseResult, train_phase
+from paradime_core.spec import ModelSpec, Spec, blocks, load_spec
+from paradime_core.spec import registry as reg
+from paradime_core.training.loop import PhaseResult, train_phase
 
 FORMAT = "paradime-routine/1"
 DataLike = np.ndarray | torch.Tensor | Mapping[str, Any]
@@ -135,7 +134,7 @@ class Routine:
         index, rel = next(((i, r) for i, r in enumerate(self.spec.relations) if r.name == name), (None, None))
         if rel is None or rel.level != "global":
             raise SpecError("relations", f"no global relation named '{name}'")
-        built = components.build_relation(rel, f"relations[{index}]")
+        built = blocks.build_relation(rel, f"relations[{index}]")
         if rel.data not in data:
             raise DataError(f"relations[{index}].data: dataset has no key '{rel.data}' (keys: {', '.join(data)})")
         value = built.compute(data[rel.data])
@@ -150,7 +149,7 @@ class Routine:
         index, entry = next(((i, d) for i, d in enumerate(self.spec.derived_data) if d.name == name), (None, None))
         if entry is None:
             raise SpecError("derived_data", f"no derived data named '{name}'")
-        func = components.build_data_function(entry, f"derived_data[{index}]")
+        func = blocks.build_data_function(entry, f"derived_data[{index}]")
         inputs = [data[key] if kind == "data" else relations[key] for kind, key in entry.keys]
         result = np.asarray(func(*inputs, **entry.options))
         if result.shape[0] != data["main"].shape[0]:
@@ -198,7 +197,7 @@ class Routine:
         if self.model_ is not None:
             return self.model_.to(self.device)
         model_spec = self.spec.model or ModelSpec("fully_connected", {})
-        factory = components.check_model(model_spec, "model")
+        factory = blocks.check_model(model_spec, "model")
         options = dict(model_spec.options)
         options.setdefault("out_dim", self.out_dim)
         torch.manual_seed(self.seed)
@@ -347,7 +346,7 @@ class Routine:
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise DataError(f"{path}: not a paradime routine file (format {payload.get('format') if isinstance(payload, dict) else None!r})")
         settings = json.loads(payload["settings"])
-        from paradime_core.components import without_optimizer_trials
+        from paradime_core.spec.blocks import without_optimizer_trials
 
         with without_optimizer_trials():  # checked when it was trained (and again if trained on)
             spec = Spec.from_json(payload["spec"])

@@ -66,8 +66,8 @@ import torch
 
 from paradime_core.batch import Batch
 from paradime_core.errors import DataError
-from paradime_core.registry import register_sampler
 from paradime_core.relation_data import LabelEquality, RelationValue, n_items_of, to_csr
+from paradime_core.spec.registry import register_sampler
 
 
 def _positive_int(value: Any, name: str, minimum: int = 1) -> int:

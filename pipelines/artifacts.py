@@ -160,10 +160,10 @@ def _jsonable(value: Any) -> Any:
 
 def load_routine(store: Any, key: str, device: str = "cpu") -> Any:
     """The routine trained up to phase stage ``key`` (spec, model, weights, history)."""
-    from paradime_core import registry as reg
-    from paradime_core.components import without_optimizer_trials
     from paradime_core.routine import Routine
     from paradime_core.spec import ModelSpec, Spec
+    from paradime_core.spec import registry as reg
+    from paradime_core.spec.blocks import without_optimizer_trials
 
     group = store.open_group("phases", key)
     attrs = group.attrs

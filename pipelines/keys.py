@@ -38,11 +38,14 @@ NEIGHBOR_RELATION_TYPES = ("neighbor", "neighbors", "knn", "approx_neighbors", "
 
 CODE_MODULES: dict[str, tuple[str, ...]] = {
     "knn": ("neighbors",),
-    "relations": ("relations", "transforms", "relation_data", "neighbors", "components", "registry"),
-    "derived": ("derived", "components", "relation_data", "registry"),
-    "phases": ("training", "losses", "sampling", "batch", "models", "optimizers", "relation_data",
-               "components", "registry", "relations", "transforms", "routine"),
-    "embeddings": ("models", "batch", "routine"),
+    "relations": ("relations/relation_types", "relations/distances", "relations/transforms", "relations/rows",
+                  "relation_data", "neighbors", "spec/blocks", "spec/registry"),
+    "derived": ("derived/functions", "derived/principal_axes", "spec/blocks", "relation_data", "spec/registry"),
+    "phases": ("training/loop", "training/optimizers", "losses/functions", "losses/loss_types", "losses/fused",
+               "sampling", "batch", "models/layers", "models/networks", "relation_data", "spec/blocks",
+               "spec/registry", "relations/relation_types", "relations/distances", "relations/transforms",
+               "relations/rows", "derived/principal_axes", "routine"),
+    "embeddings": ("models/layers", "models/networks", "batch", "routine"),
     "reports": ("metrics", "plotting"),
 }
 
@@ -127,7 +130,7 @@ class Plan:
 
 
 def is_neighbor_relation(relation_type: str) -> bool:
-    from paradime_core import registry as reg
+    from paradime_core.spec import registry as reg
 
     name = reg.RELATIONS.resolve(relation_type) or relation_type
     return name in NEIGHBOR_RELATION_TYPES
@@ -143,7 +146,7 @@ def make_plan(spec: Any, dataset_key: str, fingerprints: dict[str, str], n_items
               seed: int = 0, out_dim: int = 2, warm_start: str | None = None,
               embed_method: str = "embed", metrics: dict[str, Any] | None = None) -> Plan:
     """The stages of ``spec`` on the dataset ``dataset_key`` with array fingerprints ``fingerprints``."""
-    from paradime_core import components
+    from paradime_core.spec import blocks
     from pipelines.ingest import with_label_alias
 
     fingerprints = with_label_alias(fingerprints)
@@ -171,7 +174,7 @@ def make_plan(spec: Any, dataset_key: str, fingerprints: dict[str, str], n_items
         deps = [f"derived:{rel.data}"] if rel.data in derived_names else []
         recipe = _canonical_relation(rel)
         if is_neighbor_relation(rel.type):
-            built = components.build_relation(rel, f"relations[{index}]")
+            built = blocks.build_relation(rel, f"relations[{index}]")
             relation = built.relation
             knn_payload = {"input": source, "k": int(relation.n_neighbors),
                            "metric": str(getattr(relation, "metric", "euclidean")),

@@ -230,13 +230,13 @@ class Pipeline:
         return {"n_items": int(X.shape[0]), "k": k, **info}
 
     def _compute_relation(self, node: Node, writer: Any) -> dict[str, Any]:
-        from paradime_core import components
         from paradime_core.relation_data import NeighborGraph
+        from paradime_core.spec import blocks
 
         relation = self.spec.relation(node.name)
         knn_id = f"knn:{node.name}"
         if knn_id in self.plan.nodes:
-            built = components.build_relation(relation, f"relations[{node.index}]")
+            built = blocks.build_relation(relation, f"relations[{node.index}]")
             indices, distances = self.value(knn_id)
             value: Any = NeighborGraph(indices, distances)
             for transform in built.transforms:

@@ -10,8 +10,8 @@ import scipy.sparse as sp
 
 from paradime_core.derived import pca, select_columns, spectral, standardize
 from paradime_core.errors import DataError
-from paradime_core.registry import DATA_FUNCTIONS
 from paradime_core.relation_data import LabelEquality, NeighborGraph
+from paradime_core.spec.registry import DATA_FUNCTIONS
 
 
 def _data(n=300, d=12, seed=0):

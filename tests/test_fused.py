@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from paradime_core import components
 from paradime_core.batch import Batch, BatchContext
-from paradime_core.fused import (
+from paradime_core.losses import RelationLoss, cross_entropy, infonce, kl_div
+from paradime_core.losses.fused import (
     EdgeCrossEntropy,
     PairedNegativeInfoNCE,
     SharedNegativeInfoNCE,
@@ -16,11 +16,11 @@ from paradime_core.fused import (
     paired_negative_infonce,
     shared_negative_infonce,
 )
-from paradime_core.losses import RelationLoss, cross_entropy, infonce, kl_div
 from paradime_core.relation_data import NeighborGraph
 from paradime_core.relations import EdgeDist, PDist
+from paradime_core.relations.transforms import Cauchy, TDist
 from paradime_core.sampling import EdgeSampler
-from paradime_core.transforms import Cauchy, TDist
+from paradime_core.spec import blocks
 
 
 def gen(seed: int) -> torch.Generator:
@@ -42,8 +42,8 @@ def shared_batch(batch_size: int = 96, neg_rate: int = 9, group_size: int = 16, 
     return batch
 
 
-def student_t(relation=None, alpha: float = 1.0) -> components.BuiltRelation:
-    return components.BuiltRelation("q", "batch", "main", relation or EdgeDist(), [TDist(alpha)])
+def student_t(relation=None, alpha: float = 1.0) -> blocks.BuiltRelation:
+    return blocks.BuiltRelation("q", "batch", "main", relation or EdgeDist(), [TDist(alpha)])
 
 
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 30.0])
@@ -95,9 +95,9 @@ def test_other_specs_keep_the_generic_path():
     assert fused_relation_loss(infonce, "other", student_t(), batch) is None
     assert fused_relation_loss(infonce, "p", student_t(alpha=2.0), batch) is None
     assert fused_relation_loss(infonce, "p", student_t(EdgeDist("sqeuclidean")), batch) is None
-    cauchy = components.BuiltRelation("q", "batch", "main", EdgeDist(), [Cauchy(a=1.0, b=1.0)])
+    cauchy = blocks.BuiltRelation("q", "batch", "main", EdgeDist(), [Cauchy(a=1.0, b=1.0)])
     assert fused_relation_loss(infonce, "p", cauchy, batch) is None
-    two_transforms = components.BuiltRelation("q", "batch", "main", EdgeDist(), [TDist(1.0), TDist(1.0)])
+    two_transforms = blocks.BuiltRelation("q", "batch", "main", EdgeDist(), [TDist(1.0), TDist(1.0)])
     assert fused_relation_loss(infonce, "p", two_transforms, batch) is None
     assert fused_relation_loss(infonce, "p", lambda outputs, batch: outputs, batch) is None
     uniform = next(EdgeSampler("p", batch_size=96, neg_rate=9).epoch(N_ITEMS, {"p": ring_graph()}, gen(0)))
@@ -136,8 +136,8 @@ def pool_batch(batch_size: int = 96, neg_rate: int = 5, seed: int = 4):
     return next(sampler.epoch(N_ITEMS, {"p": ring_graph()}, gen(seed)))
 
 
-def umap_kernel(**options) -> components.BuiltRelation:
-    return components.BuiltRelation("q", "batch", "main", EdgeDist(), [Cauchy(**options)])
+def umap_kernel(**options) -> blocks.BuiltRelation:
+    return blocks.BuiltRelation("q", "batch", "main", EdgeDist(), [Cauchy(**options)])
 
 
 KERNELS = {"umap": lambda: umap_kernel(), "umap_b1": lambda: umap_kernel(a=1.5, b=1.0),
@@ -200,9 +200,9 @@ def test_cross_entropy_other_specs_keep_the_generic_path():
     assert fused_relation_loss(cross_entropy, "other", umap_kernel(), batch) is None
     assert fused_relation_loss(cross_entropy, "p", student_t(alpha=2.0), batch) is None
     assert fused_relation_loss(cross_entropy, "p", student_t(PDist()), batch) is None
-    sq = components.BuiltRelation("q", "batch", "main", EdgeDist("sqeuclidean"), [Cauchy()])
+    sq = blocks.BuiltRelation("q", "batch", "main", EdgeDist("sqeuclidean"), [Cauchy()])
     assert fused_relation_loss(cross_entropy, "p", sq, batch) is None
-    two = components.BuiltRelation("q", "batch", "main", EdgeDist(), [Cauchy(), TDist(1.0)])
+    two = blocks.BuiltRelation("q", "batch", "main", EdgeDist(), [Cauchy(), TDist(1.0)])
     assert fused_relation_loss(cross_entropy, "p", two, batch) is None
-    bare = components.BuiltRelation("q", "batch", "main", EdgeDist(), [])
+    bare = blocks.BuiltRelation("q", "batch", "main", EdgeDist(), [])
     assert fused_relation_loss(cross_entropy, "p", bare, batch) is None

@@ -26,7 +26,7 @@ def _heavy_modules_after(statement: str) -> list[str]:
 @pytest.mark.parametrize("statement", [
     "import paradime_core",
     "from paradime_core.errors import DataError, SpecError",
-    "from paradime_core.registry import RELATIONS, canonical_name",
+    "from paradime_core.spec.registry import RELATIONS, canonical_name",
     "import data; data.dataset_info('digits'); data.dataset_info('mnist')",
     "from pipelines.ingest import probe; probe('digits')",
 ])
@@ -47,14 +47,14 @@ def test_unknown_attribute_is_an_attribute_error():
 
 
 def test_registry_lookup_loads_the_builtins():
-    out = _run("from paradime_core.registry import RELATIONS, LOSS_FUNCTIONS; "
+    out = _run("from paradime_core.spec.registry import RELATIONS, LOSS_FUNCTIONS; "
                "print(RELATIONS.resolve('pairwise'), 'kl_div' in LOSS_FUNCTIONS)")
     assert out == ["pdist", "True"]  # 'pairwise' is pdist's alias
 
 
 def test_user_overwrite_before_first_lookup_replaces_the_builtin():
     """A user's registration loads the built-ins first, so ``overwrite=True`` wins over them."""
-    out = _run("from paradime_core.registry import LOSS_FUNCTIONS, register_loss_function\n"
+    out = _run("from paradime_core.spec.registry import LOSS_FUNCTIONS, register_loss_function\n"
                "@register_loss_function('kl_div', overwrite=True)\n"
                "def mine(p, q):\n    return 0\n"
                "print(LOSS_FUNCTIONS.get('kl_div') is mine)")
@@ -62,7 +62,7 @@ def test_user_overwrite_before_first_lookup_replaces_the_builtin():
 
 
 def test_user_name_clash_before_first_lookup_is_still_an_error():
-    out = _run("from paradime_core.registry import register_loss_function\n"
+    out = _run("from paradime_core.spec.registry import register_loss_function\n"
                "try:\n"
                "    register_loss_function('kl_div')(lambda p, q: 0)\n"
                "except ValueError as e:\n    print('clash')")
@@ -71,7 +71,7 @@ def test_user_name_clash_before_first_lookup_is_still_an_error():
 
 def test_importing_a_core_module_directly_works():
     out = _run("import paradime_core.losses as losses, paradime_core.models as models; "
-               "from paradime_core.registry import MODELS; print('fully_connected' in MODELS)")
+               "from paradime_core.spec.registry import MODELS; print('fully_connected' in MODELS)")
     assert out == ["True"]
 
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from paradime_core import components, losses
+from paradime_core import losses
 from paradime_core.batch import Batch, BatchContext
 from paradime_core.errors import DataError, SpecError
-from paradime_core.registry import LOSS_FUNCTIONS, LOSS_TYPES, register_loss_type
 from paradime_core.relation_data import NeighborGraph
 from paradime_core.sampling import EdgeSampler
-from paradime_core.spec import LossSpec, Spec
+from paradime_core.spec import LossSpec, Spec, blocks
+from paradime_core.spec.registry import LOSS_FUNCTIONS, LOSS_TYPES, register_loss_type
 
 
 class Toy(nn.Module):
@@ -317,14 +317,14 @@ def test_compound_loss_weights_and_components(setup):
 
 def test_build_loss_from_spec_by_name():
     spec = LossSpec(name="emb", type="relation", func="kl div", rels=["p", "q"])
-    built = components.build_loss(spec, None, "losses[0]")
+    built = blocks.build_loss(spec, None, "losses[0]")
     assert isinstance(built, losses.RelationLoss) and built.func is losses.kl_div
     with pytest.raises(SpecError, match="losses\\[0\\].func"):
-        components.build_loss(LossSpec(name="e", type="relation", rels=["p", "q"]), None, "losses[0]")
+        blocks.build_loss(LossSpec(name="e", type="relation", rels=["p", "q"]), None, "losses[0]")
     with pytest.raises(SpecError, match="margin"):
-        components.build_loss(LossSpec(name="t", type="triplet", options={"margin": "big"}), None, "losses[1]")
+        blocks.build_loss(LossSpec(name="t", type="triplet", options={"margin": "big"}), None, "losses[1]")
     with pytest.raises(SpecError, match="relations"):
-        components.build_loss(LossSpec(name="c", type="classification", rels=["p"]), None, "losses[2]")
+        blocks.build_loss(LossSpec(name="c", type="classification", rels=["p"]), None, "losses[2]")
 
 
 CALLS = {"n": 0}
@@ -344,7 +344,7 @@ class CountingLoss(losses.LossType):
 
 
 def test_custom_loss_type_is_used_by_name_in_training():
-    from paradime_core import training
+    from paradime_core.training import loop as training
 
     CALLS["n"] = 0
     spec = Spec.from_dict({
@@ -352,7 +352,7 @@ def test_custom_loss_type_is_used_by_name_in_training():
         "training_phases": [{"epochs": 3, "sampling": {"type": "item", "batch_size": 4},
                              "loss": {"components": ["mine"]}}],
     })
-    assert isinstance(components.build_loss(spec.losses[0], spec, "losses[0]"), CountingLoss)
+    assert isinstance(blocks.build_loss(spec.losses[0], spec, "losses[0]"), CountingLoss)
     CALLS["n"] = 0
     model = nn.Linear(3, 2)
     result = training.train_phase(model, spec, 0, {"main": torch.randn(10, 3)}, {}, progress=False)

@@ -14,9 +14,9 @@ from paradime_core.models import (
     MultiHead,
     activation_layer,
     parameters_of,
-    run_hidden_layers,
 )
-from paradime_core.registry import MODELS
+from paradime_core.models.layers import run_hidden_layers
+from paradime_core.spec.registry import MODELS
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from paradime_core.optimizers import with_fast_defaults
+from paradime_core.training.optimizers import with_fast_defaults
 
 
 def test_adam_gets_fused_unless_chosen():

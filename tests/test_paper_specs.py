@@ -13,10 +13,11 @@ import scipy.sparse as sp
 import torch
 from sklearn.datasets import load_diabetes
 
-from paradime_core import Routine, Spec, components, load_spec
+from paradime_core import Routine, Spec, load_spec
 from paradime_core.derived import pca
 from paradime_core.metrics import knn_accuracy, normalized_stress, trustworthiness
 from paradime_core.models import FullyConnected
+from paradime_core.spec import blocks
 
 # Sec. 4.1: parametric metric MDS.
 MDS_SPEC = Template("""
@@ -191,7 +192,7 @@ def test_sec_4_2_parametric_tsne_with_pca_initialisation(digits):
     assert [d.name for d in spec.derived_data] == ["pca"]
     assert [p.name for p in spec.training_phases] == ["pca init", "embedding"]
     # no n_neighbors in the spec: the perplexity asks for 3 x 15 neighbours (+ the item itself)
-    assert components.build_relation(spec.relations[0], "relations[0]").relation.n_neighbors == 46
+    assert blocks.build_relation(spec.relations[0], "relations[0]").relation.n_neighbors == 46
 
     routine, embedding = _fit(spec, X)
     p = routine.relations_["p"]

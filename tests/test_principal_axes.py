@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from paradime_core import principal_axes as pa
 from paradime_core.derived import pca
+from paradime_core.derived import principal_axes as pa
 
 
 def _correlated(n: int, d: int, seed: int = 0, dtype=np.float64) -> np.ndarray:

@@ -12,8 +12,9 @@ from sklearn.neighbors import NearestNeighbors
 import paradime_core.relations as relations
 from paradime_core.batch import Batch
 from paradime_core.errors import DataError, SpecError
-from paradime_core.registry import RELATIONS, build
 from paradime_core.relation_data import LabelEquality, NeighborGraph, edge_values, submatrix
+from paradime_core.relations import distances, relation_types
+from paradime_core.spec.registry import RELATIONS, build
 
 
 def data(n: int = 60, d: int = 5, seed: int = 0) -> np.ndarray:
@@ -79,7 +80,7 @@ def test_pdist_global_duplicates_are_zero():
 
 
 def test_pdist_global_warns_for_large_n(monkeypatch):
-    monkeypatch.setattr(relations, "DENSE_WARN_ITEMS", 50)
+    monkeypatch.setattr(relation_types, "DENSE_WARN_ITEMS", 50)
     with pytest.warns(UserWarning, match="dense 60 x 60"):
         relations.PDist().compute(data())
 
@@ -101,7 +102,7 @@ def test_pdist_rejects_bad_options_and_data():
 @pytest.mark.parametrize("direct", [True, False])
 def test_pdist_batch_matches_torch_cdist(monkeypatch, direct):
     if not direct:
-        monkeypatch.setattr(relations, "DIRECT_ELEMENTS", 0)
+        monkeypatch.setattr(distances, "DIRECT_ELEMENTS", 0)
     y = torch.tensor(data(40, 2, seed=1), dtype=torch.float64, requires_grad=True)
     dist = relations.PDist()(y, item_batch(40))
     assert dist.shape == (40, 40)

@@ -193,14 +193,14 @@ def test_shared_negatives_recipe_trains_deterministically(digits):
 def test_auto_precision_is_resolved_once_and_saved(digits, tmp_path, monkeypatch):
     """precision='auto' follows the hardware at fit time; the saved routine keeps that choice
     even where the loading machine would choose differently."""
-    from paradime_core import models
+    from paradime_core.models import layers
 
     X, _ = digits
-    monkeypatch.setattr(models, "fast_bfloat16_available", lambda: True)
+    monkeypatch.setattr(layers, "fast_bfloat16_available", lambda: True)
     umap = fast(ParametricUMAP, precision="auto").fit(X)
     assert umap.routine_.model_.precision == "bfloat16"
     path = umap.save(tmp_path / "umap.pt")
-    monkeypatch.setattr(models, "fast_bfloat16_available", lambda: False)
+    monkeypatch.setattr(layers, "fast_bfloat16_available", lambda: False)
     assert fast(ParametricUMAP, precision="auto").fit(X).routine_.model_.precision == "float32"
     loaded = Routine.load(path)
     assert loaded.model_.precision == "bfloat16"
@@ -347,7 +347,7 @@ def test_edge_gradients_are_deterministic_with_several_threads(two_torch_threads
     """Gathering edge endpoints by advanced indexing has a racy backward on CPU (an unordered
     parallel index_put): the float sums of the gradient differed on every repeat."""
     from paradime_core.batch import Batch
-    from paradime_core.relations import _edge_distances
+    from paradime_core.relations.distances import _edge_distances
 
     generator = torch.Generator().manual_seed(0)
     start = torch.randn(5000, 2, generator=generator)

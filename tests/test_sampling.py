@@ -11,12 +11,11 @@ import scipy.sparse as sp
 import torch
 from scipy.stats import chisquare
 
-from paradime_core import components
 from paradime_core.errors import DataError, SpecError
-from paradime_core.registry import SAMPLERS, build
 from paradime_core.relation_data import LabelEquality, NeighborGraph
 from paradime_core.sampling import EdgeSampler, ItemSampler, TripletSampler, sample_weighted
-from paradime_core.spec import SamplingSpec
+from paradime_core.spec import SamplingSpec, blocks
+from paradime_core.spec.registry import SAMPLERS, build
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -198,11 +197,11 @@ def test_build_sampler_checks_relation_name_against_spec():
     relations = [SimpleNamespace(name="p", level="global"), SimpleNamespace(name="q", level="batch")]
     full_spec = SimpleNamespace(relations=relations)
     where = "training_phases[0].sampling"
-    ok = components.build_sampler(SamplingSpec(type="edge", options={"rels": "p"}), full_spec, where)
+    ok = blocks.build_sampler(SamplingSpec(type="edge", options={"rels": "p"}), full_spec, where)
     assert isinstance(ok, EdgeSampler) and ok.rels == "p"
     for name in ("nope", "q"):  # unknown, or not a global relation
         with pytest.raises(SpecError, match="options.rels: unknown global relation"):
-            components.build_sampler(SamplingSpec(type="triplet", options={"rels": name}), full_spec, where)
+            blocks.build_sampler(SamplingSpec(type="triplet", options={"rels": name}), full_spec, where)
 
 
 def test_inverse_cdf_sampling_beyond_two_to_the_24_categories():
@@ -332,7 +331,8 @@ def test_shared_negatives_are_uniform_and_shared_within_a_group():
 def test_shared_negative_distances_equal_the_gathered_pairs(metric):
     """The broadcast (G, g, r) block gives exactly the distances of gathering every edge's two rows."""
     from paradime_core.batch import gather_rows
-    from paradime_core.relations import EdgeDist, paired_distances
+    from paradime_core.relations import EdgeDist
+    from paradime_core.relations.distances import paired_distances
 
     n = 300
     graph = NeighborGraph(np.array([[(i + 1) % n, (i + 3) % n] for i in range(n)]), np.ones((n, 2)))

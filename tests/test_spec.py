@@ -25,7 +25,6 @@ from paradime_core import (
     Routine,
     Spec,
     SpecError,
-    components,
     load_spec,
     register_data_function,
     register_loss_function,
@@ -46,6 +45,7 @@ from paradime_core.spec import (
     RelationSpec,
     SamplingSpec,
     TransformSpec,
+    blocks,
 )
 
 # A t-SNE-like spec with an initialisation phase, written in the canonical form.
@@ -529,6 +529,6 @@ relations:
 losses: [{name: emb, type: relation, func: cross entropy, keys: {rels: [p, q]}}]
 training phases: [{loss: {components: emb}, sampling: {type: edge, batch size: 32}}]
 """)
-    sampler = components.build_sampler(spec.training_phases[0].sampling, spec, "training_phases[0].sampling")
+    sampler = blocks.build_sampler(spec.training_phases[0].sampling, spec, "training_phases[0].sampling")
     assert sampler.rels == "p"
     assert spec.to_dict()["training_phases"][0]["sampling"]["options"] == {"batch_size": 32}

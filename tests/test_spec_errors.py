@@ -379,7 +379,7 @@ def test_saved_specs_skip_the_optimizer_trial_but_training_still_checks():
     import numpy as np
 
     from paradime_core import Routine
-    from paradime_core.components import without_optimizer_trials
+    from paradime_core.spec.blocks import without_optimizer_trials
 
     raw = broken("training_phases[0].optimizer.options.betas", [2.0, 0.9])
     with without_optimizer_trials():

@@ -1,4 +1,4 @@
-"""Tests of the relation transforms (paradime_core/transforms.py) against formulas and references."""
+"""Tests of the relation transforms (paradime_core/relations/transforms.py) against formulas and references."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ from sklearn.datasets import load_digits
 from sklearn.neighbors import NearestNeighbors
 
 from paradime_core.errors import DataError, SpecError
-from paradime_core.registry import TRANSFORMS, build
 from paradime_core.relation_data import LabelEquality, NeighborGraph
-from paradime_core.transforms import (
+from paradime_core.relations.transforms import (
     Cauchy,
     Connect,
     Geodesic,
@@ -28,6 +27,7 @@ from paradime_core.transforms import (
     _nearest_positive,
     fit_ab,
 )
+from paradime_core.spec.registry import TRANSFORMS, build
 
 
 # --------------------------------------------------------------------------- helpers

@@ -65,8 +65,8 @@ def test_cached_run_imports_neither_torch_nor_the_core(fitted):
     store, spec, data, cold = fitted
     code = ("import sys; from pipelines.flows import run_spec; "
             f"r = run_spec({spec!r}, {data!r}, {str(store)!r}, progress=False); "
-            "print(r.executed(), r.model_key, sorted(m for m in ('torch', 'paradime_core.components', "
-            "'paradime_core.training', 'sklearn', 'zarr') "
+            "print(r.executed(), r.model_key, sorted(m for m in ('torch', 'paradime_core.spec.blocks', "
+            "'paradime_core.training.loop', 'sklearn', 'zarr') "
             "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -22,13 +22,12 @@ from typing import Any
 
 import torch
 
-from paradime_core import components
 from paradime_core.batch import BatchContext
 from paradime_core.errors import SpecError, TrainingError
-from paradime_core.models import apply_in_blocks, parameters_of
-from paradime_core.optimizers import with_fast_defaults
+from paradime_core.models.layers import apply_in_blocks, parameters_of
 from paradime_core.relation_data import RelationValue
-from paradime_core.spec import PhaseSpec, Spec
+from paradime_core.spec import PhaseSpec, Spec, blocks
+from paradime_core.training.optimizers import with_fast_defaults
 
 
 @dataclass
@@ -46,9 +45,9 @@ def phase_label(phase: PhaseSpec, index: int) -> str:
     return phase.name or f"phase_{index}"
 
 
-def build_batch_relations(spec: Spec) -> dict[str, components.BuiltRelation]:
+def build_batch_relations(spec: Spec) -> dict[str, blocks.BuiltRelation]:
     return {
-        r.name: components.build_relation(r, f"relations[{i}]")
+        r.name: blocks.build_relation(r, f"relations[{i}]")
         for i, r in enumerate(spec.relations)
         if r.level == "batch"
     }
@@ -123,7 +122,6 @@ class ParameterAverage:
             param.copy_(average)
 
 
-LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
 def learning_rate_schedule(optimizer: torch.optim.Optimizer, kind: str, epochs: int, where: str):
@@ -159,12 +157,12 @@ def train_phase(
     losses = []
     for j, comp in enumerate(phase.components):
         loss_index = next(i for i, loss in enumerate(spec.losses) if loss.name == comp)
-        loss = components.build_loss(spec.losses[loss_index], spec, f"losses[{loss_index}]")
+        loss = blocks.build_loss(spec.losses[loss_index], spec, f"losses[{loss_index}]")
         weight = 1.0 if phase.weights is None else phase.weights[j]
         losses.append((comp, loss, weight))
-    sampler = components.build_sampler(phase.sampling, spec, f"{where}.sampling")
+    sampler = blocks.build_sampler(phase.sampling, spec, f"{where}.sampling")
     batch_relations = build_batch_relations(spec)
-    optimizer_cls = components.check_optimizer(phase.optimizer, f"{where}.optimizer", trial=True)
+    optimizer_cls = blocks.check_optimizer(phase.optimizer, f"{where}.optimizer", trial=True)
     params = trainable_parameters(model, phase.params, where)
     optimizer = optimizer_cls(params, **with_fast_defaults(optimizer_cls, phase.optimizer.options, params))
     if optimizer_state is not None:

@@ -21,10 +21,10 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh, lobpcg
 
+from paradime_core.derived.principal_axes import COVARIANCE_MAX_FEATURES, principal_axes, project
 from paradime_core.errors import DataError
-from paradime_core.principal_axes import COVARIANCE_MAX_FEATURES, principal_axes, project
-from paradime_core.registry import register_data_function
 from paradime_core.relation_data import LabelEquality, RelationValue, to_csr
+from paradime_core.spec.registry import register_data_function
 
 
 def _as_matrix(data: np.ndarray, name: str = "data") -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from paradime_core.registry import OPTIMIZERS
+from paradime_core.spec.registry import OPTIMIZERS
 
 for _name in ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "LBFGS"):
     _cls = getattr(torch.optim, _name, None)

@@ -17,8 +17,8 @@ of its options, e.g. the original ParaDime's); the spec layer stores the canonic
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -32,37 +32,38 @@ def canonical_name(name: str) -> str:
     return "_".join(str(name).strip().lower().replace("-", " ").replace("_", " ").split())
 
 
-_builtins_state = "unloaded"  # -> "loading" -> "loaded"
-
-
-def ensure_builtins() -> None:
-    """Import the modules that register the built-in blocks, once (they import torch).
-
-    Called by every registry look-up, and before a user's registration (so that a user's
-    ``overwrite=True`` replaces a built-in rather than being replaced by it); the core's
-    own modules register without triggering it, so importing one of them directly works.
-    """
-    global _builtins_state
-    if _builtins_state != "unloaded":
-        return
-    _builtins_state = "loading"
-    try:
-        from paradime_core.components import _load_builtins
-
-        _load_builtins()
-    except BaseException:
-        _builtins_state = "unloaded"
-        raise
-    _builtins_state = "loaded"
-
-
 class Registry(Generic[T]):
-    """A name -> implementation table for one kind of building block."""
+    """A name -> implementation table for one kind of building block.
 
-    def __init__(self, kind: str):
+    Parameters
+    ----------
+    kind : str
+        What the registry holds, as error messages name it (``"relation"``).
+    builtins : str
+        The module holding the built-in implementations; importing it registers them. It is
+        imported on the registry's first use (a look-up or a registration), so importing
+        the registry itself loads no torch, and a user's ``overwrite=True`` registration
+        replaces a built-in rather than being replaced by it.
+    """
+
+    def __init__(self, kind: str, builtins: str):
         self.kind = kind
+        self.builtins = builtins
         self._entries: dict[str, T] = {}
         self._aliases: dict[str, str] = {}
+        self._builtins_state = "unloaded"  # -> "loading" -> "loaded"
+
+    def _load_builtins(self) -> None:
+        """Import the module of the built-ins once; a registration while it loads is theirs."""
+        if self._builtins_state != "unloaded":
+            return
+        self._builtins_state = "loading"
+        try:
+            importlib.import_module(self.builtins)
+        except BaseException:
+            self._builtins_state = "unloaded"
+            raise
+        self._builtins_state = "loaded"
 
     def register(
         self, name: str | None = None, *, aliases: tuple[str, ...] = (), overwrite: bool = False
@@ -70,9 +71,7 @@ class Registry(Generic[T]):
         """Decorator registering an implementation under ``name`` (default: its __name__)."""
 
         def decorator(obj: T) -> T:
-            caller = sys._getframe(1).f_globals.get("__name__", "")
-            if caller != "paradime_core" and not caller.startswith("paradime_core."):
-                ensure_builtins()
+            self._load_builtins()
             key = canonical_name(name or obj.__name__)
             if not overwrite and key in self._entries and self._entries[key] is not obj:
                 raise ValueError(f"{self.kind} '{key}' is already registered")
@@ -93,7 +92,7 @@ class Registry(Generic[T]):
 
     def resolve(self, name: str) -> str | None:
         """The canonical registered name for ``name`` (or None)."""
-        ensure_builtins()
+        self._load_builtins()
         key = canonical_name(name)
         key = self._aliases.get(key, key)
         return key if key in self._entries else None
@@ -109,7 +108,7 @@ class Registry(Generic[T]):
         return self._entries[key]
 
     def names(self) -> list[str]:
-        ensure_builtins()
+        self._load_builtins()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
@@ -185,14 +184,14 @@ def build(registry: Registry[Any], name: str, options: Mapping[str, Any], where:
         raise SpecError(f"{where}.options", f"{registry.kind} '{canonical_name(name)}': {exc}") from exc
 
 
-RELATIONS: Registry[Any] = Registry("relation")
-TRANSFORMS: Registry[Any] = Registry("transform")
-LOSS_FUNCTIONS: Registry[Any] = Registry("loss function")
-LOSS_TYPES: Registry[Any] = Registry("loss type")
-DATA_FUNCTIONS: Registry[Any] = Registry("data function")
-SAMPLERS: Registry[Any] = Registry("sampler")
-OPTIMIZERS: Registry[Any] = Registry("optimizer")
-MODELS: Registry[Any] = Registry("model")
+RELATIONS: Registry[Any] = Registry("relation", builtins="paradime_core.relations")
+TRANSFORMS: Registry[Any] = Registry("transform", builtins="paradime_core.relations")
+LOSS_FUNCTIONS: Registry[Any] = Registry("loss function", builtins="paradime_core.losses")
+LOSS_TYPES: Registry[Any] = Registry("loss type", builtins="paradime_core.losses")
+DATA_FUNCTIONS: Registry[Any] = Registry("data function", builtins="paradime_core.derived")
+SAMPLERS: Registry[Any] = Registry("sampler", builtins="paradime_core.sampling")
+OPTIMIZERS: Registry[Any] = Registry("optimizer", builtins="paradime_core.training.optimizers")
+MODELS: Registry[Any] = Registry("model", builtins="paradime_core.models")
 
 register_relation = RELATIONS.register
 register_transform = TRANSFORMS.register

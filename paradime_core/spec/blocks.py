@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from paradime_core import registry as reg
 from paradime_core.errors import DataError, SpecError
-from paradime_core.registry import build, canonical_name
+from paradime_core.spec import registry as reg
+from paradime_core.spec.registry import build, canonical_name
 
 if TYPE_CHECKING:
     from paradime_core.spec import (
@@ -50,19 +50,6 @@ if TYPE_CHECKING:
 
 
 LEVELS = ("global", "batch")
-
-
-def _load_builtins() -> None:
-    """Import the modules that register the built-in blocks (idempotent)."""
-    from paradime_core import (  # noqa: F401
-        derived,
-        losses,
-        models,
-        optimizers,
-        relations,
-        sampling,
-        transforms,
-    )
 
 
 @dataclass
@@ -99,7 +86,6 @@ def _check_level(impl: Any, level: str, path: str, problem: str) -> None:
 
 def build_relation(spec: RelationSpec, where: str) -> BuiltRelation:
     """The relation and its transforms; the levels are checked before the options."""
-    _load_builtins()
     name = canonical_name(spec.type)
     _check_level(reg.RELATIONS.get(spec.type, f"{where}.type"), spec.level, f"{where}.level",
                  f"relation type '{name}' is {{levels}}-level only, not {{level}}")
@@ -125,7 +111,6 @@ def build_relation(spec: RelationSpec, where: str) -> BuiltRelation:
 
 
 def build_loss(spec: LossSpec, full_spec: Spec | None, where: str) -> Any:
-    _load_builtins()
     cls = reg.LOSS_TYPES.get(spec.type, f"{where}.type")
     func = None
     if spec.func is not None:
@@ -172,7 +157,6 @@ def build_sampler(spec: SamplingSpec, full_spec: Spec | None, where: str) -> Any
     """The sampler; its relation options (``relation_options``, e.g. ``rels``) must name
     global relations of ``full_spec``. When one is not given and the spec defines exactly
     one global relation, that relation is used."""
-    _load_builtins()
     impl = reg.SAMPLERS.get(spec.type, f"{where}.type")
     options = dict(spec.options)
     if full_spec is not None:
@@ -213,7 +197,6 @@ def check_optimizer(spec: OptimizerSpec, where: str, trial: bool | None = None) 
     ...), so bad values are SpecErrors before any computation, not errors mid-fit.
     ``trial=None`` follows :func:`without_optimizer_trials` (on unless inside it).
     """
-    _load_builtins()
     cls = reg.OPTIMIZERS.get(spec.type, f"{where}.type")
     name = canonical_name(spec.type)
     params = inspect.signature(cls).parameters
@@ -240,7 +223,6 @@ def build_data_function(spec: DerivedDataSpec, where: str) -> Any:
     The returned callable reports a ValueError/TypeError of the function (a bad option
     value for this data) as a SpecError at ``where.options``; DataErrors pass unchanged.
     """
-    _load_builtins()
     func = reg.DATA_FUNCTIONS.get(spec.func, f"{where}.func")
     name = canonical_name(spec.func)
     params = inspect.signature(func).parameters
@@ -276,7 +258,6 @@ def build_data_function(spec: DerivedDataSpec, where: str) -> Any:
 
 
 def check_model(spec: ModelSpec, where: str) -> Any:
-    _load_builtins()
     factory = reg.MODELS.get(spec.type, f"{where}.type")
     params = inspect.signature(factory).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
@@ -286,7 +267,7 @@ def check_model(spec: ModelSpec, where: str) -> Any:
                 raise SpecError(f"{where}.options.{key}", f"unknown option for model "
                                 f"'{canonical_name(spec.type)}' (allowed: {', '.join(allowed)})"
                                 f"{reg.did_you_mean(key, allowed)}")
-    if getattr(factory, "__module__", None) == "paradime_core.models":  # user models check their own
+    if getattr(factory, "__module__", None) == "paradime_core.models.networks":  # user models check their own
         _check_model_option_values(spec.options, where)
     return factory
 
@@ -294,7 +275,7 @@ def check_model(spec: ModelSpec, where: str) -> Any:
 def _check_model_option_values(options: dict[str, Any], where: str) -> None:
     """Options whose values need no data are checked with the spec (the rest when the model
     is built): ``activation`` and ``precision`` of the built-in networks."""
-    from paradime_core.models import activation_layer, resolve_precision
+    from paradime_core.models.layers import activation_layer, resolve_precision
 
     checks = {"activation": activation_layer, "output_activation": activation_layer,
               "precision": resolve_precision}

@@ -74,7 +74,9 @@ from typing import Any
 import torch
 
 from paradime_core.batch import Batch, gather_rows
-from paradime_core.transforms import _SQ_EPS as SQ_EPS  # the Cauchy transform's clamp of d^2
+from paradime_core.relations.transforms import (
+    _SQ_EPS as SQ_EPS,  # the Cauchy transform's clamp of d^2
+)
 
 
 class SharedNegativeInfoNCE(torch.autograd.Function):
@@ -245,8 +247,8 @@ def edge_cross_entropy(a: float, b: float, eps: float, clamp: bool):
 
 def _edge_kernel(relation: Any) -> tuple[float, float, bool] | None:
     """``(a, b, clamp)`` of a built batch relation ``edge_dist(euclidean) -> cauchy | t_dist(alpha=1)``."""
-    from paradime_core.relations import EdgeDist
-    from paradime_core.transforms import Cauchy, TDist
+    from paradime_core.relations.relation_types import EdgeDist
+    from paradime_core.relations.transforms import Cauchy, TDist
 
     inner = getattr(relation, "relation", None)
     transforms = getattr(relation, "transforms", None)
@@ -263,8 +265,8 @@ def _edge_kernel(relation: Any) -> tuple[float, float, bool] | None:
 
 def _is_student_t_edge_distance(relation: Any) -> bool:
     """Whether a built batch relation is ``edge_dist``/``pdist`` (euclidean) -> ``t_dist(alpha=1)``."""
-    from paradime_core.relations import EdgeDist, PDist
-    from paradime_core.transforms import TDist
+    from paradime_core.relations.relation_types import EdgeDist, PDist
+    from paradime_core.relations.transforms import TDist
 
     inner = getattr(relation, "relation", None)
     transforms = getattr(relation, "transforms", None)
@@ -288,7 +290,7 @@ def fused_relation_loss(func: Any, target_name: str, relation: Any, batch: Batch
     relation the Student-t kernel of euclidean edge distances, and the batch either with
     equal groups of shared negatives or laid out as each positive's own negatives.
     """
-    from paradime_core.losses import EPS, cross_entropy, infonce
+    from paradime_core.losses.functions import EPS, cross_entropy, infonce
 
     if func is cross_entropy:
         if not batch.has_edges or batch.edge_targets is None or target_name != batch.edge_relation:
