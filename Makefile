@@ -12,7 +12,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export MPLBACKEND ?= Agg
 
-.PHONY: setup setup-bench browser demo test test-slow test-all lint bench clean
+.PHONY: setup setup-bench browser demo test test-slow test-all wheel-check lint bench clean
 
 setup: $(STAMP)
 
@@ -31,7 +31,7 @@ $(BENCH_STAMP): $(STAMP)
 
 ## The main job: a real routine (UMAP spec) on the embedded digits dataset, as a Prefect flow.
 demo: setup
-	$(VENV)/bin/paradime run specs/umap.yaml --data digits --out outputs/demo
+	$(VENV)/bin/paradime run specs/umap.yaml --data digits --out outputs/demo --overwrite
 
 ## The default test run (a few minutes on 2 cores).
 test: setup
@@ -49,8 +49,12 @@ test-slow: setup-bench browser
 
 test-all: test test-slow
 
+## The wheel on its own: build, install into a fresh venv, `paradime specs` and a tiny run elsewhere.
+wheel-check:
+	bash .ci/wheel_check.sh
+
 lint: setup
-	$(VENV)/bin/ruff check paradime_core pipelines data tests benchmarks
+	$(VENV)/bin/ruff check paradime_core pipelines tests benchmarks
 
 bench: setup-bench
 	$(PY) benchmarks/quality.py

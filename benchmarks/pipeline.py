@@ -26,7 +26,7 @@ the median of the rounds' time ratios: this VM's speed drifts between regimes ab
 apart that last from seconds to minutes, so one round can be off by that much either way.
 
 ``scale``: 581,012 x 54 rows (the covertype rows in the shared datasets plus 5 % noise,
-``data.noise``) as a Zarr array through ``paradime run``; wall time, the run's peak RSS, and
+``paradime_core.datasets.noise``) as a Zarr array through ``paradime run``; wall time, the run's peak RSS, and
 kNN recall@k of the stored graph against exact search on 10,000 sampled rows.
 
 MNIST pixels are 0..255: the spec's model gets ``input_scale: 1/255`` (``--input-scale``).
@@ -223,7 +223,7 @@ def _mnist_round_in_new_process(args: argparse.Namespace, work: Path) -> tuple[d
 
 
 def bench_mnist(args: argparse.Namespace, work: Path) -> None:
-    from data import load_dataset
+    from paradime_core.datasets import load_dataset
 
     dataset = load_dataset("mnist")
     X, y = dataset.X, dataset.y
@@ -261,7 +261,7 @@ def bench_mnist(args: argparse.Namespace, work: Path) -> None:
 def bench_scale(args: argparse.Namespace, work: Path) -> None:
     import zarr
 
-    from data.noise import make_noisy_copies
+    from paradime_core.datasets.noise import make_noisy_copies
     from paradime_core.neighbors import knn_recall
     from pipelines.store import ArtifactStore
 

@@ -38,7 +38,7 @@ DATA = Path(os.environ.get("PARADIME_DATA_DIR", Path(__file__).resolve().parents
 
 
 def load_split(n_train: int = 5000, n_test: int = 10000, seed: int = 0, dataset: str = "mnist"):
-    from data import load_dataset
+    from paradime_core.datasets import load_dataset
 
     ds = load_dataset(dataset, download=False)
     X = ds.X.reshape(len(ds.X), -1).astype(np.float32)

@@ -149,7 +149,7 @@ def reference_library(module: str) -> Any:
 # --------------------------------------------------------------------------- data
 def mnist() -> tuple[np.ndarray, np.ndarray]:
     """All 70,000 MNIST images as float32 pixels / 255 (70000, 784) and their labels."""
-    from data import load_dataset
+    from paradime_core.datasets import load_dataset
 
     ds = load_dataset("mnist", download=False, progress=False)
     return ds.X.reshape(len(ds.X), -1).astype(np.float32) / 255.0, ds.y.astype(np.int64)
@@ -164,7 +164,7 @@ def covtype_balanced(n_items: int = 7000, seed: int = 0) -> tuple[np.ndarray, np
     ``n_items / 7`` rows of each class drawn without replacement (seeded) from the
     class-balanced first 15,120 rows; labels 0..6 (covertype's 1..7 minus one).
     """
-    from data import load_dataset
+    from paradime_core.datasets import load_dataset
 
     ds = load_dataset("covtype_first20k", download=False, progress=False)
     X = ds.X[:COVTYPE_BALANCED_ROWS, :10].astype(np.float64)

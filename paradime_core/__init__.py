@@ -3,6 +3,7 @@
 Public API::
 
     from paradime_core import ParametricTSNE, ParametricUMAP, ParametricMDS, Routine, load_spec
+    from paradime_core import plot, plot_loss_history   # figures of an embedding, of a loss history
 
 The public names load on first use (PEP 562), so importing a light submodule such as
 ``paradime_core.errors`` or ``paradime_core.spec.registry`` does not load torch: a cached
@@ -13,7 +14,9 @@ Sub-packages, one per word of the grammar: :mod:`~paradime_core.spec` (parsing, 
 building blocks from a spec), :mod:`~paradime_core.relations` (relation types, transforms),
 :mod:`~paradime_core.losses`, :mod:`~paradime_core.derived`, :mod:`~paradime_core.models`,
 :mod:`~paradime_core.training`; modules :mod:`~paradime_core.sampling`,
-:mod:`~paradime_core.routine`, :mod:`~paradime_core.recipes`, :mod:`~paradime_core.neighbors`,
+:mod:`~paradime_core.routine`, :mod:`~paradime_core.recipes` (on the scikit-learn face of
+:mod:`~paradime_core.estimator`, with :mod:`~paradime_core.supervision` and
+:mod:`~paradime_core.decoder`), :mod:`~paradime_core.neighbors`,
 :mod:`~paradime_core.metrics`, :mod:`~paradime_core.plotting`; the values passed between
 them: :mod:`~paradime_core.relation_data`, :mod:`~paradime_core.batch`,
 :mod:`~paradime_core.errors`.
@@ -38,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     **{name: "paradime_core.recipes" for name in (
         "ParametricIsomap", "ParametricLargeVis", "ParametricMDS", "ParametricTSNE", "ParametricUMAP")},
     "Routine": "paradime_core.routine",
+    **{name: "paradime_core.plotting" for name in ("plot", "plot_loss_history")},
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

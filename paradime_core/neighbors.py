@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from paradime_core.errors import DataError
+from paradime_core.value_checks import first_bad_cell
 
 METHODS = ("auto", "faiss_exact", "faiss_hnsw", "pynndescent")
 METRICS = ("euclidean", "sqeuclidean", "cosine")
@@ -73,14 +74,14 @@ CHECK_CHUNK_ROWS = 65536
 
 
 def check_finite(X: np.ndarray, what: str = "data") -> None:
-    """Raise :class:`DataError` naming the first row holding NaN or inf."""
+    """Raise :class:`DataError` naming the first cell holding NaN, inf or a value outside
+    float32's range (the search runs in float32)."""
+    if np.issubdtype(X.dtype, np.integer) or np.issubdtype(X.dtype, np.bool_):
+        return
     for start in range(0, X.shape[0], CHECK_CHUNK_ROWS):
-        block = X[start : start + CHECK_CHUNK_ROWS]
-        if np.issubdtype(block.dtype, np.integer) or np.issubdtype(block.dtype, np.bool_):
-            return
-        bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
-        if bad.size:
-            raise DataError(f"{what}: row {start + int(bad[0])} contains NaN or inf values")
+        bad = first_bad_cell(X[start : start + CHECK_CHUNK_ROWS], offset=start)
+        if bad is not None:
+            raise DataError(f"{what}: {bad.describe()}")
 
 
 def _as_rows(X: Any, what: str = "data") -> np.ndarray:

@@ -108,6 +108,23 @@ def scatter(
     return fig
 
 
+def plot(
+    embedding: Any,
+    labels: np.ndarray | Sequence[Any] | None = None,
+    path: str | Path | None = None,
+    **options: Any,
+) -> Figure:
+    """Scatter plot of an embedding array or of a fitted estimator's ``embedding_``.
+
+    ``labels`` colour the points (see :func:`scatter`, which takes the other ``options``:
+    ``title``, ``point_size``, ``legend``, ``ax``); ``path`` also writes a PNG.
+    """
+    points = getattr(embedding, "embedding_", embedding)
+    if hasattr(points, "to_numpy"):  # a DataFrame from set_output(transform="pandas")
+        points = points.to_numpy()
+    return scatter(points, labels=labels, path=path, **options)
+
+
 def _phases(history: Mapping[str, Any]) -> dict[str, dict[str, list[float]]]:
     """Normalise a flat ``{component: values}`` history to ``{phase: {component: values}}``."""
     if all(isinstance(v, Mapping) for v in history.values()):
@@ -118,19 +135,19 @@ def _phases(history: Mapping[str, Any]) -> dict[str, dict[str, list[float]]]:
 
 
 def plot_loss_history(
-    history: Mapping[str, Mapping[str, Sequence[float]]] | Mapping[str, Sequence[float]],
+    history: Mapping[str, Mapping[str, Sequence[float]]] | Mapping[str, Sequence[float]] | Any,
     path: str | Path | None = None,
     title: str | None = None,
     log_scale: bool | None = None,
 ) -> Figure:
     """Per-epoch loss means, phase after phase on one epoch axis.
 
-    ``history`` is ``{phase: {component: [epoch means]}}`` (as a routine records it) or a
-    single phase's ``{component: [...]}``. Each component keeps one colour across phases;
+    ``history`` is ``{phase: {component: [epoch means]}}`` (as a routine records it), a
+    single phase's ``{component: [...]}``, or a fitted estimator (its ``loss_history_``). Each component keeps one colour across phases;
     ``total`` is drawn in black; dashed lines mark phase boundaries. ``log_scale=None``
     uses a log axis when all values are positive and span more than two decades.
     """
-    phases = _phases(history)
+    phases = _phases(getattr(history, "loss_history_", history))
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.add_subplot()
     names = sorted({c for comps in phases.values() for c in comps if c != "total"})
@@ -172,4 +189,4 @@ def plot_loss_history(
     return fig
 
 
-__all__ = ["auto_point_size", "plot_loss_history", "save_png", "scatter"]
+__all__ = ["auto_point_size", "plot", "plot_loss_history", "save_png", "scatter"]

@@ -14,17 +14,24 @@ items in batches; learned state ends in ``_`` (``routine_``, ``embedding_``).
 - :class:`ParametricMDS`: exact pairwise distances; loss mean squared difference
   (metric stress) between high- and low-dimensional distances.
 - :class:`ParametricIsomap`: geodesic distances over the kNN graph; MDS loss.
+
+Parameters the recipes share (the scikit-learn face is :mod:`paradime_core.estimator`):
+
+- ``n_epochs``: training epochs of the last phase (``epochs``: deprecated alias).
+- ``metric``: distance of the kNN or pairwise relation (``euclidean``, ``sqeuclidean``, ``cosine``).
+- ``target_metric``, ``target_weight`` (neighbour embeddings): how ``fit(X, y)`` mixes
+  labels into the graph (:mod:`paradime_core.supervision`; ``-1`` marks an unlabelled row).
+- ``decoder``: also train a decoder head, for ``inverse_transform`` (:mod:`paradime_core.decoder`).
+- ``n_jobs``: torch and kNN threads during fit and transform (None: unchanged; -1: all cores).
+- ``verbose``: a progress bar per training phase; ``random_state``: seed; ``device``:
+  ``cpu``/``cuda`` (default CUDA when present); ``transform_batch_size``: rows per forward pass.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
-
-from paradime_core.routine import Routine
+from paradime_core.estimator import ParametricEstimator, store_params
 from paradime_core.spec import Spec
 
 
@@ -45,54 +52,12 @@ def _model_section(estimator: Any, in_dim: int) -> dict[str, Any]:
     return {"type": "fully_connected", "options": options}
 
 
-def _store_params(estimator: Any, params: dict[str, Any]) -> None:
-    """scikit-learn convention: ``__init__`` stores its arguments as they are, nothing else."""
-    for name, value in params.items():
-        if name not in ("self", "__class__"):
-            setattr(estimator, name, value)
-
-
-class _Recipe(BaseEstimator, TransformerMixin):
-    """Shared fit/transform/save of the recipe estimators."""
-
-    def build_spec(self, n_items: int, in_dim: int) -> Spec:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def fit(self, X: Any, y: Any = None) -> _Recipe:
-        X = np.asarray(X)
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-D (items x features), got shape {X.shape}")
-        spec = self.build_spec(X.shape[0], X.shape[1])
-        data: dict[str, Any] = {"main": X}
-        if y is not None and any(loss.data and "labels" in loss.data for loss in spec.losses):
-            data["labels"] = np.asarray(y)
-        self.routine_ = Routine(spec, seed=self.random_state, device=self.device, verbose=self.verbose)
-        self.routine_.fit(data)
-        self.embedding_ = self.routine_.embedding_of_training_items(data)
-        return self
-
-    def transform(self, X: Any) -> np.ndarray:
-        if not hasattr(self, "routine_"):
-            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit() first")
-        return self.routine_.transform(np.asarray(X), batch_size=self.transform_batch_size)
-
-    def fit_transform(self, X: Any, y: Any = None, **_: Any) -> np.ndarray:
-        return self.fit(X, y).embedding_
-
-    def save(self, path: str | Path) -> Path:
-        return self.routine_.save(path, metadata={"recipe": type(self).__name__, "params": self.get_params()})
-
-    @property
-    def loss_history_(self) -> dict[str, dict[str, list[float]]]:
-        return self.routine_.history_
-
-
-class _NeighborEmbedding(_Recipe):
+class _NeighborEmbedding(ParametricEstimator):
     """Shared training set-up of the neighbour-embedding recipes (t-SNE, UMAP, LargeVis).
 
     Training samples positive edges of the kNN graph in proportion to their weight, with
     ``neg_rate`` negative edges each (uniform, from a per-step pool of items, so the cost
-    of a step does not grow with the dataset), and takes ``epochs * batches_per_epoch``
+    of a step does not grow with the dataset), and takes ``n_epochs * batches_per_epoch``
     Adam steps with a linearly decaying learning rate. ``negatives="shared"`` lets groups of
     ``negative_group_size`` positive edges share their negatives (fewer items per step on
     large data: UMAP's training on 60,000 MNIST items ~25 % faster, trust@10 a little lower,
@@ -115,12 +80,14 @@ class _NeighborEmbedding(_Recipe):
     so t-SNE keeps float32 by default.
     """
 
+    graph_relation = "p"
+
     def _model_and_phase(self, in_dim: int, loss: str) -> tuple[dict[str, Any], dict[str, Any]]:
         model = _model_section(self, in_dim)
         if self.input_noise:
             model["options"]["input_noise"] = float(self.input_noise)
         phase = {
-            "name": "embedding", "epochs": self.epochs,
+            "name": "embedding", "epochs": self.resolved_n_epochs(),
             "sampling": {"type": "edge", "rels": "p", "batch_size": self.batch_size, "neg_rate": self.neg_rate,
                          "batches_per_epoch": self.batches_per_epoch, "negatives": self.negatives},
             "loss": {"components": [loss]},
@@ -172,7 +139,7 @@ class ParametricTSNE(_NeighborEmbedding):
         n_components: int = 2,
         perplexity: float = 30.0,
         neg_rate: int = 64,
-        epochs: int = 20,
+        n_epochs: int = 20,
         batches_per_epoch: int = _SHARED_DEFAULTS["batches_per_epoch"],
         batch_size: int = _SHARED_DEFAULTS["batch_size"],
         lr: float = _SHARED_DEFAULTS["lr"],
@@ -187,12 +154,20 @@ class ParametricTSNE(_NeighborEmbedding):
         ema: float | None = _SHARED_DEFAULTS["ema"],
         precision: str = _SHARED_DEFAULTS["precision"],
         knn_method: str = "auto",
+        metric: str = "euclidean",
+        target_metric: str = "categorical",
+        target_weight: float = 0.5,
+        decoder: bool = False,
         random_state: int = 0,
         device: str | None = None,
+        n_jobs: int | None = None,
         verbose: bool = False,
         transform_batch_size: int = 65536,
+        epochs: int | None = None,
     ):
-        _store_params(self, locals())
+        store_params(self, locals())
+
+    fuzzy_graph = False
 
     def build_spec(self, n_items: int, in_dim: int) -> Spec:
         perplexity = min(self.perplexity, max((n_items - 1) / 3.0, 1.0))
@@ -201,7 +176,7 @@ class ParametricTSNE(_NeighborEmbedding):
             "name": "parametric_tsne",
             "model": model,
             "relations": [
-                {"name": "p", "level": "global", "type": "neighbor", "options": {"method": self.knn_method},
+                {"name": "p", "level": "global", "type": "neighbor", "options": self._knn_options(),
                  "transforms": [{"type": "perplexity", "options": {"perplexity": perplexity}},
                                 {"type": "symmetrize"}]},
                 {"name": "q", "level": "batch", "type": "edge_dist",
@@ -248,7 +223,7 @@ class ParametricUMAP(_NeighborEmbedding):
         min_dist: float = 0.1,
         spread: float = 1.0,
         neg_rate: int = 10,
-        epochs: int = 30,
+        n_epochs: int = 30,
         batches_per_epoch: int = _SHARED_DEFAULTS["batches_per_epoch"],
         batch_size: int = _SHARED_DEFAULTS["batch_size"],
         lr: float = _SHARED_DEFAULTS["lr"],
@@ -264,12 +239,18 @@ class ParametricUMAP(_NeighborEmbedding):
         precision: str = "auto",
         init: str = "pca",
         knn_method: str = "auto",
+        metric: str = "euclidean",
+        target_metric: str = "categorical",
+        target_weight: float = 0.5,
+        decoder: bool = False,
         random_state: int = 0,
         device: str | None = None,
+        n_jobs: int | None = None,
         verbose: bool = False,
         transform_batch_size: int = 65536,
+        epochs: int | None = None,
     ):
-        _store_params(self, locals())
+        store_params(self, locals())
 
     def _similarity(self) -> dict[str, Any]:
         return {"type": "cauchy", "options": {"spread": self.spread, "min_dist": self.min_dist}}
@@ -299,7 +280,7 @@ class ParametricUMAP(_NeighborEmbedding):
             "derived_data": derived,
             "relations": [
                 {"name": "p", "level": "global", "type": "neighbor",
-                 "options": {"n_neighbors": k, "method": self.knn_method},
+                 "options": {**self._knn_options(), "n_neighbors": k},
                  "transforms": [{"type": "connect"}, {"type": "symmetrize", "options": {"sub_prod": True}}]},
                 {"name": "q", "level": "batch", "type": "edge_dist", "transforms": [self._similarity()]},
             ],
@@ -319,7 +300,7 @@ class ParametricLargeVis(ParametricUMAP):
         return {"type": "t_dist", "options": {"alpha": 1.0}}
 
 
-class ParametricMDS(_Recipe):
+class ParametricMDS(ParametricEstimator):
     """Parametric metric MDS: minimise ``mean_ij (d_ij - ||y_i - y_j||)²`` over batches.
 
     ``d_ij`` are exact Euclidean distances (``pdist``); the network is (in, hidden..., out)
@@ -329,20 +310,24 @@ class ParametricMDS(_Recipe):
     def __init__(
         self,
         n_components: int = 2,
-        epochs: int = 500,
+        n_epochs: int = 500,
         batch_size: int = 10,
         lr: float = 0.01,
         hidden_dims: tuple[int, ...] = (5,),
         activation: str = "softplus",
+        metric: str = "euclidean",
+        decoder: bool = False,
         random_state: int = 0,
         device: str | None = None,
+        n_jobs: int | None = None,
         verbose: bool = False,
         transform_batch_size: int = 65536,
+        epochs: int | None = None,
     ):
-        _store_params(self, locals())
+        store_params(self, locals())
 
     def _global_relation(self) -> dict[str, Any]:
-        return {"name": "d_high", "level": "global", "type": "pdist"}
+        return {"name": "d_high", "level": "global", "type": "pdist", "options": {"metric": self.metric}}
 
     def build_spec(self, n_items: int, in_dim: int) -> Spec:
         return Spec.from_dict({
@@ -351,7 +336,7 @@ class ParametricMDS(_Recipe):
             "relations": [self._global_relation(), {"name": "d_low", "level": "batch", "type": "pdist"}],
             "losses": [{"name": "mds", "type": "relation", "func": "mse", "keys": {"rels": ["d_high", "d_low"]}}],
             "training_phases": [{
-                "name": "mds", "epochs": self.epochs, "sampling": {"type": "item", "batch_size": self.batch_size},
+                "name": "mds", "epochs": self.resolved_n_epochs(), "sampling": {"type": "item", "batch_size": self.batch_size},
                 "loss": {"components": ["mds"]}, "optimizer": {"type": "adam", "options": {"lr": self.lr}},
             }],
         })
@@ -360,15 +345,13 @@ class ParametricMDS(_Recipe):
 class ParametricIsomap(ParametricMDS):
     """Parametric Isomap: MDS on geodesic distances (shortest paths over the kNN graph)."""
 
-    def __init__(self, n_components: int = 2, n_neighbors: int = 10, epochs: int = 100, batch_size: int = 256,
+    def __init__(self, n_components: int = 2, n_neighbors: int = 10, n_epochs: int = 100, batch_size: int = 256,
                  lr: float = 0.005, hidden_dims: tuple[int, ...] = (100, 50), activation: str = "softplus",
-                 random_state: int = 0, device: str | None = None, verbose: bool = False,
-                 transform_batch_size: int = 65536):
-        super().__init__(n_components=n_components, epochs=epochs, batch_size=batch_size, lr=lr,
-                         hidden_dims=hidden_dims, activation=activation, random_state=random_state,
-                         device=device, verbose=verbose, transform_batch_size=transform_batch_size)
-        self.n_neighbors = n_neighbors
+                 metric: str = "euclidean", decoder: bool = False, random_state: int = 0,
+                 device: str | None = None, n_jobs: int | None = None, verbose: bool = False,
+                 transform_batch_size: int = 65536, epochs: int | None = None):
+        store_params(self, locals())
 
     def _global_relation(self) -> dict[str, Any]:
         return {"name": "d_high", "level": "global", "type": "neighbor",
-                "options": {"n_neighbors": self.n_neighbors}, "transforms": [{"type": "geodesic"}]}
+                "options": {"n_neighbors": self.n_neighbors, "metric": self.metric}, "transforms": [{"type": "geodesic"}]}

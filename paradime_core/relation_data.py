@@ -40,6 +40,12 @@ class NeighborGraph:
                 f"neighbour indices {self.indices.shape} and values {self.values.shape} "
                 "must be two arrays of the same (n, k) shape"
             )
+        n = self.indices.shape[0]
+        if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= n):
+            row = int(np.flatnonzero(((self.indices < 0) | (self.indices >= n)).any(axis=1))[0])
+            raise DataError(f"neighbour graph: row {row} has an index outside [0, {n}) (a search that finds "
+                            "too few finite distances marks missing neighbours -1; values too large for "
+                            "float32 distances?)")
 
     @property
     def n_items(self) -> int:

@@ -10,8 +10,9 @@ readable with ``torch.load(weights_only=True)`` — no pickle.
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,10 @@ import torch
 from paradime_core.batch import call_model_method
 from paradime_core.errors import DataError, SpecError
 from paradime_core.relation_data import RelationValue, n_items_of
-from paradime_core.spec import ModelSpec, Spec, blocks, load_spec
+from paradime_core.spec import ModelSpec, Spec, blocks, limits, load_spec
 from paradime_core.spec import registry as reg
 from paradime_core.training.loop import PhaseResult, train_phase
+from paradime_core.value_checks import all_rows_identical, count_bad_rows, first_bad_cell
 
 FORMAT = "paradime-routine/1"
 DataLike = np.ndarray | torch.Tensor | Mapping[str, Any]
@@ -65,16 +67,16 @@ def prepare_dataset(data: DataLike, required: set[str] | None = None) -> dict[st
     n = main.shape[0]
     if n < 2:
         raise DataError(f"dataset['main'] has {n} item(s); at least 2 are needed")
+    if all_rows_identical(main):
+        raise DataError(f"dataset['main']: all {n} rows are identical (there is no structure to embed)")
     for key, array in out.items():
         if array.shape[0] != n:
             raise DataError(f"dataset['{key}'] has {array.shape[0]} rows but dataset['main'] has {n}")
         if np.issubdtype(array.dtype, np.floating):
-            finite = np.isfinite(array.reshape(n, -1)).all(axis=1)
-            if not finite.all():
-                bad = np.flatnonzero(~finite)
-                raise DataError(
-                    f"dataset['{key}']: {bad.size} row(s) contain NaN or inf (first: row {bad[0]})"
-                )
+            bad = first_bad_cell(array)  # training computes in float32
+            if bad is not None:
+                raise DataError(f"dataset['{key}']: {count_bad_rows(array)} row(s) hold NaN, inf or values "
+                                f"outside float32 (first: {bad.describe()})")
     missing = sorted((required or set()) - set(out) - {"index"})
     if missing:
         raise DataError(f"the spec reads dataset key(s) {', '.join(missing)} but the dataset has only "
@@ -92,6 +94,15 @@ def to_tensors(data: Mapping[str, np.ndarray], device: torch.device) -> dict[str
         else:
             tensors[key] = torch.as_tensor(np.asarray(array, dtype=np.float32), device=device)
     return tensors
+
+
+def float64_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A float64 copy of ``model`` for inference, its hidden layers in full precision
+    (a model trained with ``precision="bfloat16"`` included)."""
+    double = copy.deepcopy(model).to(torch.float64)
+    if getattr(double, "precision", None) == "bfloat16":
+        double.precision = "float32"
+    return double
 
 
 class Routine:
@@ -200,9 +211,12 @@ class Routine:
         factory = blocks.check_model(model_spec, "model")
         options = dict(model_spec.options)
         options.setdefault("out_dim", self.out_dim)
+        sizes = {"in_dim": int(np.prod(data["main"].shape[1:])), "n_items": int(data["main"].shape[0])}
+        if str(getattr(factory, "__module__", "")).startswith("paradime_core.models"):  # user models size their own
+            limits.check_model_size(factory, {**sizes, **options})
         torch.manual_seed(self.seed)
         try:
-            model = factory(in_dim=int(np.prod(data["main"].shape[1:])), n_items=data["main"].shape[0], **options)
+            model = factory(**sizes, **options)
         except (TypeError, ValueError) as exc:
             raise SpecError("model.options", str(exc)) from exc
         if "precision" in options and "precision" in getattr(model, "config", {}):
@@ -227,18 +241,31 @@ class Routine:
         return result
 
     # ------------------------------------------------------------------ fit / transform
-    def fit(self, data: DataLike) -> Routine:
-        """Relations, derived data, then every training phase in order."""
+    def fit(self, data: DataLike,
+            relation_hook: Callable[[dict[str, RelationValue]], None] | None = None) -> Routine:
+        """Relations, derived data, then every training phase in order.
+
+        ``relation_hook(relations)``, when given, may replace global relation values in place
+        after they are computed and before training (a supervised estimator mixes labels into
+        its graph there).
+        """
         self.build_model(prepare_dataset(data, self.spec.data_keys()))  # model errors before any relation work
         dataset, relations = self.prepare_all(data)
+        if relation_hook is not None:
+            relation_hook(relations)
         self.relations_ = relations
         tensors = to_tensors(dataset, self.device)
         for index in range(len(self.spec.training_phases)):
             self.run_phase(index, dataset, relations, tensors=tensors)
         return self
 
-    def transform(self, X: np.ndarray | torch.Tensor, method: str = "embed", batch_size: int = 65536) -> np.ndarray:
-        """Embed new items (any number, in batches) with ``model.<method>``."""
+    def transform(self, X: np.ndarray | torch.Tensor, method: str = "embed", batch_size: int = 65536,
+                  dtype: type = np.float32) -> np.ndarray:
+        """Embed new items (any number, in batches) with ``model.<method>``.
+
+        ``dtype=np.float64`` computes with a float64 copy of the model: each row's result
+        then no longer depends on the other rows of its batch beyond float64 rounding.
+        """
         if self.model_ is None:
             raise RuntimeError("the routine is not fitted yet: call fit() first")
         X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
@@ -247,13 +274,15 @@ class Routine:
         if getattr(self.model_, "input_key", None) == "index":
             raise RuntimeError("a direct (non-parametric) model cannot embed new items")
         self.model_.eval()
+        model = self.model_ if dtype == np.float32 else float64_copy(self.model_)
         chunks = []
         with torch.no_grad():
             for start in range(0, X.shape[0], batch_size):
-                block = torch.as_tensor(np.asarray(X[start:start + batch_size], dtype=np.float32), device=self.device)
-                chunks.append(call_model_method(self.model_, method, block).cpu().numpy())
+                rows = np.require(X[start:start + batch_size], dtype=dtype, requirements="CW")  # torch: writable
+                block = torch.as_tensor(rows, device=self.device)
+                chunks.append(call_model_method(model, method, block).cpu().numpy())
         if not chunks:
-            return np.zeros((0, self.out_dim), dtype=np.float32)
+            return np.zeros((0, self.out_dim), dtype=dtype)
         return np.concatenate(chunks)
 
     def embedding_of_training_items(self, data: DataLike) -> np.ndarray:

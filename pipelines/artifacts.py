@@ -159,12 +159,14 @@ def _jsonable(value: Any) -> Any:
 
 
 def load_routine(store: Any, key: str, device: str = "cpu") -> Any:
-    """The routine trained up to phase stage ``key`` (spec, model, weights, history)."""
+    """The routine trained up to phase stage ``key`` (spec, model, weights, history), after
+    verifying the stage's checksums."""
     from paradime_core.routine import Routine
     from paradime_core.spec import ModelSpec, Spec
     from paradime_core.spec import registry as reg
     from paradime_core.spec.blocks import without_optimizer_trials
 
+    store.verify("phases", key)  # raises CorruptArtifact naming a damaged file
     group = store.open_group("phases", key)
     attrs = group.attrs
     try:

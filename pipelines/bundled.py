@@ -110,8 +110,10 @@ class SpecHandle:
         self._spec: Any = None
         self.text: str | None = None
         if isinstance(argument, (str, os.PathLike)):
+            from paradime_core.spec.limits import read_spec_file
+
             path = resolve_spec_path(str(argument))
-            self.text = path.read_text() if path is not None else str(argument)
+            self.text = read_spec_file(path) if path is not None else str(argument)
         elif type(argument).__name__ == "Spec":
             self._spec = argument
 

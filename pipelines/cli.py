@@ -1,4 +1,4 @@
-"""The ``paradime`` command line: run specs as Prefect flows, embed, retrain, serve, manage the cache.
+"""The ``paradime`` command line: run specs as Prefect flows, embed, retrain, serve over HTTP, manage the cache.
 
 Every command takes ``--store`` (default ``$PARADIME_STORE`` or ``./.paradime/store``). A
 user mistake (bad path, bad spec, bad data, unknown model) ends the command with one red
@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -36,6 +35,26 @@ DASK_HELP = "Address of a running Dask scheduler (default: a local cluster sized
 STATUS_STYLE = {"cached": "green", "computed": "yellow", "recomputed": "magenta"}
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("paradime")
+        except PackageNotFoundError:  # a source tree on sys.path, not installed
+            from paradime_core import __version__ as number
+        console.print(f"paradime {number}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the installed version and exit."),
+) -> None:
+    """paradime: parametric dimensionality reduction as cached Prefect flows."""
+
+
 class _ConsoleFilter(logging.Filter):
     """What Prefect's console handler shows from a CLI command.
 
@@ -44,7 +63,7 @@ class _ConsoleFilter(logging.Filter):
     whose handler is separate).
     """
 
-    USER_ERRORS = ("DataError", "SpecError", "PipelineError", "TrainingError")
+    USER_ERRORS = ("DataError", "SpecError", "PipelineError", "TrainingError", "StageCheckError")
 
     def __init__(self, verbose: bool):
         super().__init__()
@@ -131,6 +150,15 @@ def _check_spec(spec: str, store: str | None, seed: int, out_dim: int) -> None:
     SpecHandle(spec).validate(ArtifactStore(store), seed, out_dim)
 
 
+def _check_out(out: str, overwrite: bool, inputs: list[str], store: str | None) -> None:
+    """Fail early (before any work) on an output that would replace user data."""
+    from pipelines.outputs import check_output
+    from pipelines.store import ArtifactStore
+
+    st = ArtifactStore(store)
+    check_output(out, overwrite=overwrite, inputs=inputs, store_root=st.root if st.is_local else None)
+
+
 def _check_exports(formats: list[str], out: str | None) -> None:
     """``--export`` names known formats and comes with ``--out``."""
     from pipelines.errors import PipelineError
@@ -143,16 +171,16 @@ def _check_exports(formats: list[str], out: str | None) -> None:
         raise PipelineError("--export needs --out (the folder the exports go to)")
 
 
-def _run_exports(formats: list[str], out: str | None, result: Any, store: str | None) -> None:
-    """Export the run's model into ``out`` (``model.onnx``, ``web/``), replacing earlier exports of ours."""
-    if not formats or out is None:
+def _write_outputs(result: Any, out: str | None, overwrite: bool, inputs: list[str], store: str | None,
+                   exports: list[str]) -> None:
+    """A fit's ``--out`` folder: the embedding, its plot and the ``--export`` formats."""
+    if not out:
         return
-    from pipelines.exporting import export_model
+    from pipelines.flows import export_run
+    from pipelines.store import ArtifactStore
 
-    targets = {"onnx": os.path.join(out, "model.onnx"), "web": os.path.join(out, "web")}
-    written = [export_model(result.model_key, fmt, targets[fmt], store, overwrite=True)["path"]
-               for fmt in dict.fromkeys(formats)]
-    result.output = ", ".join(filter(None, [getattr(result, "output", None), *written]))
+    result.output = ", ".join(export_run(ArtifactStore(store), result, out, overwrite, inputs,
+                                         exports=tuple(dict.fromkeys(exports))))
 
 
 def _check_data(data: str) -> None:
@@ -180,22 +208,21 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's info logs."),
     out: str | None = typer.Option(None, "--out", "-o", help="Also write embedding.npy and embedding.png to this folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out that paradime wrote (never anything else)."),
     export: list[str] = typer.Option([], "--export", help="Also export the model into --out: onnx (model.onnx), web (web/); repeatable."),
 ) -> None:
     """Fit SPEC on DATA: ingest, relations, derived data, phases, embedding, report (cached stages)."""
     with user_errors():
         _check_spec(spec, store, seed, out_dim)  # spec mistakes surface before Prefect starts
         _check_data(data)
+        inputs = [data, spec]
         _check_exports(export, out)
+        if out:
+            _check_out(out, overwrite, inputs, store)
         kwargs = dict(store=store, dask_address=dask_address, seed=seed, out_dim=out_dim,
                       label_column=label_column, progress=progress, device=device, torch_threads=torch_threads)
         result = _launch("fit", prefect, verbose, spec=spec, data=data, **kwargs)
-        if out:
-            from pipelines.flows import export_run
-            from pipelines.store import ArtifactStore
-
-            result.output = ", ".join(export_run(ArtifactStore(store), result, out))
-        _run_exports(export, out, result, store)
+        _write_outputs(result, out, overwrite, inputs, store, export)
         _print_result(result, as_json)
 
 
@@ -215,19 +242,23 @@ def retrain(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's info logs."),
-    out: str | None = typer.Option(None, "--out", "-o", help="Folder for the exports of --export."),
+    out: str | None = typer.Option(None, "--out", "-o", help="Also write embedding.npy and embedding.png to this folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out that paradime wrote (never anything else)."),
     export: list[str] = typer.Option([], "--export", help="Also export the retrained model into --out: onnx (model.onnx), web (web/); repeatable."),
 ) -> None:
     """Retrain SPEC on the current DATA (a new dataset version when it changed)."""
     with user_errors():
         _check_spec(spec, store, seed, out_dim)
         _check_data(data)
+        inputs = [data, spec]
         _check_exports(export, out)
+        if out:
+            _check_out(out, overwrite, inputs, store)
         result = _launch("retrain", prefect, verbose, spec=spec, data=data, store=store,
                          dask_address=dask_address, warm_start=warm_start, seed=seed, out_dim=out_dim,
                          label_column=label_column, progress=progress, device=device,
                          torch_threads=torch_threads)
-        _run_exports(export, out, result, store)
+        _write_outputs(result, out, overwrite, inputs, store, export)
         _print_result(result, as_json)
 
 
@@ -236,6 +267,7 @@ def embed(
     model: str = typer.Argument(..., help="A stored model key (prefix), a routine file (.pt), or a spec (its latest model)."),
     data: str = typer.Option(..., "--data", "-d", help="Rows to embed: any ingest format, a Zarr array, or a stored dataset key."),
     out: str | None = typer.Option(None, "--out", "-o", help="Also write the embedding to .zarr/.npy/.csv/.parquet."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out that paradime wrote (never anything else)."),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
     dask_address: str | None = typer.Option(None, "--dask-address", help=DASK_HELP),
     method: str = typer.Option("embed", help="Model method to apply (embed, classify, encode...)."),
@@ -250,50 +282,50 @@ def embed(
     """Embed DATA with a trained MODEL (map_blocks over Zarr row chunks; flat memory)."""
     with user_errors():
         _check_data(data)
-        from pipelines.flows import resolve_model
+        if out:
+            _check_out(out, overwrite, [data, model], store)
+        from pipelines.flows import verified_model
         from pipelines.store import ArtifactStore
 
-        model_key = resolve_model(model, ArtifactStore(store), seed, out_dim)  # mistakes before Prefect
+        model_key = verified_model(model, ArtifactStore(store), seed, out_dim)  # mistakes before Prefect
         result = _launch("embed", prefect, verbose, model=model_key, data=data, store=store,
                          dask_address=dask_address, out=out, method=method, label_column=label_column,
-                         progress=progress)
+                         progress=progress, overwrite=overwrite)
         _print_result(result, as_json)
 
 
 @app.command()
 def serve(
-    spec: str = typer.Argument(..., help="Spec file or bundled spec name."),
-    data: str = typer.Option(..., "--data", "-d", help="Data path watched by the schedule (a file or a folder of parts)."),
-    cron: str = typer.Option("0 3 * * *", help="Cron schedule of the retraining (default: daily at 03:00)."),
-    name: str | None = typer.Option(None, help="Deployment name (default: retrain-<spec>)."),
-    timezone: str | None = typer.Option(None, help="Time zone of the cron schedule (default UTC)."),
-    warm_start: bool = typer.Option(True, "--warm-start/--cold", help="Warm-start each retraining."),
+    model: str = typer.Argument(..., help="A stored model key (prefix), a routine file (.pt), or a spec (its latest model)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, help="TCP port (0: a free port, announced at start)."),
+    token: str | None = typer.Option(None, "--token", envvar="PARADIME_SERVE_TOKEN",
+                                     help="Require 'Authorization: Bearer TOKEN' on every request (or $PARADIME_SERVE_TOKEN)."),
+    max_request_mb: float = typer.Option(64.0, "--max-request-mb", help="Largest request body in MiB (larger: HTTP 413)."),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
-    dask_address: str | None = typer.Option(None, "--dask-address", help=DASK_HELP),
-    seed: int = typer.Option(0, help="Seed of model initialisation and sampling."),
-    out_dim: int = typer.Option(2, "--out-dim", help="Embedding dimension of the default model."),
+    method: str = typer.Option("embed", help="Model method to apply (embed, classify, encode...)."),
+    seed: int = typer.Option(0, help="With a spec as MODEL: the seed it was fitted with."),
+    out_dim: int = typer.Option(2, "--out-dim", help="With a spec as MODEL: the embedding dimension it was fitted with."),
+    torch_threads: int | None = typer.Option(None, "--torch-threads", help="Torch threads for the model (default $PARADIME_TORCH_THREADS, else all cores)."),
+    access_log: bool = typer.Option(False, "--access-log/--no-access-log", help="Log every request."),
 ) -> None:
-    """Serve the retrain flow as a Prefect deployment on a cron schedule (runs until stopped)."""
+    """Serve MODEL over HTTP: GET /health, POST /embed (JSON or NPY rows) until SIGTERM or Ctrl-C."""
     with user_errors():
-        from pipelines.bundled import load_spec_argument, resolve_spec_path
-        from pipelines.settings import store_url
+        from pipelines.serving.server import ServeOptions, exit_at_once, serve_model
 
-        load_spec_argument(spec)
-        _check_data(data)
-        path = resolve_spec_path(spec)
-        _quiet_prefect_console(verbose=True)
-        from pipelines.schedules.deploy import build_deployment, serve_deployments
+        options = ServeOptions(host=host, port=port, token=token or None,
+                               max_request_bytes=int(max_request_mb * 2**20), method=method,
+                               torch_threads=torch_threads, access_log=access_log)
 
-        deployment = build_deployment(str(path) if path else spec, data, cron=cron, name=name,
-                                      store=store_url(store), warm_start=warm_start, dask_address=dask_address,
-                                      seed=seed, out_dim=out_dim, timezone=timezone)
-        if not os.environ.get("PREFECT_API_URL"):
-            errors.print("[yellow]warning:[/yellow] PREFECT_API_URL is not set: Prefect's temporary server "
-                         "does not create scheduled runs. Start `prefect server start` and export "
-                         "PREFECT_API_URL=http://127.0.0.1:4200/api first.", soft_wrap=True)
-        console.print(f"serving deployment [bold]{deployment.name}[/bold] (cron '{cron}'); "
-                      "Ctrl-C stops it. Runs appear in the Prefect UI under flow 'paradime-retrain'.")
-        serve_deployments(deployment)
+        def announce(info: Any, url: str) -> None:
+            console.print(f"serving model {info.key[:12]} ({info.spec or 'no spec name'}, "
+                          f"{info.input_width} -> {info.output_width}) at {url}"
+                          f"{' (bearer token required)' if options.token else ''}; "
+                          "POST /embed, GET /health; SIGTERM or Ctrl-C stops it", soft_wrap=True)
+
+        serve_model(model, store, options, seed=seed, out_dim=out_dim, announce=announce)
+        errors.print("stopped")
+        exit_at_once(0)
 
 
 @app.command("export")
@@ -349,59 +381,91 @@ def specs_command() -> None:
 def cache_ls(
     kind: str | None = typer.Argument(None, help="Only this kind: datasets knn relations derived phases embeddings reports."),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the stages as JSON (with full keys)."),
 ) -> None:
-    """List stored stages."""
+    """List stored stages with the specs and datasets they belong to."""
     with user_errors():
         from pipelines.errors import PipelineError
+        from pipelines.stage_owners import describe_stages
         from pipelines.store import STAGE_KINDS, ArtifactStore
 
         if kind is not None and kind not in STAGE_KINDS:
             raise PipelineError(f"unknown stage kind '{kind}' (one of {', '.join(STAGE_KINDS)})")
         st = ArtifactStore(store)
-        infos = st.list(kind)
+        stages = describe_stages(st, st.list(kind))
+        if as_json:
+            console.print_json(json.dumps({"store": st.url, "stages": stages}))
+            return
         table = Table(title=f"store {st.url}")
-        for column in ("kind", "key", "name", "size", "created", "state"):
-            table.add_column(column, justify="right" if column == "size" else "left")
-        for info in infos:
-            table.add_row(info.kind, info.key[:16], info.name, _size(info.size), info.created,
-                          "[green]complete[/green]" if info.complete else "[red]incomplete[/red]")
+        for column in ("kind", "key", "name", "spec", "dataset", "size", "created", "state"):
+            table.add_column(column, justify="right" if column == "size" else "left",
+                             no_wrap=column in ("kind", "key", "size"), overflow="fold")
+        for stage in stages:
+            datasets = ", ".join(f"{d['name'] or '?'} {d['key'][:8]}" for d in stage["datasets"])
+            table.add_row(stage["kind"], stage["key"][:12], stage["name"], ", ".join(stage["specs"]) or "-",
+                          datasets or "-", _size(stage["size"]), stage["created"][:16].replace("T", " "),
+                          "[green]complete[/green]" if stage["complete"] else "[red]incomplete[/red]")
         console.print(table)
-        console.print(f"{len(infos)} stage(s), {_size(sum(i.size for i in infos))}")
+        console.print(f"{len(stages)} stage(s), {_size(sum(s['size'] for s in stages))}")
 
 
 @cache_app.command("rm")
 def cache_rm(
-    keys: list[str] = typer.Argument(..., help="Stage keys or key prefixes (optionally kind/prefix)."),
+    targets: list[str] = typer.Argument(None, help="Stage key prefixes of at least 6 characters (optionally kind/prefix); with --all, nothing or stage kinds."),
+    remove_all: bool = typer.Option(False, "--all", help="Remove every stage (of the kinds named, if any)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
-    """Remove stages (later runs recompute them)."""
+    """Remove stages (later runs recompute them); lists each one removed."""
     with user_errors():
-        from pipelines.errors import PipelineError
+        from pipelines.cache_commands import select_stages
         from pipelines.store import ArtifactStore
 
         st = ArtifactStore(store)
-        for key in keys:
-            matches = st.find(key)
-            if not matches:
-                raise PipelineError(f"no stored stage matches '{key}' in {st.url}")
-            for info in matches:
+        chosen = select_stages(st, targets or [], remove_all)
+        verb = "would remove" if dry_run else "removed"
+        for info in chosen:
+            if not dry_run:
                 st.remove(info.kind, info.key)
-                console.print(f"removed {info.kind}/{info.key}")
+            console.print(f"{verb} {info.kind}/{info.key} ({_size(info.size)})")
+        console.print(f"{len(chosen)} stage(s) " + ("would be removed (dry run)" if dry_run else "removed"))
 
 
 @cache_app.command("gc")
 def cache_gc(
     older_than: float | None = typer.Option(None, "--older-than", help="Also remove complete stages older than this many days."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
-    """Remove temporary leftovers and incomplete stages of crashed runs."""
+    """Remove temporary leftovers of crashed runs and incomplete stages (never a stage a live process is writing)."""
     with user_errors():
         from pipelines.store import ArtifactStore
 
-        removed = ArtifactStore(store).gc(older_than)
+        removed = ArtifactStore(store).gc(older_than, dry_run=dry_run)
+        verb = "would remove" if dry_run else "removed"
         for path in removed:
-            console.print(f"removed {path}")
-        console.print(f"{len(removed)} item(s) removed")
+            console.print(f"{verb} {path}")
+        console.print(f"{len(removed)} item(s) " + ("would be removed (dry run)" if dry_run else "removed"))
+
+
+@cache_app.command("verify")
+def cache_verify(
+    targets: list[str] = typer.Argument(None, help="Stages to check (kind/key-prefix or key prefix); default: the whole store and its index records."),
+    store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+) -> None:
+    """Check every file of the stored stages against its checksum; exit 1 naming each damaged one."""
+    with user_errors():
+        from pipelines.cache_commands import verify_store
+        from pipelines.store import ArtifactStore
+
+        st = ArtifactStore(store)
+        checked, damaged = verify_store(st, targets or [])
+        for problem in damaged:
+            errors.print(f"[bold red]damaged:[/bold red] [red]{escape(_one_line(problem))}[/red]", highlight=False,
+                         soft_wrap=True)
+        console.print(f"{checked} item(s) checked, {len(damaged)} damaged")
+        if damaged:
+            raise typer.Exit(1)
 
 
 def _size(n: int) -> str:

@@ -18,6 +18,7 @@ from pipelines.errors import PipelineError
 from pipelines.store import ArtifactStore
 
 FORMATS = ("onnx", "web")
+EXPORT_NAMES = {"onnx": "model.onnx", "web": "web"}  # inside a run's --out folder
 
 
 @dataclass
@@ -63,25 +64,44 @@ def training_rows(store: ArtifactStore, model_key: str, data: str | None = None,
     return TrainingRows(arrays["main"], arrays.get(LABEL_KEY), list(names) if names else None, dataset_key)
 
 
-def _refuse_existing_onnx(path: str, overwrite: bool) -> None:
-    if not os.path.exists(path):
-        return
-    import onnx
+def write_export(store: ArtifactStore, model_key: str, fmt: str, path: str, *, method: str = "embed",
+                 data: str | None = None, label_column: str | None = None, runtime_dir: str | None = None,
+                 title: str | None = None) -> dict[str, Any]:
+    """Write model ``model_key`` as ``fmt`` to the new path ``path`` (no output rules: the caller's).
 
-    try:
-        producer = onnx.load(path, load_external_data=False).producer_name
-    except Exception:  # noqa: BLE001 - anything unreadable is not ours
-        producer = None
-    if producer != "paradime":
-        raise PipelineError(f"{path}: exists and is not an ONNX file written by paradime; choose another --out")
-    if not overwrite:
-        raise PipelineError(f"{path}: exists; pass --overwrite to replace it")
+    Parameters are those of :func:`export_model`; ``path`` must not exist yet.
+
+    Returns
+    -------
+    dict
+        What was written: format, model key, dataset key, rows drawn (web).
+    """
+    from paradime_core.export import routine_to_onnx, routine_to_web
+    from pipelines import artifacts
+
+    routine = artifacts.load_routine(store, model_key)
+    rows = training_rows(store, model_key, data, label_column)
+    direct = getattr(routine.model_, "input_key", None) == "index"
+    written: dict[str, Any] = {"format": fmt, "model": model_key, "dataset": rows.dataset_key}
+    if fmt == "onnx":
+        routine_to_onnx(routine, path, method=method, X_train=None if direct else rows.features,
+                        feature_names=None if direct else rows.feature_names)
+        return written
+    if direct:
+        raise PipelineError(f"model {model_key[:12]} is a direct (non-parametric) model: it cannot embed new "
+                            "rows, so it has no web page; export it as onnx")
+    if rows.features is None:
+        raise PipelineError(f"model {model_key[:12]}: its training dataset is not in store {store.url}; "
+                            "give the rows to draw with --data")
+    routine_to_web(routine, path, rows.features, labels=rows.labels, feature_names=rows.feature_names,
+                   title=title or f"paradime model {model_key[:12]}", runtime_dir=runtime_dir)
+    return {**written, "rows": int(len(rows.features))}
 
 
 def export_model(model: str, fmt: str, out: str, store: str | None = None, *, method: str = "embed",
                  data: str | None = None, label_column: str | None = None, seed: int = 0, out_dim: int = 2,
                  overwrite: bool = False, runtime_dir: str | None = None, title: str | None = None) -> dict[str, Any]:
-    """Export ``model`` as ``fmt`` (``onnx`` or ``web``) to ``out``.
+    """Export ``model`` as ``fmt`` (``onnx`` or ``web``) to ``out`` (the rules of :mod:`pipelines.outputs`).
 
     Parameters
     ----------
@@ -104,7 +124,7 @@ def export_model(model: str, fmt: str, out: str, store: str | None = None, *, me
     out_dim : int
         With a spec as ``model``: the embedding dimension it was fitted with.
     overwrite : bool
-        Replace an earlier export of paradime's at ``out``.
+        Replace an earlier, unchanged export of paradime's at ``out``.
     runtime_dir : str, optional
         Folder with the browser runtime files (web only).
     title : str, optional
@@ -115,33 +135,20 @@ def export_model(model: str, fmt: str, out: str, store: str | None = None, *, me
     dict
         What was written: format, path, model key, dataset key, rows drawn.
     """
-    from paradime_core.export import routine_to_onnx, routine_to_web
-    from pipelines import artifacts
-    from pipelines.flows import resolve_model
+    from pipelines.flows import _local_root, resolve_model
+    from pipelines.outputs import check_output, staged_output
 
     if fmt not in FORMATS:
         raise PipelineError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
     st = ArtifactStore(store)
+    rules = {"overwrite": overwrite, "inputs": [model, data], "store_root": _local_root(st)}
+    check_output(out, **rules)  # before any work
     model_key = resolve_model(model, st, seed, out_dim)
-    routine = artifacts.load_routine(st, model_key)
-    rows = training_rows(st, model_key, data, label_column)
-    direct = getattr(routine.model_, "input_key", None) == "index"
-    if fmt == "onnx":
-        _refuse_existing_onnx(out, overwrite)
-        path = routine_to_onnx(routine, out, method=method, X_train=None if direct else rows.features,
-                               feature_names=None if direct else rows.feature_names)
-        return {"format": fmt, "path": str(path), "model": model_key, "dataset": rows.dataset_key}
-    if direct:
-        raise PipelineError(f"model {model_key[:12]} is a direct (non-parametric) model: it cannot embed new "
-                            "rows, so it has no web page; export it as onnx")
-    if rows.features is None:
-        raise PipelineError(f"model {model_key[:12]}: its training dataset is not in store {st.url}; "
-                            "give the rows to draw with --data")
-    path = routine_to_web(routine, out, rows.features, labels=rows.labels, feature_names=rows.feature_names,
-                          title=title or f"paradime model {model_key[:12]}", runtime_dir=runtime_dir,
-                          overwrite=overwrite)
-    return {"format": fmt, "path": str(path), "model": model_key, "dataset": rows.dataset_key,
-            "rows": int(len(rows.features))}
+    with staged_output(out, **rules) as tmp:
+        written = write_export(st, model_key, fmt, tmp, method=method, data=data, label_column=label_column,
+                               runtime_dir=runtime_dir, title=title)
+    return {**written, "path": os.path.abspath(os.path.expanduser(out))}
 
 
-__all__ = ["FORMATS", "TrainingRows", "export_model", "fitted_dataset", "training_rows"]
+__all__ = ["EXPORT_NAMES", "FORMATS", "TrainingRows", "export_model", "fitted_dataset", "training_rows",
+           "write_export"]

@@ -80,10 +80,12 @@ def _logger() -> Any:
 
 
 def ingest_stage(data: str, store: ArtifactStore, label_column: str | None = None,
-                 progress: bool = True) -> tuple[StageRef, StageRecord, dict[str, str]]:
+                 progress: bool = True, replace: bool = False) -> tuple[StageRef, StageRecord, dict[str, str]]:
     """The dataset stage of ``data`` (a path/URL, a dataset name, or a stored dataset key).
 
-    An input read before with an unchanged signature is not opened at all.
+    An input read before with an unchanged signature is not opened at all: its stored copy
+    passes the cheap checks (seal, file sizes; checksums are verified when it is read).
+    ``replace`` reads the input again and replaces the stored copy (a damaged one).
     """
     start = time.perf_counter()
     stored = _stored_dataset(store, data)
@@ -92,20 +94,20 @@ def ingest_stage(data: str, store: ArtifactStore, label_column: str | None = Non
         return stored, timed_record("datasets", stored.name, stored.key, "cached", start), fps
     found = probe(data, label_column)
     record = None
-    if found.signature is not None:
+    if found.signature is not None and not replace:
         record = SourceIndex(store).lookup(found.url, found.signature, found.options)
     if record is not None:
         ref = dataset_ref(store, record["fingerprint"])
         if ref is not None:
             try:
-                store.verify("datasets", ref.key)
+                store.check("datasets", ref.key)
                 return ref, timed_record("datasets", ref.name, ref.key, "cached", start), dict(record["arrays"])
             except CorruptArtifact as exc:
                 warnings.warn(CacheWarning(f"cached dataset ({ref.key[:12]}) is damaged: {exc}; ingesting again"),
                               stacklevel=2)
-                store.remove("datasets", ref.key)
-    result = ingest(found.open(), store, name=_dataset_name(found.url), progress=progress)
-    status = "recomputed" if record is not None and result.status == "computed" else result.status
+                replace = True
+    result = ingest(found.open(), store, name=_dataset_name(found.url), progress=progress, replace=replace)
+    status = "recomputed" if (record is not None or replace) and result.status == "computed" else result.status
     return result.ref, timed_record("datasets", result.ref.name, result.ref.key, status, start), result.fingerprints
 
 
@@ -175,7 +177,12 @@ def run_spec(spec: Any, data: str, store: str | None = None, *, dask_address: st
         key, name = handle.identity(st, seed, out_dim)
         start_from = catalog.warm_start_for(st, key, ref.key) if warm_start else None
         plan = _plan(st, handle, ref, fingerprints, seed, out_dim, start_from)
-        pipeline = Pipeline(st, handle, plan, dask, device=device, progress=progress, torch_threads=torch_threads)
+        reingest = None
+        if not str(data).startswith("datasets/"):
+            def reingest() -> StageRef:
+                return ingest_stage(str(data), st, label_column, progress, replace=True)[0]
+        pipeline = Pipeline(st, handle, plan, dask, device=device, progress=progress, torch_threads=torch_threads,
+                            reingest=reingest)
         for node_id, node in plan.nodes.items():
             if node.kind == "reports" and not report:
                 continue
@@ -283,6 +290,20 @@ def resolve_model(model: str, store: ArtifactStore, seed: int = 0, out_dim: int 
     return fit["model"]
 
 
+def verified_model(model: str, store: ArtifactStore, seed: int = 0, out_dim: int = 2) -> str:
+    """:func:`resolve_model`, then every file of the model's stage checked against its checksum.
+
+    Raises :class:`PipelineError` (one line naming the damaged file) for a damaged model.
+    """
+    key = resolve_model(model, store, seed, out_dim)
+    try:
+        store.verify("phases", key)
+    except CorruptArtifact as exc:
+        raise PipelineError(f"model {key[:12]} is damaged ({exc}); `paradime run` recomputes it, "
+                            f"`paradime cache verify` lists every damaged stage") from None
+    return key
+
+
 def import_routine_file(path: str, store: ArtifactStore) -> str:
     """Store a saved routine (``Routine.save``) as a phase stage keyed by the file's bytes."""
     import hashlib
@@ -343,32 +364,33 @@ def embed_task(model_key: str, data: str, store: ArtifactStore, dask_address: st
     else:
         ref, record, fingerprints = ingest_stage(data, store, label_column, progress)
         records.append(record)
+        ref = _verified_dataset(store, ref, data, label_column, progress)
         location = store.zarr_location(store.stage_path("datasets", ref.key) + "/main")
         fingerprint, dataset_key = fingerprints["main"], ref.key
     start = time.perf_counter()
     status = "computed"
     if fingerprint is not None:
         key = embed_key(model_key, fingerprint, method)
-        if store.manifest("embeddings", key) is not None:
-            try:
+        try:
+            if store.check("embeddings", key) is not None:
                 store.verify("embeddings", key)
                 records.append(timed_record("embeddings", "embed", key, "cached", start))
                 return records, key, fingerprint
-            except CorruptArtifact as exc:
-                warnings.warn(CacheWarning(f"cached embedding ({key[:12]}) is damaged: {exc}; recomputing"),
-                              stacklevel=2)
-                status = "recomputed"
-        store.remove("embeddings", key)
+        except CorruptArtifact as exc:
+            warnings.warn(CacheWarning(f"cached embedding ({key[:12]}) is damaged: {exc}; recomputing"),
+                          stacklevel=2)
+            status = "recomputed"
     with DaskManager(dask_address) as dask, store.begin(
-            "embeddings", key if fingerprint is not None else "pending", name="embed",
+            "embeddings", key if fingerprint is not None else "pending", name="embed", replace=status == "recomputed",
             meta={"inputs": {"model": model_key, "data": fingerprint, "method": method}}) as writer:
         summary, fingerprint = embed_into(store, dask, model_key, location, writer, data_fingerprint=fingerprint,
                                           method=method, progress=progress,
-                                          extra_attrs={"dataset_key": dataset_key, "source": str(data)})
+                                          extra_attrs={"dataset_key": dataset_key, "source": str(data)},
+                                          source_name=str(data))
         writer.summary = summary
         key = writer.key = embed_key(model_key, fingerprint, method)
         writer.meta["inputs"]["data"] = fingerprint
-        if store.manifest("embeddings", key) is not None:  # the same rows were embedded before
+        if status != "recomputed" and store.manifest("embeddings", key) is not None:  # embedded before
             writer.discard()
             status = "cached"
     if signature is not None:
@@ -377,19 +399,44 @@ def embed_task(model_key: str, data: str, store: ArtifactStore, dask_address: st
     return records, key, fingerprint
 
 
+def _verified_dataset(store: ArtifactStore, ref: StageRef, data: str, label_column: str | None,
+                      progress: bool) -> StageRef:
+    """``ref`` after verifying its checksums; a damaged copy is ingested again from ``data``
+    (refused if ``data`` named the stored dataset itself)."""
+    try:
+        store.verify("datasets", ref.key)
+        return ref
+    except CorruptArtifact as exc:
+        if str(data).startswith("datasets/") or _stored_dataset(store, data) is not None:
+            raise PipelineError(f"dataset {ref.key[:12]} is damaged ({exc}); remove it with "
+                                f"`paradime cache rm datasets/{ref.key[:12]}` and ingest the data again") from None
+        warnings.warn(CacheWarning(f"cached dataset ({ref.key[:12]}) is damaged: {exc}; ingesting again"),
+                      stacklevel=2)
+    return ingest_stage(data, store, label_column, progress, replace=True)[0]
+
+
 def run_embed(model: str, data: str, store: str | None = None, *, dask_address: str | None = None,
               out: str | None = None, method: str = "embed", label_column: str | None = None,
-              progress: bool = True, seed: int = 0, out_dim: int = 2) -> RunResult:
-    """Embed ``data`` (any ingest format, a stored dataset, or a Zarr array) with ``model``."""
+              progress: bool = True, seed: int = 0, out_dim: int = 2, overwrite: bool = False) -> RunResult:
+    """Embed ``data`` (any ingest format, a stored dataset, or a Zarr array) with ``model``.
+
+    ``out`` follows :mod:`pipelines.outputs` (an existing output is replaced only with
+    ``overwrite`` and only if paradime wrote it; never the input).
+    """
+    from pipelines.outputs import check_output
+
     started = time.perf_counter()
     st = ArtifactStore(store)
     result = RunResult("embed", st.url)
-    model_key = resolve_model(model, st, seed, out_dim)
+    inputs = [str(data), str(model)]
+    if out:
+        check_output(out, overwrite=overwrite, inputs=inputs, store_root=_local_root(st))
+    model_key = verified_model(model, st, seed, out_dim)
     records, key, _ = _call(embed_task, model_key, str(data), st, dask_address, method, label_column, progress)
     result.records.extend(records)
     result.model_key, result.embedding_key = model_key, key
     if out:
-        result.output = export_embedding(st, key, out)
+        result.output = export_embedding(st, key, out, overwrite=overwrite, inputs=inputs)
     result.seconds = round(time.perf_counter() - started, 3)
     result.run_log = catalog.record_run(st, "embed", result.to_dict())
     return result
@@ -398,66 +445,94 @@ def run_embed(model: str, data: str, store: str | None = None, *, dask_address: 
 @flow(name="paradime-embed", validate_parameters=False)
 def embed_flow(model: str, data: str, store: str | None = None, dask_address: str | None = None,
                out: str | None = None, method: str = "embed", label_column: str | None = None,
-               progress: bool = True, seed: int = 0, out_dim: int = 2) -> RunResult:
+               progress: bool = True, seed: int = 0, out_dim: int = 2, overwrite: bool = False) -> RunResult:
     """Embed any number of rows with a trained model (``map_blocks`` over Zarr row chunks)."""
     return run_embed(model, data, store, dask_address=dask_address, out=out, method=method,
-                     label_column=label_column, progress=progress, seed=seed, out_dim=out_dim)
+                     label_column=label_column, progress=progress, seed=seed, out_dim=out_dim,
+                     overwrite=overwrite)
 
 
-def export_run(store: ArtifactStore, result: RunResult, out_dir: str) -> list[str]:
-    """Write a fit run's outputs to ``out_dir``: ``embedding.npy`` and the report's ``embedding.png``."""
-    os.makedirs(out_dir, exist_ok=True)
-    written = [export_embedding(store, result.embedding_key, os.path.join(out_dir, "embedding.npy"))]
+def _local_root(store: ArtifactStore) -> str | None:
+    return store.root if store.is_local else None
+
+
+def _verified_stage(store: ArtifactStore, kind: str, key: str) -> None:
+    try:
+        store.verify(kind, key)
+    except CorruptArtifact as exc:
+        raise PipelineError(f"stored {kind[:-1]} {key[:12]} is damaged ({exc}); run the command "
+                            "again to recompute it") from None
+
+
+def export_run(store: ArtifactStore, result: RunResult, out_dir: str, overwrite: bool = False,
+               inputs: list[str] | tuple[str, ...] = (), exports: tuple[str, ...] = ()) -> list[str]:
+    """Write a fit run's outputs to the folder ``out_dir``: ``embedding.npy``, the report's
+    ``embedding.png`` and the model in each of ``exports`` (``model.onnx``, ``web/``), by the
+    rules of :mod:`pipelines.outputs`."""
+    import numpy as np
+
+    from pipelines.outputs import staged_output
+
+    _verified_stage(store, "embeddings", result.embedding_key)
     report = next((r for r in result.records if r.kind == "reports"), None)
-    if report is not None:
-        group = store.open_group("reports", report.key)
-        if "plot_png" in group:
-            path = os.path.join(out_dir, "embedding.png")
-            with open(path, "wb") as handle:
-                handle.write(bytes(group["plot_png"][...].tobytes()))
-            written.append(path)
-    return written
+    names = ["embedding.npy"]
+    with staged_output(out_dir, overwrite=overwrite, inputs=inputs, store_root=_local_root(store)) as tmp:
+        os.makedirs(tmp)
+        with open(os.path.join(tmp, "embedding.npy"), "wb") as handle:
+            np.save(handle, np.asarray(store.open_group("embeddings", result.embedding_key)["embedding"][...]))
+        if report is not None:
+            _verified_stage(store, "reports", report.key)
+            group = store.open_group("reports", report.key)
+            if "plot_png" in group:
+                with open(os.path.join(tmp, "embedding.png"), "wb") as handle:
+                    handle.write(bytes(group["plot_png"][...].tobytes()))
+                names.append("embedding.png")
+        if exports:
+            from pipelines.exporting import EXPORT_NAMES, write_export
+
+            for fmt in exports:
+                write_export(store, result.model_key, fmt, os.path.join(tmp, EXPORT_NAMES[fmt]))
+                names.append(EXPORT_NAMES[fmt])
+    target = os.path.abspath(os.path.expanduser(out_dir))
+    return [os.path.join(target, name) for name in names]
 
 
-def export_embedding(store: ArtifactStore, key: str, out: str) -> str:
-    """Copy a stored embedding to ``out`` (.zarr with xarray layout and provenance, .npy, .csv, .parquet)."""
+def export_embedding(store: ArtifactStore, key: str, out: str, overwrite: bool = False,
+                     inputs: list[str] | tuple[str, ...] = ()) -> str:
+    """Copy a stored embedding to ``out`` (.zarr with xarray layout and provenance, .npy, .csv,
+    .parquet), by the rules of :mod:`pipelines.outputs`."""
     import numpy as np
     import xarray as xr
 
+    from pipelines.outputs import staged_output
+
+    lower = str(out).lower().rstrip("/")
+    if not lower.endswith((".zarr", ".npy", ".csv", ".parquet")):
+        raise PipelineError(f"{out}: unknown output format (use .zarr, .npy, .csv or .parquet)")
+    _verified_stage(store, "embeddings", key)
     group = store.open_group("embeddings", key)
     attrs = {k: v for k, v in group.attrs.items() if k != "paradime"}
     attrs["embedding_key"] = key
-    target = local_url(out)
-    lower = target.lower().rstrip("/")
-    if "://" not in target:
-        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-    tmp = f"{target.rstrip('/')}.tmp-{os.getpid()}"
-    if lower.endswith(".zarr"):
-        dataset = xr.open_zarr(store.zarr_location(store.stage_path("embeddings", key)), consolidated=False,
-                               chunks={})[["embedding"]]
-        dataset.attrs = attrs
-        dataset.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
-    else:
-        values = np.asarray(group["embedding"][...])
-        if lower.endswith(".npy"):
-            with open(tmp, "wb") as handle:
-                np.save(handle, values)
-        elif lower.endswith((".csv", ".parquet")):
-            import pandas as pd
-
-            frame = pd.DataFrame(values, columns=[f"dim_{i}" for i in range(values.shape[1])])
-            if lower.endswith(".csv"):
-                frame.to_csv(tmp, index=False)
-            else:
-                frame.to_parquet(tmp, index=False)
+    with staged_output(out, overwrite=overwrite, inputs=inputs, store_root=_local_root(store)) as tmp:
+        if lower.endswith(".zarr"):
+            dataset = xr.open_zarr(store.zarr_location(store.stage_path("embeddings", key)), consolidated=False,
+                                   chunks={})[["embedding"]]
+            dataset.attrs = attrs
+            dataset.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
         else:
-            raise PipelineError(f"{out}: unknown output format (use .zarr, .npy, .csv or .parquet)")
-    if os.path.isdir(target):
-        import shutil
+            values = np.asarray(group["embedding"][...])
+            if lower.endswith(".npy"):
+                with open(tmp, "wb") as handle:
+                    np.save(handle, values)
+            else:
+                import pandas as pd
 
-        shutil.rmtree(target)
-    os.replace(tmp, target)
-    return target
+                frame = pd.DataFrame(values, columns=[f"dim_{i}" for i in range(values.shape[1])])
+                if lower.endswith(".csv"):
+                    frame.to_csv(tmp, index=False)
+                else:
+                    frame.to_parquet(tmp, index=False)
+    return os.path.abspath(os.path.expanduser(str(out)))
 
 
 __all__ = ["RunResult", "embed_flow", "fit_flow", "retrain_flow", "run_embed", "run_spec", "Source"]

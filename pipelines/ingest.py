@@ -15,7 +15,6 @@ then published under the fingerprint (or dropped if that dataset already exists)
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,11 +52,11 @@ class Probe:
 
 
 def named_dataset(name: str) -> Any:
-    """The :mod:`data` registry's descriptor for ``name`` (None if unknown or not a name)."""
+    """The :mod:`paradime_core.datasets` registry's descriptor for ``name`` (None if unknown or not a name)."""
     if not name or "/" in name or os.sep in name or "." in name:
         return None
     try:
-        from data import dataset_info
+        from paradime_core.datasets import dataset_info
     except ImportError:  # the data package is not installed
         return None
     try:
@@ -78,7 +77,7 @@ def probe(data: str | os.PathLike[str], label_column: str | None = None) -> Prob
         info = named_dataset(text)
         if info is None:
             raise errors.DataError(f"data not found: {text} (not a file, folder or URL, and not a dataset name; "
-                            f"see `python -c 'import data; print(data.list_datasets())'`)")
+                            f"see `python -c 'from paradime_core.datasets import list_datasets; print(list_datasets())'`)")
         return _named_probe(info, options)
     try:
         signature = file_signature(fs, fs_path)
@@ -96,7 +95,7 @@ def probe(data: str | os.PathLike[str], label_column: str | None = None) -> Prob
 def _named_probe(info: Any, options: dict[str, Any]) -> Probe:
     import fsspec
 
-    from data import default_cache_dir, default_data_dirs
+    from paradime_core.datasets import default_cache_dir, default_data_dirs
 
     url = f"dataset:{info.name}"
     signature = None
@@ -112,7 +111,7 @@ def _named_probe(info: Any, options: dict[str, Any]) -> Probe:
                 break
 
     def opener() -> Source:
-        from data import load_dataset
+        from paradime_core.datasets import load_dataset
 
         dataset = load_dataset(info.name)
         arrays = {"main": dataset.X, "y": dataset.y, **dict(getattr(dataset, "extras", {}) or {})}
@@ -148,9 +147,10 @@ def dataset_ref(store: ArtifactStore, key: str) -> StageRef | None:
 
 
 def ingest(source: Source, store: ArtifactStore, name: str | None = None,
-           progress: bool = False) -> IngestResult:
-    """Publish ``source`` as a dataset group keyed by its content fingerprint."""
-    record = known_fingerprints(source, store)
+           progress: bool = False, replace: bool = False) -> IngestResult:
+    """Publish ``source`` as a dataset group keyed by its content fingerprint (``replace``:
+    read it again and replace the stored copy, a damaged one)."""
+    record = None if replace else known_fingerprints(source, store)
     if record is not None:
         ref = dataset_ref(store, record["fingerprint"])
         if ref is not None:
@@ -160,7 +160,7 @@ def ingest(source: Source, store: ArtifactStore, name: str | None = None,
     row_bytes = int(np.prod(main_row, dtype=np.int64)) * main_dtype.itemsize
     rows = chunk_rows_for(row_bytes, source.n_rows)
     hashers = {k: ArrayHasher(d, s) for k, (d, s) in source.schema.items()}
-    with store.begin("datasets", "pending", name=name) as writer:
+    with store.begin("datasets", "pending", name=name, replace=replace) as writer:
         group = writer.group
         arrays = {}
         for key, (dtype, row_shape) in source.schema.items():
@@ -174,7 +174,6 @@ def ingest(source: Source, store: ArtifactStore, name: str | None = None,
             for block in source.blocks(rows):
                 if "main" in block and block["main"].ndim == 1:
                     block["main"] = block["main"][:, None]
-                _check_finite(block, n, source.url)
                 for key, values in block.items():
                     values = np.asarray(values, dtype=source.schema[key][0])
                     hashers[key].update(values)
@@ -201,7 +200,7 @@ def ingest(source: Source, store: ArtifactStore, name: str | None = None,
         writer.summary = {"n_items": n, "arrays": {k: [n, *s] for k, (_, s) in source.schema.items()},
                           "source": source.url}
         status = "computed"
-        if dataset_ref(store, key) is not None:  # same content read before from elsewhere
+        if not replace and dataset_ref(store, key) is not None:  # same content read before from elsewhere
             writer.discard()
             status = "cached"
     return _finish_ingest(store, source, key, fingerprints, status)
@@ -249,16 +248,6 @@ class _RowBuffer:
         rest = data[take:]
         self.pending = [rest] if len(rest) else []
         self.count = len(rest)
-
-
-def _check_finite(block: Mapping[str, np.ndarray], offset: int, url: str) -> None:
-    for key, values in block.items():
-        if values.dtype.kind == "f":
-            flat = values.reshape(len(values), -1)
-            bad = ~np.isfinite(flat).all(axis=1)
-            if bad.any():
-                row = offset + int(np.flatnonzero(bad)[0])
-                raise errors.DataError(f"{url}: array '{key}' row {row} contains NaN or inf")
 
 
 def _progress_bar(enabled: bool, total: int | None, desc: str) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines import errors
+from pipelines import errors, validation
 from pipelines.errors import PipelineError
 from pipelines.fingerprint import (
     canonical_dtype,
@@ -65,6 +65,13 @@ class Source:
     options: dict[str, Any] = field(default_factory=dict)
 
     def blocks(self, rows: int) -> Iterator[dict[str, np.ndarray]]:
+        """Aligned blocks of ``rows`` rows, each checked (:mod:`pipelines.validation`)."""
+        if self.format == "folder":  # each part checks its own rows (errors name the part)
+            yield from self._stream(rows)
+            return
+        yield from validation.checked_blocks(self._raw_blocks(rows), self.url, self.format)
+
+    def _raw_blocks(self, rows: int) -> Iterator[dict[str, np.ndarray]]:
         if self._arrays is not None:
             for start in range(0, int(self.n_rows or 0), rows):
                 yield {k: np.asarray(a[start:start + rows]) for k, a in self._arrays.items()}
@@ -187,14 +194,12 @@ def open_source(path: str | os.PathLike[str], label_column: str | None = None,
         raise errors.DataError(f"data not found: {path}")
     is_dir = fs.isdir(fs_path)
     fmt = _format_of(fs, fs_path, is_dir, path)
+    if not is_dir and fs.size(fs_path) == 0:
+        raise errors.DataError(f"{path}: the file is empty (0 bytes)")
     if fmt == "folder":
         return _folder_source(fs, fs_path, url, label_column, options)
-    try:
+    with validation.reading(str(path), fmt):
         source = _open_format(fmt, fs, fs_path, url, label_column, options)
-    except (errors.DataError, PipelineError):
-        raise
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise errors.DataError(f"{path}: cannot read as {fmt} ({type(exc).__name__}: {exc})") from exc
     source.signature = file_signature(fs, fs_path)
     source.options = {"label_column": label_column}
     return source
@@ -220,6 +225,9 @@ def _open_format(fmt: str, fs: Any, fs_path: str, url: str, label_column: str | 
                 arrays = {k: npz[k] for k in npz.files}
         return _array_source(url, fmt, arrays, url)
     if fmt == "npy":
+        with fs.open(fs_path, "rb") as handle:
+            if handle.read(6) != b"\x93NUMPY":
+                raise errors.DataError(f"{url}: not a NumPy .npy file (no .npy header)")
         if "file" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)):
             array = np.load(fs_path, mmap_mode="r", allow_pickle=False)
         else:
@@ -307,6 +315,8 @@ def _table_source(fmt: str, fs: Any, fs_path: str, url: str, label_column: str |
         sep = "\t" if fs_path.lower().endswith(".tsv") else ","
         with fs.open(fs_path, "rb") as handle:
             head = pd.read_csv(handle, sep=sep, nrows=256)
+        if head.empty:
+            raise errors.DataError(f"{url}: the table has a header but no rows")
         dtypes = {c: head[c].dtype for c in head.columns}
     else:
         import pyarrow.parquet as pq
@@ -333,29 +343,30 @@ def _table_source(fmt: str, fs: Any, fs_path: str, url: str, label_column: str |
     if label is not None and not text_label and fmt == "parquet":
         label_dtype = np.dtype(dtypes[label])
     codes = _LabelCodes()
+    header_lines = 1 if fmt == "csv" else None  # text tables: errors also name the line
 
-    def to_block(frame: Any) -> dict[str, np.ndarray]:
-        block = {"main": frame[features].to_numpy(dtype=feature_dtype)}
+    def to_block(frame: Any, first_row: int) -> dict[str, np.ndarray]:
+        block = {"main": validation.numeric_columns(frame, features, feature_dtype, url, first_row, header_lines)}
         if label is not None:
             values = frame[label]
             if text_label:
                 block["y"] = codes.encode(values.astype(str).to_numpy())
             else:
-                if values.isna().any():
-                    raise errors.DataError(f"{url}: label column '{label}' has missing values")
-                block["y"] = values.to_numpy(dtype=label_dtype)
+                block["y"] = validation.label_codes(values, url, label, first_row, header_lines, label_dtype)
         return block
 
     def stream(rows: int) -> Iterator[dict[str, np.ndarray]]:
+        first_row = 0
         with fs.open(fs_path, "rb") as handle:
             if fmt == "csv":
-                for frame in pd.read_csv(handle, sep=sep, chunksize=rows):
-                    yield to_block(frame)
+                frames: Iterator[Any] = iter(pd.read_csv(handle, sep=sep, chunksize=rows))
             else:
                 import pyarrow.parquet as pq
 
-                for batch in pq.ParquetFile(handle).iter_batches(batch_size=rows):
-                    yield to_block(batch.to_pandas())
+                frames = (batch.to_pandas() for batch in pq.ParquetFile(handle).iter_batches(batch_size=rows))
+            for frame in frames:
+                yield to_block(frame, first_row)
+                first_row += len(frame)
 
     schema_out = {"main": (canonical_dtype(feature_dtype), (len(features),))}
     if label is not None:

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from pipelines import artifacts, errors
+from paradime_core.value_checks import all_rows_identical
+from pipelines import artifacts, errors, stage_checks
 from pipelines.errors import CacheWarning, CorruptArtifact, PipelineError
 from pipelines.ingest import chunk_rows_for, load_dataset
 from pipelines.keys import Node, Plan, spec_id
@@ -68,7 +69,8 @@ class Pipeline:
     """One run of a spec on an ingested dataset: ensures stages, loads their values."""
 
     def __init__(self, store: ArtifactStore, spec: Any, plan: Plan, dask: DaskManager | None = None,
-                 device: str = "cpu", progress: bool = True, torch_threads: int | None = None):
+                 device: str = "cpu", progress: bool = True, torch_threads: int | None = None,
+                 reingest: Callable[[], StageRef] | None = None):
         from pipelines.settings import torch_threads as threads_setting
 
         self.torch_threads = threads_setting(torch_threads)
@@ -82,6 +84,8 @@ class Pipeline:
         self._ensured: dict[str, StageRef] = {}
         self._values: dict[str, Any] = {}
         self._dataset: dict[str, np.ndarray] | None = None
+        self._dataset_verified = False
+        self.reingest = reingest  # ingests the run's data again, replacing a damaged copy
         self._tensors: Any = None
         self._compute: dict[str, Callable[[Node, Any], dict[str, Any]]] = {
             "knn": self._compute_knn,
@@ -99,32 +103,40 @@ class Pipeline:
 
     # ------------------------------------------------------------------ ensure / load
     def run(self, node_id: str) -> StageRef:
-        """Ensure stage ``node_id`` (and, if needed, what it depends on)."""
-        return self.ensure(self.plan.nodes[node_id])
+        """Ensure stage ``node_id`` (and, if needed, what it depends on).
+
+        A stage the run hands to the user (the final model, the embedding, the report) is
+        also verified file by file, so a damaged copy is recomputed even when cached.
+        """
+        node = self.plan.nodes[node_id]
+        ref = self.ensure(node)
+        if node.kind in ("embeddings", "reports") or node.id == self.plan.final_phase.id:
+            ref = self.readable(node)
+        return ref
 
     def ensure(self, node: Node, force: bool = False) -> StageRef:
+        """The stage of ``node``: the stored copy if it passes the cheap checks (seal and
+        file sizes), else computed; ``force`` recomputes it and replaces the stored copy."""
         if node.id in self._ensured and not force:
             return self._ensured[node.id]
         start = time.perf_counter()
         store = self.store
-        status = "computed"
-        detail = ""
-        if not force and store.manifest(node.kind, node.key) is not None:
+        status, detail = ("recomputed" if force else "computed"), ""
+        if not force:
             try:
-                manifest = store.verify(node.kind, node.key)
-                ref = StageRef(store.url, node.kind, node.key, node.name, manifest.get("summary", {}))
-                self._ensured[node.id] = ref
-                self.records.append(timed_record(node.kind, node.name, node.key, "cached", start))
-                return ref
+                manifest = store.check(node.kind, node.key)
             except CorruptArtifact as exc:
                 self._damaged(node, exc)
-                status, detail = "recomputed", str(exc)
-        if force:
-            status = "recomputed"
-        store.remove(node.kind, node.key)  # a damaged copy or a crashed run's leftover
+                status, detail, force = "recomputed", str(exc), True
+            else:
+                if manifest is not None:
+                    ref = StageRef(store.url, node.kind, node.key, node.name, manifest.get("summary", {}))
+                    self._ensured[node.id] = ref
+                    self.records.append(timed_record(node.kind, node.name, node.key, "cached", start))
+                    return ref
         for dep in node.deps:
             self.ensure(self.plan.nodes[dep])
-        with store.begin(node.kind, node.key, name=node.name,
+        with store.begin(node.kind, node.key, name=node.name, replace=force,
                          meta={"inputs": node.payload, "node": node.id}) as writer:
             try:
                 writer.summary = self._compute[node.kind](node, writer) or {}
@@ -142,12 +154,23 @@ class Pipeline:
                                    f"'{node.name}' ({node.key[:12]}) is damaged: {exc}; recomputing"),
                       stacklevel=2)
 
+    def readable(self, node: Node) -> StageRef:
+        """Ensure ``node``'s stage and verify every file's checksum before its content is read;
+        a damaged stage is reported (:class:`CacheWarning`) and recomputed."""
+        ref = self.ensure(node)
+        try:
+            self.store.verify(node.kind, node.key)
+        except CorruptArtifact as exc:
+            self._damaged(node, exc)
+            ref = self.ensure(node, force=True)
+        return ref
+
     def value(self, node_id: str) -> Any:
         """The in-memory value of a relation, derived-data or kNN stage (recomputed if unreadable)."""
         if node_id in self._values:
             return self._values[node_id]
         node = self.plan.nodes[node_id]
-        self.ensure(node)
+        self.readable(node)
         try:
             value = self._load(node)
         except (CorruptArtifact, ValueError, KeyError, OSError, RuntimeError) as exc:
@@ -164,21 +187,55 @@ class Pipeline:
         if node.kind == "derived":
             return np.asarray(group["value"][...])
         if node.kind == "knn":
-            return np.asarray(group["indices"][...]), np.asarray(group["distances"][...])
+            indices, distances = np.asarray(group["indices"][...]), np.asarray(group["distances"][...])
+            try:  # a graph stored before its stage was checked is recomputed, never used
+                stage_checks.check_knn(indices, distances, self.plan.n_items, f"kNN '{node.name}'")
+            except stage_checks.StageCheckError as exc:
+                raise CorruptArtifact(str(exc)) from None
+            return indices, distances
         raise ValueError(f"no in-memory value for {node.kind}")
 
     # ------------------------------------------------------------------ data
     def dataset_location(self, array: str = "main") -> Any:
+        self.verify_dataset()
         return self.store.zarr_location(self.store.stage_path("datasets", self.plan.dataset_key) + f"/{array}")
+
+    def verify_dataset(self) -> None:
+        """Verify the dataset's checksums before it is read (once per run); a damaged copy is
+        ingested again from the run's data, or refused if the data was a stored key."""
+        if self._dataset_verified:
+            return
+        key = self.plan.dataset_key
+        try:
+            self.store.verify("datasets", key)
+        except CorruptArtifact as exc:
+            if self.reingest is None:
+                raise PipelineError(f"dataset {key[:12]} is damaged ({exc}); remove it with "
+                                    f"`paradime cache rm datasets/{key[:12]}` and ingest the data again") from None
+            warnings.warn(CacheWarning(f"cached dataset ({key[:12]}) is damaged: {exc}; ingesting again"),
+                          stacklevel=2)
+            start = time.perf_counter()
+            ref = self.reingest()
+            self.records.append(timed_record("datasets", ref.name, ref.key, "recomputed", start, str(exc)))
+            if ref.key != key:
+                raise PipelineError(f"the data changed during the run (dataset {key[:12]} was damaged "
+                                    "and its source now reads differently); run again") from None
+        self._dataset_verified = True
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The ingested arrays in memory (loaded once per run)."""
         if self._dataset is None:
+            self.verify_dataset()
             try:
                 self._dataset = load_dataset(self.store, self.plan.dataset_key)
             except (KeyError, ValueError, OSError) as exc:
                 raise PipelineError(f"dataset {self.plan.dataset_key[:12]} cannot be read ({exc}); "
                                     "remove it with `paradime cache rm` and run again") from exc
+            main = self._dataset["main"]
+            if all_rows_identical(main):  # refused before any stage computes on them
+                source = self.store.open_group("datasets", self.plan.dataset_key).attrs.get("source", "the data")
+                raise errors.DataError(f"{source}: all {len(main)} rows are identical (there is no structure "
+                                       "to embed)")
         return self._dataset
 
     def input_array(self, name: str) -> np.ndarray:
@@ -226,6 +283,8 @@ class Pipeline:
         info = knn_to_zarr(self.dask, X2, source, array, writer.group, writer.location, k,
                            node.payload["method"], node.payload["metric"], node.payload["seed"], rows,
                            self.progress)
+        stage_checks.check_knn(writer.group["indices"], writer.group["distances"], int(X.shape[0]),
+                               f"kNN '{node.name}'")
         writer.group.attrs.update({"k": k, "metric": node.payload["metric"], **info})
         return {"n_items": int(X.shape[0]), "k": k, **info}
 
@@ -244,6 +303,7 @@ class Pipeline:
         else:
             data = {"main": self.arrays()["main"], relation.data: self.input_array(relation.data)}
             value = self.routine().compute_relation(node.name, data)
+        stage_checks.check_relation(value, self.plan.n_items, f"relation '{node.name}'")
         return artifacts.write_relation(writer.group, value)
 
     def _compute_derived(self, node: Node, writer: Any) -> dict[str, Any]:
@@ -256,6 +316,7 @@ class Pipeline:
             else:
                 data[key] = self.input_array(key)
         value = self.routine().compute_derived(node.name, data, relations)
+        stage_checks.check_rows(value, self.plan.n_items, f"derived data '{node.name}'")
         artifacts.write_rows(writer.group, "value", value,
                              dims=["sample"] + [f"dim_{i + 1}" for i in range(value.ndim - 1)])
         return {"shape": list(value.shape), "dtype": str(value.dtype)}
@@ -296,6 +357,8 @@ class Pipeline:
         finally:
             torch.set_num_threads(threads)
         history = {**history, result.name: result.history}
+        final = {k: (v[-1] if v else None) for k, v in result.history.items()}
+        stage_checks.check_phase(model.state_dict(), final, f"phase {index} ('{result.name}')")
         group = writer.group
         artifacts.write_state_dict(group, model.state_dict())
         if result.optimizer_state is not None:
@@ -307,7 +370,6 @@ class Pipeline:
             "spec_id": spec_id(self.spec, self.plan.seed, self.plan.out_dim),
             "dataset": self.plan.dataset_key,
         })
-        final = {k: (v[-1] if v else None) for k, v in result.history.items()}
         return {"phase": result.name, "epochs": result.epochs_run, "final_loss": final}
 
     def _phase_state(self, key: str, node: Node) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -315,6 +377,7 @@ class Pipeline:
         prev = next((n for n in self.plan.phases if n.key == key), None)
         for attempt in range(2):
             try:
+                self.store.verify("phases", key)
                 group = self.store.open_group("phases", key)
                 return artifacts.read_state_dict(group), dict(group.attrs.get("history", {}))
             except (KeyError, ValueError, OSError, RuntimeError, CorruptArtifact) as exc:
@@ -326,6 +389,9 @@ class Pipeline:
 
     def _compute_embedding(self, node: Node, writer: Any) -> dict[str, Any]:
         model_key = node.payload["model"]
+        model_node = next((n for n in self.plan.phases if n.key == model_key), None)
+        if model_node is not None:
+            self.readable(model_node)
         summary, _ = embed_into(self.store, self.dask, model_key, self.dataset_location("main"), writer,
                                 data_fingerprint=node.payload["data"], method=node.payload["method"],
                                 progress=self.progress, training_items=self.plan.n_items)
@@ -335,14 +401,16 @@ class Pipeline:
         from paradime_core import metrics
 
         embedding_node = self.plan.nodes[node.deps[0]]
+        self.readable(embedding_node)
         embedding = np.asarray(self.store.open_group("embeddings", embedding_node.key)["embedding"][...])
         arrays = self.arrays()
         labels = arrays.get("y")
         if labels is not None and labels.ndim != 1:
             labels = None
         options = {"k": 10, "sample": 5000, "seed": 0, **node.payload.get("metrics", {})}
+        options["k"] = min(int(options["k"]), (len(embedding) - 1) // 2)  # the measures need k < n / 2
         X = arrays["main"].reshape(len(arrays["main"]), -1)
-        values = metrics.evaluate(X, embedding, labels, **options)
+        values = metrics.evaluate(X, embedding, labels, **options) if options["k"] >= 1 else {}
         values = {k: float(v) for k, v in values.items()}
         png = plot_png(embedding, labels, title=self.spec.name or "embedding")
         writer.group.attrs.update({"metrics": values, "metric_options": options,
@@ -366,13 +434,15 @@ def plot_png(embedding: np.ndarray, labels: np.ndarray | None, title: str = "") 
 
 def embed_into(store: ArtifactStore, dask: DaskManager, model_key: str, source: Any, writer: Any, *,
                data_fingerprint: str | None, method: str = "embed", progress: bool = True,
-               training_items: int | None = None, extra_attrs: dict[str, Any] | None = None
-               ) -> tuple[dict[str, Any], str]:
+               training_items: int | None = None, extra_attrs: dict[str, Any] | None = None,
+               source_name: str | None = None) -> tuple[dict[str, Any], str]:
     """Embed the Zarr array ``source`` with phase ``model_key``'s model into ``writer``'s group.
 
     Writes array ``embedding`` (dims ``sample``, ``component``) with provenance attributes:
     model key, spec hash, data fingerprint. With ``data_fingerprint=None`` the rows are
-    fingerprinted in the same pass (blocks of 65,536 rows). Returns (summary, fingerprint).
+    fingerprinted in the same pass (blocks of 65,536 rows). Rows of another width than the
+    model's input and non-finite results are refused (``source_name`` names the data in the
+    error). Returns (summary, fingerprint).
     """
     import torch
     import zarr
@@ -397,6 +467,7 @@ def embed_into(store: ArtifactStore, dask: DaskManager, model_key: str, source: 
 
             data_fingerprint = array_fingerprint(src)
     else:
+        _check_width(src, routine, model_key, source_name)
         probe = embed_rows(model, np.asarray(src[:2]), method)
         d = int(probe.shape[1]) if probe.ndim > 1 else 1
         rows = BLOCK_ROWS if data_fingerprint is None else int(src.chunks[0])
@@ -408,13 +479,23 @@ def embed_into(store: ArtifactStore, dask: DaskManager, model_key: str, source: 
         threads = torch.get_num_threads()
         try:
             _, digests = embed_to_zarr(dask, source, (store.url, model_key),
-                                       store.zarr_location(writer.tmp_path + "/embedding"), method, progress,
+                                       writer.location_of("embedding"), method, progress,
                                        block_rows=rows, hash_rows=data_fingerprint is None)
         finally:
             torch.set_num_threads(threads)
         if data_fingerprint is None:
             data_fingerprint = combine_block_digests(src.dtype, tuple(src.shape), digests or [])
+    stage_checks.check_rows(group["embedding"], n, f"embedding of {source_name or 'the data'}")
     spec_hash = spec_id(routine.spec, routine.seed, routine.out_dim)
     group.attrs.update({"model_key": model_key, "spec_hash": spec_hash, "data_fingerprint": data_fingerprint,
                         "method": method, **(extra_attrs or {})})
     return {"n_items": n, "model_key": model_key, "data_fingerprint": data_fingerprint}, data_fingerprint
+
+
+def _check_width(src: Any, routine: Any, model_key: str, source_name: str | None) -> None:
+    """Refuse rows whose feature count differs from the model's input width (before any work)."""
+    expected = (getattr(routine, "model_spec_", None) and routine.model_spec_.options.get("in_dim"))
+    width = int(np.prod(src.shape[1:], dtype=np.int64)) if len(src.shape) > 1 else 1
+    if expected is not None and width != int(expected):
+        raise errors.DataError(f"{source_name or 'data'}: rows have {width} feature(s) but model "
+                               f"{model_key[:12]} takes {int(expected)}")

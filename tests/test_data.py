@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import data
-from data import download as dl
-from data import loaders, parsers, registry
-from data.download import ChecksumError, DownloadError
+from paradime_core import datasets as data
+from paradime_core.datasets import download as dl
+from paradime_core.datasets import loaders, parsers, registry
+from paradime_core.datasets.download import ChecksumError, DownloadError
 from paradime_core.errors import DataError
 
 SHARED = next((d for d in loaders.SHARED_DIRS if (d / "SOURCES.md").is_file()), None)

@@ -129,7 +129,7 @@ def test_routine_to_onnx_matches_transform(tmp_path, digits):
     from paradime_core import ParametricMDS
 
     X, _ = digits
-    mds = ParametricMDS(epochs=2, random_state=0).fit(X[:120])
+    mds = ParametricMDS(n_epochs=2, random_state=0).fit(X[:120])
     routine = mds.routine_
     path = routine.to_onnx(tmp_path / "mds.onnx", X_train=X[:120])
     np.testing.assert_allclose(run_onnx(path, X), routine.transform(X), rtol=1e-4, atol=1e-5)

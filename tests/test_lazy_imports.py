@@ -27,7 +27,7 @@ def _heavy_modules_after(statement: str) -> list[str]:
     "import paradime_core",
     "from paradime_core.errors import DataError, SpecError",
     "from paradime_core.spec.registry import RELATIONS, canonical_name",
-    "import data; data.dataset_info('digits'); data.dataset_info('mnist')",
+    "from paradime_core import datasets; datasets.dataset_info('digits'); datasets.dataset_info('mnist')",
     "from pipelines.ingest import probe; probe('digits')",
 ])
 def test_light_modules_import_no_heavy_library(statement):
@@ -84,7 +84,7 @@ def test_loading_a_saved_routine_builds_no_optimizer(tmp_path):
 
     X = np.random.default_rng(0).normal(size=(120, 6)).astype(np.float32)
     path = tmp_path / "umap.pt"
-    ParametricUMAP(epochs=1, batches_per_epoch=2, init="random", random_state=0).fit(X).save(path)
+    ParametricUMAP(n_epochs=1, batches_per_epoch=2, init="random", random_state=0).fit(X).save(path)
     out = _run(f"import sys, numpy as np; from paradime_core import Routine; r = Routine.load({str(path)!r}); "
                "r.transform(np.zeros((3, 6), dtype=np.float32)); print('torch._dynamo' in sys.modules)")
     assert out == ["False"]

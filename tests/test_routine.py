@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 
 from paradime_core import (
     DataError,
@@ -99,7 +100,8 @@ def test_nan_rows_are_named_before_any_computation(digits, no_computation):
     X, _ = digits
     X[7, 3] = np.nan
     X[20, 0] = np.inf
-    with pytest.raises(DataError, match=r"^dataset\['main'\]: 2 row\(s\) contain NaN or inf \(first: row 7\)$"):
+    with pytest.raises(DataError, match=r"^dataset\['main'\]: 2 row\(s\) hold NaN, inf or values outside float32 "
+                       r"\(first: row 7, column 3: NaN \(a missing value\)\)$"):
         routine().fit(X)
 
 
@@ -107,8 +109,17 @@ def test_nan_rows_in_another_entry_are_named(digits, no_computation):
     X, y = digits
     extra = np.ones((300, 2), dtype=np.float64)
     extra[42, 1] = np.nan
-    with pytest.raises(DataError, match=r"^dataset\['extra'\]: 1 row\(s\) contain NaN or inf \(first: row 42\)$"):
+    with pytest.raises(DataError, match=r"^dataset\['extra'\]: 1 row\(s\) hold NaN, inf or values outside float32 "
+                       r"\(first: row 42, column 1: NaN \(a missing value\)\)$"):
         routine().fit({"main": X, "labels": y, "extra": extra})
+
+
+def test_values_beyond_float32_are_named_before_any_computation(digits, no_computation):
+    X = digits[0].astype(np.float64)
+    X[11, 4] = 1e39  # finite in float64, inf in the float32 training computes in
+    with pytest.raises(DataError, match=r"^dataset\['main'\]: 1 row\(s\) .* \(first: row 11, column 4: 1e\+39 does "
+                                        r"not fit float32"):
+        routine().fit(X)
 
 
 def test_mismatched_lengths_are_named_before_any_computation(digits, no_computation):
@@ -220,7 +231,7 @@ def test_load_rejects_other_files(tmp_path):
 
 # --------------------------------------------------------------------------- sklearn face
 # Small, fast settings; each recipe takes those among them that it has as parameters.
-FAST_KNOBS = dict(epochs=2, early_exaggeration_epochs=1, batches_per_epoch=3, batch_size=100,
+FAST_KNOBS = dict(n_epochs=2, early_exaggeration_epochs=1, batches_per_epoch=3, batch_size=100,
                   hidden_dims=(16,), pca_components=10)
 FAST = {
     ParametricTSNE: dict(perplexity=10),
@@ -254,10 +265,10 @@ def test_sklearn_face(cls, digits):
     np.testing.assert_allclose(estimator.set_params(transform_batch_size=1000).transform(X), embedding, atol=1e-5)
     assert estimator.loss_history_
 
-    copy = clone(estimator)
+    copy = clone(estimator.set_params(transform_batch_size=7))  # float32 rows: batches of the fit's size
     assert copy.get_params() == estimator.get_params()
     assert not hasattr(copy, "routine_")
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         copy.transform(X)
     result = copy.fit_transform(X)
     assert result.shape == (300, 2)

@@ -7,12 +7,12 @@ fit the data) surface at fit time, as DataError or SpecError naming the key or l
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
+from spec_paths import DELETE, edited_copy, steps
 
 from paradime_core import DataError, Routine, Spec, SpecError, load_spec
 
@@ -51,30 +51,16 @@ description: a valid spec every case below breaks in one place
 """
 BASE: dict[str, Any] = yaml.safe_load(BASE_YAML)
 
-_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-DELETE = object()
-
-
 def broken(path: str, value: Any) -> dict[str, Any]:
     """A copy of BASE with the element at ``path`` (``a.b[0].c``) set to ``value`` (or deleted)."""
-    spec = copy.deepcopy(BASE)
-    steps = [name if name else int(index) for name, index in _STEP.findall(path)]
-    parent = spec
-    for step in steps[:-1]:
-        parent = parent[step]
-    if value is DELETE:
-        del parent[steps[-1]]
-    else:
-        parent[steps[-1]] = value
-    return spec
+    return edited_copy(BASE, path, value)
 
 
 def appended(path: str, value: Any) -> dict[str, Any]:
     """A copy of BASE with ``value`` appended to the list at ``path``."""
     spec = copy.deepcopy(BASE)
-    steps = [name if name else int(index) for name, index in _STEP.findall(path)]
     target = spec
-    for step in steps:
+    for step in steps(path):
         target = target[step]
     target.append(value)
     return spec
@@ -207,7 +193,7 @@ CASES: list[tuple[str, Callable[[], Any], str, str]] = [
     ("empty list of model parts", lambda: broken("training_phases[0].params", []),
      "training_phases[0].params", "names no model part"),
     ("unknown model type", lambda: broken("model.type", "fcc"),
-     "model.type", "'fcc' is not one of autoencoder, direct, fully_connected, multi_head"),
+     "model.type", "'fcc' is not one of autoencoder, decoded, direct, fully_connected, multi_head"),
     ("misspelt model option", lambda: broken("model.options.hiden_dims", [3]),
      "model.options.hiden_dims", "unknown option for model 'fully_connected' (allowed: out_dim, hidden_dims"),
     ("bad model precision", lambda: broken("model.options.precision", "half"),

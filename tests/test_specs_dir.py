@@ -161,5 +161,5 @@ def test_umap_spec_is_the_parametric_umap_recipe(digits) -> None:
     spec = load_spec(SPEC_DIR / "umap.yaml")
     spec.training_phases[-1].epochs = 1
     from_spec = Routine(spec, seed=0, verbose=False).fit({"main": X}).transform(X)
-    from_recipe = ParametricUMAP(epochs=1, random_state=0).fit(X).transform(X)
+    from_recipe = ParametricUMAP(n_epochs=1, random_state=0).fit(X).transform(X)
     np.testing.assert_allclose(from_spec, from_recipe, rtol=1e-5, atol=1e-5)

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from paradime_core.errors import DataError, SpecError
+from paradime_core.spec import limits
 from paradime_core.spec import registry as reg
 from paradime_core.spec.registry import build, canonical_name
 
@@ -269,6 +270,8 @@ def check_model(spec: ModelSpec, where: str) -> Any:
                                 f"{reg.did_you_mean(key, allowed)}")
     if getattr(factory, "__module__", None) == "paradime_core.models.networks":  # user models check their own
         _check_model_option_values(spec.options, where)
+        # A lower bound (one input feature): the data's width is checked when the model is built.
+        limits.check_model_size(factory, {"in_dim": 1, "n_items": 2, **spec.options}, f"{where}.options")
     return factory
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from paradime_core.errors import SpecError
+from paradime_core.spec import limits
 from paradime_core.spec.elements import (
     RESERVED_DATA_KEYS,
     DerivedDataSpec,
@@ -117,11 +118,7 @@ class Spec:
     @classmethod
     def from_yaml(cls, text_or_path: str | Path) -> Spec:
         """From YAML text or a path to a ``.yaml``/``.yml``/``.json`` file."""
-        text = _read_if_path(text_or_path)
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise SpecError("spec", f"invalid YAML: {exc}") from exc
+        raw = limits.load_yaml(_read_if_path(text_or_path))
         if raw is None:
             raise SpecError("spec", "the spec is empty (expected a mapping with losses and training_phases)")
         return cls.from_dict(raw)
@@ -129,10 +126,14 @@ class Spec:
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> Spec:
         text = _read_if_path(text_or_path)
+        limits.check_spec_size(len(text.encode("utf-8", errors="replace")))
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SpecError("spec", f"invalid JSON: {exc}") from exc
+        except RecursionError:
+            raise SpecError("spec", "invalid JSON: nested too deeply") from None
+        limits.check_expanded_size(raw)
         return cls.from_dict(raw)
 
     def to_dict(self) -> dict[str, Any]:
@@ -272,10 +273,7 @@ def _read_if_path(text_or_path: str | Path) -> str:
     if isinstance(text_or_path, Path) or (
         isinstance(text_or_path, str) and "\n" not in text_or_path and text_or_path.endswith((".yaml", ".yml", ".json"))
     ):
-        path = Path(text_or_path)
-        if not path.exists():
-            raise SpecError("spec", f"file not found: {path}")
-        return path.read_text()
+        return limits.read_spec_file(text_or_path)
     return str(text_or_path)
 
 

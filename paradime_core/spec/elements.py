@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from paradime_core.errors import SpecError
+from paradime_core.spec import limits
 from paradime_core.spec import registry as reg
 from paradime_core.spec.registry import canonical_name, did_you_mean
 
@@ -327,6 +328,7 @@ class PhaseSpec:
         epochs = raw.get("epochs", 5)
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise SpecError(f"{path}.epochs", f"expected a positive integer, got {epochs!r}")
+        limits.check_epochs(epochs, f"{path}.epochs")
         loss = _canonical_keys(_require(raw, "loss", path), f"{path}.loss")
         _check_unknown(loss, {"components", "weights"}, f"{path}.loss")
         components = _as_list(_require(loss, "components", f"{path}.loss"))

@@ -72,7 +72,7 @@ def test_onnx_out_guards(fitted, tmp_path):
     mine = tmp_path / "notes.onnx"
     mine.write_text("a user's file")
     text = _error(["export", fitted["model"], "--out", str(mine), "--store", fitted["store"], "--overwrite"])
-    assert "not an ONNX file written by paradime" in text
+    assert "is not replaced: it has no paradime output record" in text
     assert mine.read_text() == "a user's file"
 
 
@@ -92,7 +92,7 @@ def test_web_out_never_replaces_a_users_folder(fitted, tmp_path):
     (folder / "mine.txt").write_text("keep me")
     text = _error(["export", fitted["model"], "--format", "web", "--out", str(folder), "--store", fitted["store"],
                    "--overwrite", "--runtime", str(tmp_path)])
-    assert "not a web page written by paradime" in text
+    assert "is not replaced" in text
     assert (folder / "mine.txt").read_text() == "keep me"
 
 
@@ -101,3 +101,18 @@ def test_run_export_needs_out(fitted, data_dir):
                    "--export", "web"])
     assert "--export needs --out" in text
     assert os.path.isdir(fitted["store"])
+
+
+def test_run_out_folder_holds_the_exports(fitted, data_dir, tmp_path):
+    """`run --out DIR --export onnx` (every stage cached): model.onnx beside the embedding, and
+    a second run replaces the folder it wrote."""
+    out = tmp_path / "out"
+    args = ["run", fitted["spec"], "--data", f"{data_dir}/digits.npz", "--store", fitted["store"], "--no-prefect",
+            "--no-progress", "--out", str(out), "--export", "onnx"]
+    _ok(args)
+    assert sorted(p.name for p in out.iterdir()) == ["embedding.npy", "embedding.png", "model.onnx"]
+    rows = np.load(f"{data_dir}/digits.npz")["X"]
+    np.testing.assert_allclose(run_onnx(out / "model.onnx", rows), np.load(out / "embedding.npy"),
+                               rtol=1e-5, atol=1e-5)
+    assert "pass --overwrite" in _error(args)
+    _ok([*args, "--overwrite"])

@@ -7,14 +7,14 @@ order (the next one only when the previous could not be reached); each source is
 
 Checks. A file with a pinned ``sha256`` (or ``gunzip_sha256``) is checked before it is
 kept; the parsed arrays are always checked against ``digests`` (and ``label_counts``). The
-table of which check applies to which dataset is in :mod:`data.loaders`.
+table of which check applies to which dataset is in :mod:`paradime_core.datasets.loaders`.
 
 Reference row order. The shared pendigits/letter/satimage arrays keep the row order of the
 KEEL copies, which is not UCI's (letter's visibly differs). To rebuild exactly the same arrays
 from UCI's files, the rows of any source are first sorted lexicographically by ``(y, X[:, 0],
 X[:, 1], ...)`` and then taken in the order ``rank`` stored in ``reference_order.npz``
 (``rank[i]`` = position of reference row ``i`` in that sorted order; computed once from the
-shared arrays with :func:`data.parsers.reference_rank`). Equal rows are interchangeable, so
+shared arrays with :func:`paradime_core.datasets.parsers.reference_rank`). Equal rows are interchangeable, so
 the result is unique, and the array check then verifies it exactly.
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from data import parsers
+from paradime_core.datasets import parsers
 from paradime_core.errors import DataError
 from paradime_core.spec.registry import canonical_name
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from data.registry import RemoteFile
+from paradime_core.datasets.registry import RemoteFile
 from paradime_core.errors import DataError
 
 CHUNK_BYTES = 1 << 20

@@ -8,7 +8,7 @@ and a few extras):
    folders passed as ``data_dirs``;
 2. the user cache: ``cache_dir`` if given, else ``$PARADIME_CACHE/datasets``, else
    ``$XDG_CACHE_HOME/paradime/datasets`` (default ``~/.cache/paradime/datasets``);
-3. when ``download=True``: the public originals (see :mod:`data.registry`), checked, parsed
+3. when ``download=True``: the public originals (see :mod:`paradime_core.datasets.registry`), checked, parsed
    and saved into the cache as ``<name>.npz`` (raw files stay in ``<cache>/downloads``).
 
 ``digits`` and ``diabetes`` come from scikit-learn's bundled copies. Every load checks the
@@ -16,7 +16,7 @@ array hashes pinned in the registry (``verify=False`` skips that for local/cache
 downloads are always checked). Arrays keep their stored dtypes (uint8/int16 features, int64
 labels): convert with ``X.astype(np.float32)`` before training.
 
-Which check applies to which dataset (pins in :mod:`data.registry`; a *file check* is the
+Which check applies to which dataset (pins in :mod:`paradime_core.datasets.registry`; a *file check* is the
 sha256 of a downloaded file, or of its gunzipped content, verified before the file is kept;
 an *array check* is ``sha256(X.tobytes())`` / ``sha256(y.tobytes())`` as in SOURCES.md,
 verified after parsing and on every load):
@@ -50,15 +50,15 @@ from typing import Any
 
 import numpy as np
 
-from data.download import ChecksumError, DownloadError, download_file, publish
-from data.parsers import reorder_to_reference
-from data.registry import DatasetInfo, Source, dataset_info
+from paradime_core.datasets.download import ChecksumError, DownloadError, download_file, publish
+from paradime_core.datasets.parsers import reorder_to_reference
+from paradime_core.datasets.registry import DatasetInfo, Source, dataset_info
 from paradime_core.errors import DataError
 
 Arrays = dict[str, np.ndarray]
 PathLike = str | Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DIRS = (REPO_ROOT.parent / "shared" / "datasets", Path("/work/shared/datasets"))
 _REFERENCE_ORDER_FILE = Path(__file__).with_name("reference_order.npz")
 _NON_ROW_KEYS = ("X", "y", "feature_names", "classes")
@@ -237,7 +237,7 @@ def load_dataset(
     verify: bool = True,
     progress: bool = True,
 ) -> Dataset:
-    """Load a registered dataset (see :func:`data.list_datasets`).
+    """Load a registered dataset (see :func:`paradime_core.datasets.list_datasets`).
 
     Looks in ``data_dirs`` (default: :func:`default_data_dirs`), then ``cache_dir``
     (default: :func:`default_cache_dir`), then downloads when ``download`` is true.
