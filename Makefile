@@ -33,7 +33,7 @@ $(BENCH_STAMP): $(STAMP)
 demo: setup
 	$(VENV)/bin/paradime run specs/umap.yaml --data digits --out outputs/demo --overwrite
 
-## The default test run (a few minutes on 2 cores).
+## The default test run (a few minutes on 2 cores; tests/test_architecture.py runs lint-imports).
 test: setup
 	$(PY) -m pytest -q -m "not slow"
 
@@ -55,6 +55,7 @@ wheel-check:
 
 lint: setup
 	$(VENV)/bin/ruff check paradime_core pipelines tests benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: setup-bench
 	$(PY) benchmarks/quality.py

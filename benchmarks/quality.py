@@ -14,9 +14,9 @@ in the same run and the ratios are printed.
     python benchmarks/quality.py --methods largevis            # also ParametricLargeVis (no reference)
 
 ``--repeats N`` fits our routines N times (``random_state`` = its value, default 0, plus
-0..N-1) on the same split and prints a summary line (mean, min, max of each figure): on
-this protocol one run's held-out 10-NN accuracy moves by up to 0.03 with the seed alone
-(design note 21), so compare settings by the mean. The reference comparison then uses it.
+0..N-1) on the same split and prints a summary line (mean, min, max of each figure): one
+run's held-out 10-NN accuracy moves with the seed alone, so compare settings by the mean.
+The reference comparison then uses it.
 
 ``--dataset`` (mnist, pendigits, letter, satimage, covtype_first20k): features scaled to [0, 1]
 per column (covtype: standardised), fit on 5,000 random rows, embed up to 10,000 disjoint

@@ -45,6 +45,21 @@ class Batch:
         return int(self.items.shape[0])
 
 
+def batch_triplets(batch: Batch) -> torch.Tensor | None:
+    """The batch's ``(anchor, positive, negative)`` positions: its ``triplets``, or for an edge
+    batch laid out as ``[B positives, B*r negatives]`` (negatives ``b*r .. b*r + r - 1`` of
+    positive ``b``), each positive edge ``(a, p)`` with each of its negatives ``(a, n)``."""
+    if batch.triplets is not None or not batch.has_edges or batch.edge_targets is None:
+        return batch.triplets
+    n_edges = batch.edge_rows.shape[0]
+    b = int(batch.edge_targets[: n_edges].count_nonzero())
+    if b == 0 or n_edges % b != 0 or not bool((batch.edge_targets[:b] == 1).all()):
+        return None
+    rate = n_edges // b - 1
+    src, dst = batch.edge_rows[:b], batch.edge_cols[:b]
+    return torch.stack([src.repeat_interleave(rate), dst.repeat_interleave(rate), batch.edge_cols[b:]], dim=1)
+
+
 def gather_rows(outputs: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """``outputs[positions]`` via ``index_select``: its backward (``index_add``) is
     deterministic on CPU with several threads, unlike advanced indexing's (an unordered
@@ -84,6 +99,15 @@ class BatchContext:
         self.device = device
         self._outputs: dict[tuple[str, str], torch.Tensor] = {}
         self._items_np: np.ndarray | None = None
+
+    def over_items(self) -> BatchContext:
+        """This context with the batch's items only (no edges or triplets); it shares the
+        memoised model outputs, which depend on the items alone."""
+        view = BatchContext(Batch(items=self.batch.items), self.model, self.dataset, self.global_relations,
+                            self.batch_relations, self.device, self.model_inputs)
+        view._outputs = self._outputs
+        view._items_np = self._items_np
+        return view
 
     @property
     def items_numpy(self) -> np.ndarray:

@@ -98,8 +98,7 @@ def _check_k(n: int, k: int) -> int:
 
 
 def _k_smallest(d: np.ndarray, k: int) -> np.ndarray:
-    """Column positions of the k smallest entries of each row (unordered; ``torch.topk``,
-    several times faster than ``np.argpartition`` on long rows)."""
+    """Column positions of the k smallest entries of each row (unordered; ``torch.topk``)."""
     return torch.topk(torch.from_numpy(d), k, dim=1, largest=False, sorted=False).indices.numpy()
 
 

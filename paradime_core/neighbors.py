@@ -5,17 +5,14 @@ Backends (``method``):
 - ``faiss_exact``: brute force (``faiss.IndexFlatL2``; cosine as inner product
   ``<u_i, u_j>`` of the unit vectors ``u = x / ||x||`` in ``faiss.IndexFlatIP``).
 - ``faiss_hnsw``: a hierarchical navigable small-world graph (``faiss.IndexHNSWFlat``,
-  ``M = 32``, ``efConstruction = 40``, ``efSearch = max(2 k, 64)``). Approximate: recall@16
-  0.999 on 60,000 MNIST rows, as with efConstruction = 100 (0.9987), for 60 % of the build
-  time (14.7 s against 24.3 s on two cores); M = 16 builds in 8.3 s but its recall 0.991
-  cost UMAP ~0.003 of 10-NN accuracy on full MNIST (design note 17).
+  ``M = 32``, ``efConstruction = 40``, ``efSearch = max(2 k, 64)``). Approximate; recall is
+  measured by :func:`knn_recall` (figures in ``docs/RESULTS.md``).
   On wide data (``d >= HNSW_PCA_MIN_FEATURES``, any metric) the graph is built
   over a PCA projection to :data:`HNSW_PCA_DIMS` dimensions (``faiss.PCAMatrix`` trained on
   at most :data:`HNSW_PCA_SAMPLE` seeded rows) and each query's ``r k`` graph neighbours
   (``r`` = :data:`HNSW_REFINE_FACTOR`, ``efSearch = max(2 r k, 64)``) are re-ranked by their
   exact distances in the full space (``faiss.IndexRefineFlat``), so distances are exact and
-  only the candidate set is approximate: 60,000 MNIST rows, k = 16, recall 0.9991 in 7.1 s
-  against 0.9990 in 14.8 s for the graph over all 784 dimensions (two cores, design note 21).
+  only the candidate set is approximate.
   ``pca_dims=0`` turns the projection off. Cosine uses the same route on the unit vectors
   ``u``: the graph and the re-ranking rank by ``||u_i - u_j||^2 = 2 - 2 <u_i, u_j>``, the same
   order as the cosine similarity, and the exact cosine distance is recovered from it.
@@ -23,10 +20,9 @@ Backends (``method``):
   compiles for 40-50 s, so it is imported only inside the functions that use it and is
   never chosen by ``auto``.
 - ``auto``: ``faiss_exact`` while the brute-force cost ``n^2 (d + 150)`` is at most
-  :data:`EXACT_COST_LIMIT` (about 10 s on two cores: MNIST up to ~20,000 rows, 50-d data up
-  to ~45,000), ``faiss_hnsw`` above. The 150 is the per-pair top-k selection overhead in
-  units of one feature's multiply-add (measured: exact search costs ~5 ns per pair at
-  d = 50 and ~24 ns at d = 784).
+  :data:`EXACT_COST_LIMIT` (MNIST up to ~20,000 rows, 50-d data up to ~45,000),
+  ``faiss_hnsw`` above. The 150 is the per-pair top-k selection overhead in units of one
+  feature's multiply-add.
 
 Distances (``metric``): ``euclidean`` ``||x_i - x_j||``, ``sqeuclidean`` ``||x_i - x_j||^2``,
 ``cosine`` ``1 - <x_i, x_j> / (||x_i|| ||x_j||)`` (an all-zero row has distance 1 to all).

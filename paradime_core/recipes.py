@@ -56,28 +56,11 @@ class _NeighborEmbedding(ParametricEstimator):
     """Shared training set-up of the neighbour-embedding recipes (t-SNE, UMAP, LargeVis).
 
     Training samples positive edges of the kNN graph in proportion to their weight, with
-    ``neg_rate`` negative edges each (uniform, from a per-step pool of items, so the cost
-    of a step does not grow with the dataset), and takes ``n_epochs * batches_per_epoch``
-    Adam steps with a linearly decaying learning rate. ``negatives="shared"`` lets groups of
-    ``negative_group_size`` positive edges share their negatives (fewer items per step on
-    large data: UMAP's training on 60,000 MNIST items ~25 % faster, trust@10 a little lower,
-    design note 16). ``edges_per_source`` draws the positives in runs of that many edges per
-    source item (``"auto"``, UMAP's and LargeVis' default: runs of 8 on data of at least
-    8 x ``batch_size`` items, none below): each positive keeps its distribution, a step
-    touches a third fewer items, and UMAP's training on 60,000 MNIST rows takes a quarter to
-    a third less time, held-out quality within the spread between seeds (design note 17). The default network is narrow and
-    deep (six hidden layers of 96; t-SNE 128): depth, not width, is what lifts held-out
-    quality (``docs/design-notes.md``). The network reads the data through a frozen PCA
-    layer (``pca_components``) and, in training only, Gaussian input noise of std
-    ``input_noise`` (the noise vector's length in units of the median distance from a
-    training item to its 15th nearest neighbour, so it adapts to the data): a smoothness
-    regulariser that narrows the gap between training and held-out quality. ``ema``
-    (a decay such as 0.99, default off) ends training with the exponential moving average
-    of the parameters over the steps. ``precision="bfloat16"`` computes the hidden layers in
-    bfloat16 (front layers and output stay float32): on AVX-512 CPUs the network's forward
-    and backward pass is about 2x faster; UMAP's fit gains 1.7x, t-SNE's (its edge loss now
-    fused, design note 22) about 1.3x at 0.003 lower held-out 10-NN accuracy over three seeds,
-    so t-SNE keeps float32 by default.
+    ``neg_rate`` negative edges each, and takes ``n_epochs * batches_per_epoch`` Adam steps with
+    a linearly decaying learning rate. The network reads the data through a frozen PCA layer
+    and, in training only, Gaussian input noise: a smoothness regulariser that narrows the
+    gap between training and held-out quality. Their parameters are listed in
+    :data:`NEIGHBOR_EMBEDDING_PARAMETERS`.
     """
 
     graph_relation = "p"
@@ -115,24 +98,90 @@ _SHARED_DEFAULTS = dict(
     ema=None, precision="float32",
 )
 
+#: Where and how every recipe runs (numpydoc), appended to the recipes' docstrings.
+RUN_PARAMETERS = """    metric : str
+        Distance of the kNN or pairwise relation: ``euclidean``, ``sqeuclidean`` or ``cosine``.
+    decoder : bool
+        Also train a decoder head (reconstruction loss, no gradient into the embedding), for
+        :meth:`inverse_transform` (:mod:`paradime_core.decoder`).
+    device : str or None
+        Torch device (None: CUDA when available, else the CPU).
+    n_jobs : int or None
+        Torch and kNN threads during fit and transform (None: unchanged; -1: all cores).
+    verbose : bool
+        Show a progress bar per training phase.
+    transform_batch_size : int
+        Rows embedded at once by :meth:`transform`.
+    epochs : int, deprecated
+        Former name of ``n_epochs``.
+"""
+
+#: The parameters the neighbour-embedding recipes share (numpydoc), appended to their docstrings.
+NEIGHBOR_EMBEDDING_PARAMETERS = """
+    n_epochs : int
+        Training epochs of the embedding phase.
+    batches_per_epoch : int
+        Steps per epoch; one step draws ``batch_size`` positive edges.
+    batch_size : int
+        Positive edges per step.
+    lr : float
+        Adam's learning rate at the start; it decays linearly to 0 over the phase.
+    hidden_dims : tuple of int
+        Widths of the network's hidden layers.
+    activation : str
+        Activation of the hidden layers (``relu``, ``silu``, ``softplus``, ...).
+    pca_components : int or None
+        Width of the frozen PCA layer the network reads the data through (None: no PCA layer).
+    input_noise : float
+        Length of the Gaussian input noise vector in training, in units of the median distance
+        from a training item to its 15th nearest neighbour (0: none).
+    negatives : str
+        Where negatives come from: ``pool`` (a uniform pool of items per step), ``uniform``,
+        ``batch`` (the step's own items) or ``shared`` (groups of positives share theirs).
+    negative_group_size : int
+        Positives per group that share their negatives (``negatives="shared"``).
+    pool_size : int or None
+        Items in the per-step pool (``negatives="pool"``; None: the sampler's default).
+    edges_per_source : int or "auto"
+        Positives drawn in runs of this many edges per source item (``auto``: runs of 8 on
+        data of at least ``8 * batch_size`` items, single draws below).
+    ema : float or None
+        Decay of an exponential moving average of the parameters that ends training (None: off).
+    precision : str
+        Numeric precision of the hidden layers: ``float32``, ``bfloat16`` or ``auto``
+        (bfloat16 where the hardware computes it natively).
+    knn_method : str
+        kNN backend: ``auto``, ``faiss_exact``, ``faiss_hnsw`` or ``pynndescent``.
+    target_metric : str
+        How ``fit(X, y)`` compares labels: ``categorical`` or a distance for numeric targets
+        (:mod:`paradime_core.supervision`; ``-1`` marks an unlabelled row).
+    target_weight : float
+        Weight of the labels against the data's graph, in [0, 1] (0: labels ignored).
+    random_state : int
+        Seed of the network's initialisation, the sampling and the kNN search.
+""" + RUN_PARAMETERS
+
 
 class ParametricTSNE(_NeighborEmbedding):
-    """Parametric t-SNE (van der Maaten 2009) as a ParaDime spec, trained contrastively.
+    __doc__ = """Parametric t-SNE (van der Maaten 2009) as a ParaDime spec, trained contrastively.
 
     P: ``p_{j|i} ∝ exp(-β_i d_ij²)`` over ``3·perplexity`` neighbours, each row calibrated
     to ``2^{H(P_i)} = perplexity``, symmetrised ``(p_{j|i} + p_{i|j}) / 2``.
     Q: ``q_ij = (1 + ||y_i - y_j||²)^{-1}``. Loss: the InfoNCE estimate of t-SNE's KL loss
     (Damrich et al. 2023): positive edges ``(i, j) ~ P``, ``m = neg_rate`` negatives each,
-    ``-log( q_ij / (q_ij + Σ_m q_im) )``; as ``m`` grows it approaches t-SNE. Defaults
-    ``m = 64`` and six hidden layers of 128 (held-out 10-NN accuracy 0.880 -> 0.901 on the
-    MNIST protocol against 32 negatives and 96-wide layers, design note 12); 20 epochs
-    (2,000 steps; 15 epochs: 0.9495 / 0.901 and 0.951 / 0.900 on two splits, 20 epochs:
-    0.9515 / 0.905 and 0.9515 / 0.913, pendigits 0.9915 / 0.952 -> 0.992 / 0.958). SiLU
-    (``x σ(x)``) instead of ReLU: a smooth map that places held-out items better (held-out
-    trust@10 / 10-NN, MNIST split 0, seeds 0-2: 0.9498 / 0.8956 -> 0.9533 / 0.9035; letter
-    0.973 / 0.582 -> 0.975 / 0.618, pendigits, satimage also up) for 5-15 % more fit time
-    (design note 23).
-    """
+    ``-log( q_ij / (q_ij + Σ_m q_im) )``; as ``m`` grows it approaches t-SNE. The defaults
+    (64 negatives, six hidden layers of 128 with SiLU ``x σ(x)``, 2,000 steps) were chosen on
+    the held-out MNIST protocol of ``benchmarks/quality.py`` (``docs/RESULTS.md``).
+
+    Parameters
+    ----------
+    n_components : int
+        Dimension of the embedding.
+    perplexity : float
+        Target perplexity of each item's neighbour distribution (at most ``(n - 1) / 3``).
+    neg_rate : int
+        Negative edges per positive edge.
+    """ + NEIGHBOR_EMBEDDING_PARAMETERS
 
     def __init__(
         self,
@@ -188,33 +237,33 @@ class ParametricTSNE(_NeighborEmbedding):
 
 
 class ParametricUMAP(_NeighborEmbedding):
-    """Parametric UMAP (Sainburg et al. 2021) as a ParaDime spec.
+    __doc__ = """Parametric UMAP (Sainburg et al. 2021) as a ParaDime spec.
 
     Graph: ``w_{j|i} = exp(-(d_ij - ρ_i)/σ_i)`` with ``Σ_j w_{j|i} = log2 k``, fuzzy union
     ``w_ij = w_{j|i} + w_{i|j} - w_{j|i} w_{i|j}``. Embedding similarity
     ``q_ij = 1 / (1 + a ||y_i - y_j||^{2b})`` (a, b from spread and min_dist). Loss: fuzzy
-    cross entropy over positive edges drawn ∝ w_ij and ``neg_rate`` negatives each.
-    Defaults: 30 epochs (3,000 steps) with ``precision="auto"`` (bfloat16 hidden layers where
-    the hardware has fast bfloat16, which makes a step 1.7x cheaper), and input noise 0.45
-    (t-SNE: 1.0; the fuzzy cross entropy keeps classes apart with less smoothing, 0.6 already
-    costs 10-NN accuracy). Held-out trust@10 / 10-NN on the MNIST protocol, two threads:
-    0.927 / 0.890 -> 0.934 / 0.895 (split 0) and 0.933 / 0.878 -> 0.938 / 0.889 (split 1)
-    for noise 0.3 -> 0.45, the 30 epochs in bfloat16 having given 0.922 / 0.875 -> 0.932 /
-    0.887 before (design notes 13, 15). t-SNE stays float32: there bfloat16 cost 0.006 of
-    held-out 10-NN accuracy on both MNIST splits. ``neg_rate=10`` (umap-learn: 5): the
-    stronger repulsion raised held-out trust@10 by ~0.0015 on both MNIST splits and on all of
-    MNIST, and split 0's 10-NN accuracy from 0.8994 to 0.9035 (four seeds); elsewhere 10-NN
-    moved by -0.006 to +0.017 and 20 negatives lost on letter and satimage (design note 26).
+    cross entropy over positive edges drawn ∝ w_ij and ``neg_rate`` negatives each. Before
+    the embedding phase, ``init`` may train the network for 200 steps (item batches of 1,024,
+    position loss ``mean ||f(x_i) - z_i||²``) to reproduce a starting layout ``z``. The
+    defaults were chosen on the held-out protocol of ``benchmarks/quality.py``
+    (``docs/RESULTS.md``).
 
-    ``init``: the embedding phase starts from the network trained for 200 steps (item
-    batches of 1,024, position loss ``mean ||f(x_i) - z_i||²``) to reproduce ``z`` = the
-    data's first ``n_components`` principal components at unit scale (``"pca"``, the
-    default), the Laplacian eigenmap of ``p`` (``"spectral"``, umap-learn's start, worse
-    here: letter and all of MNIST lose 10-NN accuracy) or nothing (``"random"``). Held-out
-    trust@10 / 10-NN, random -> PCA start: MNIST protocol (four seeds) 0.9362 / 0.8839 ->
-    0.9409 / 0.8978, pendigits 0.988 / 0.939 -> 0.992 / 0.955, letter 0.962 / 0.582 ->
-    0.971 / 0.610 (design notes 23, 24).
-    """
+    Parameters
+    ----------
+    n_components : int
+        Dimension of the embedding.
+    n_neighbors : int
+        Neighbours per item in the kNN graph (at most ``n - 1``).
+    min_dist : float
+        Smallest distance between embedded points the kernel fit aims at (sets ``a``, ``b``).
+    spread : float
+        Scale of the embedded clusters the kernel fit aims at (sets ``a``, ``b``).
+    neg_rate : int
+        Negative edges per positive edge.
+    init : str
+        Starting layout: ``pca`` (the data's first principal components at unit scale),
+        ``spectral`` (the Laplacian eigenmap of the graph) or ``random`` (no init phase).
+    """ + NEIGHBOR_EMBEDDING_PARAMETERS
 
     def __init__(
         self,
@@ -291,21 +340,41 @@ class ParametricUMAP(_NeighborEmbedding):
 
 
 class ParametricLargeVis(ParametricUMAP):
-    """Parametric LargeVis (Tang et al. 2016): UMAP's graph, Student-t similarity
-    ``q_ij = 1 / (1 + ||y_i - y_j||²)``, negative-sampling cross entropy. The other defaults
-    are ParametricUMAP's, ``neg_rate=10`` included (the paper: 5; MNIST protocol, seeds 0-1,
-    held-out trust@10 / 10-NN 0.9385 / 0.8958 with 5, 0.9408 / 0.8943 with 10)."""
+    __doc__ = """Parametric LargeVis (Tang et al. 2016): UMAP's graph, Student-t similarity
+    ``q_ij = 1 / (1 + ||y_i - y_j||²)``, negative-sampling cross entropy.
+
+    Parameters
+    ----------
+    The same as :class:`ParametricUMAP`'s (``min_dist`` and ``spread`` are unused).
+    """
 
     def _similarity(self) -> dict[str, Any]:
         return {"type": "t_dist", "options": {"alpha": 1.0}}
 
 
 class ParametricMDS(ParametricEstimator):
-    """Parametric metric MDS: minimise ``mean_ij (d_ij - ||y_i - y_j||)²`` over batches.
+    __doc__ = """Parametric metric MDS: minimise ``mean_ij (d_ij - ||y_i - y_j||)²`` over batches.
 
     ``d_ij`` are exact Euclidean distances (``pdist``); the network is (in, hidden..., out)
     with softplus activations as in the paper (Sec. 4.1).
-    """
+
+    Parameters
+    ----------
+    n_components : int
+        Dimension of the embedding.
+    n_epochs : int
+        Training epochs (one epoch: every item once, in item batches).
+    batch_size : int
+        Items per batch; the loss compares the batch's ``(b, b)`` distance blocks.
+    lr : float
+        Adam's learning rate.
+    hidden_dims : tuple of int
+        Widths of the network's hidden layers.
+    activation : str
+        Activation of the hidden layers.
+    random_state : int
+        Seed of the network's initialisation and the sampling.
+""" + RUN_PARAMETERS
 
     def __init__(
         self,
@@ -343,7 +412,14 @@ class ParametricMDS(ParametricEstimator):
 
 
 class ParametricIsomap(ParametricMDS):
-    """Parametric Isomap: MDS on geodesic distances (shortest paths over the kNN graph)."""
+    """Parametric Isomap: MDS on geodesic distances (shortest paths over the kNN graph).
+
+    Parameters
+    ----------
+    n_neighbors : int
+        Neighbours per item in the graph the geodesic distances follow.
+    The others as :class:`ParametricMDS`'s.
+    """
 
     def __init__(self, n_components: int = 2, n_neighbors: int = 10, n_epochs: int = 100, batch_size: int = 256,
                  lr: float = 0.005, hidden_dims: tuple[int, ...] = (100, 50), activation: str = "softplus",

@@ -21,7 +21,7 @@ import torch
 
 from paradime_core.batch import call_model_method
 from paradime_core.errors import DataError, SpecError
-from paradime_core.relation_data import RelationValue, n_items_of
+from paradime_core.relation_data import NeighborGraph, RelationValue, n_items_of
 from paradime_core.spec import ModelSpec, Spec, blocks, limits, load_spec
 from paradime_core.spec import registry as reg
 from paradime_core.training.loop import PhaseResult, train_phase
@@ -154,6 +154,17 @@ class Routine:
             raise DataError(f"relations[{index}] ('{name}') relates {n_items_of(value)} items; the dataset has {n}")
         return value
 
+    def relation_from_graph(self, name: str, graph: NeighborGraph) -> RelationValue:
+        """Neighbour relation ``name`` on its kNN graph ``graph`` (transforms applied), as
+        :meth:`compute_relation` gives it when it computes the graph itself."""
+        index, rel = next(((i, r) for i, r in enumerate(self.spec.relations) if r.name == name), (None, None))
+        if rel is None or rel.level != "global":
+            raise SpecError("relations", f"no global relation named '{name}'")
+        built = blocks.build_relation(rel, f"relations[{index}]")
+        if built.knn_request(graph.n_items) is None:
+            raise SpecError(f"relations[{index}].type", f"relation '{name}' is not computed from a kNN graph")
+        return built.from_graph(graph)
+
     def compute_derived(self, name: str, data: Mapping[str, np.ndarray],
                         relations: Mapping[str, RelationValue]) -> np.ndarray:
         """Derived data entry ``name`` from the dataset and global relations."""
@@ -212,7 +223,7 @@ class Routine:
         options = dict(model_spec.options)
         options.setdefault("out_dim", self.out_dim)
         sizes = {"in_dim": int(np.prod(data["main"].shape[1:])), "n_items": int(data["main"].shape[0])}
-        if str(getattr(factory, "__module__", "")).startswith("paradime_core.models"):  # user models size their own
+        if getattr(factory, "builds_on_meta_device", False):  # other models size their own
             limits.check_model_size(factory, {**sizes, **options})
         torch.manual_seed(self.seed)
         try:
@@ -230,13 +241,12 @@ class Routine:
         return self.model_
 
     def run_phase(self, index: int, data: Mapping[str, np.ndarray], relations: Mapping[str, RelationValue],
-                  *, tensors: Mapping[str, torch.Tensor] | None = None,
-                  optimizer_state: dict[str, Any] | None = None) -> PhaseResult:
+                  *, tensors: Mapping[str, torch.Tensor] | None = None) -> PhaseResult:
         """Train phase ``index`` on the current model (built on first use)."""
         model = self.model_ if self.model_ is not None else self.build_model(data)
         tensors = tensors if tensors is not None else to_tensors(data, self.device)
         result = train_phase(model, self.spec, index, tensors, relations, seed=self.seed,
-                             device=self.device, optimizer_state=optimizer_state, progress=self.verbose)
+                             device=self.device, progress=self.verbose)
         self.history_[result.name] = result.history
         return result
 

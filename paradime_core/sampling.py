@@ -14,7 +14,9 @@ checks them).
     permutation), so a phase takes the same number of steps at any dataset size.
 
 ``edge(rels, batch_size=1024, neg_rate=5, batches_per_epoch=None, negatives="uniform", pool_size=None, group_size=64, edges_per_source=1)`` (aliases
-``negative_edge``, ``neg_edge``; ``neg_sampling_rate`` is accepted for ``neg_rate``)
+``negative_edge``, ``neg_edge``; ``neg_sampling_rate`` and the paper's ``rate`` are accepted
+for ``neg_rate``, ParaDime 1.x's ``edge_rel_key`` for ``rels``, its ``batches_per_epoch: -1``
+for the default count)
     UMAP/LargeVis-style edge sampling from the sparse global relation ``W = rels`` with
     entries ``w_ij``. Each batch draws ``B = batch_size`` positive edges independently with
 
@@ -39,11 +41,15 @@ checks them).
     source: ``B / m`` edges ``(i, j) ~ P`` and for each ``m - 1`` more edges ``(i, j')`` with
     ``P(j' | i) = w_{ij'} / \sum_l w_{il}``. Every positive is still distributed as
     ``P((i, j)) = w_ij / S`` (its source is drawn with probability ``\sum_l w_{il} / S``), but a
-    step touches about ``B (1 + 1 / m)`` instead of ``2 B`` positive endpoints: on large data,
-    where the network's pass over a step's items dominates, a third fewer items per step
-    (60,000 MNIST rows, ``B = pool_size = 4096``, ``m = 8``: 11,060 -> 7,270; design note 17).
+    step touches about ``B (1 + 1 / m)`` instead of ``2 B`` positive endpoints: fewer items per
+    step on large data, where the network's pass over a step's items dominates.
     ``edges_per_source="auto"``: ``m = 8`` when the relation has at least ``8 B`` items,
     else 1 (on small data a step touches nearly every item anyway, so runs save nothing).
+    Over a label-equality relation (paper Eq. 1, Sec. 5.2) a positive edge is uniform over
+    the ordered pairs of distinct items with the same label and its ``r`` negatives are
+    uniform over the items of other labels, drawn per class without forming the n x n
+    relation; an epoch has ``ceil(n / batch_size)`` batches. A triplet loss reads an edge
+    batch as triplets: each positive edge ``(a, p)`` with each of its negatives ``(a, n)``.
 
 ``triplet(rels, batch_size=500, rate=1)`` (paper Sec. 5.2)
     Anchors are an item batch (a permutation as in ``item``); each anchor ``a`` gets
@@ -95,6 +101,13 @@ def _lookup(relations: Mapping[str, RelationValue], name: str, n_items: int, sam
     return value
 
 
+def _batches_per_epoch(value: Any) -> int | None:
+    """None (the sampler's own count) for None or ParaDime 1.x's -1, else a positive integer."""
+    if value is None or (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == -1):
+        return None
+    return _positive_int(value, "batches_per_epoch")
+
+
 def _permutation(n: int, shuffle: bool, generator: torch.Generator) -> torch.Tensor:
     return torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
 
@@ -121,7 +134,7 @@ def _unique_positions(*groups: torch.Tensor, n_items: int | None = None) -> tupl
     indices = torch.cat(groups)
     if n_items is not None and n_items <= MARK_FACTOR * indices.shape[0]:
         # mark the present items in an n-long vector; positions are its running count
-        # (the same result as the sorted unique, ~3x faster for 12,288 indices among 60,000)
+        # (the same result as the sorted unique, without a sort)
         present = torch.zeros(n_items, dtype=torch.int64).index_fill_(0, indices, 1)
         items = torch.nonzero(present).squeeze(1)
         inverse = torch.index_select(torch.cumsum(present, 0).sub_(1), 0, indices)
@@ -134,8 +147,7 @@ def sample_weighted(cum_weights: np.ndarray | torch.Tensor, n: int, generator: t
     """``n`` indices ``k`` drawn with probability ``w_k / sum(w)`` from ``cumsum(w)`` (float64).
 
     Inverse-CDF sampling: ``u ~ U[0, S)`` and the first ``k`` with ``cumsum(w)_k > u``;
-    float64 keeps resolution for far more than ``2^24`` categories. (NumPy's searchsorted:
-    torch's is an order of magnitude slower with several threads on a busy CPU.)
+    float64 keeps resolution for far more than ``2^24`` categories (NumPy's searchsorted).
     """
     cum_weights = np.asarray(cum_weights, dtype=np.float64)
     u = torch.rand(n, generator=generator, dtype=torch.float64).numpy() * cum_weights[-1]
@@ -170,13 +182,15 @@ class ItemSampler:
             raise TypeError("shuffle and drop_last must be true or false")
         self.shuffle = shuffle
         self.drop_last = drop_last
-        self.batches_per_epoch = (None if batches_per_epoch is None
-                                  else _positive_int(batches_per_epoch, "batches_per_epoch"))
+        self.batches_per_epoch = _batches_per_epoch(batches_per_epoch)
 
     def n_batches(self, n_items: int) -> int:
         if self.batches_per_epoch is not None:
             return self.batches_per_epoch
         return n_items // self.batch_size if self.drop_last else math.ceil(n_items / self.batch_size)
+
+    def batches_in_epoch(self, n_items: int, relations: Mapping[str, RelationValue]) -> int:
+        return self.n_batches(n_items)
 
     def epoch(self, n_items: int, relations: Mapping[str, RelationValue],
               generator: torch.Generator) -> Iterator[Batch]:
@@ -259,13 +273,12 @@ class EdgeSampler:
     from the endpoints of the batch's positive edges (as parametric UMAP does; biased
     towards items of high degree), no extra items to embed. ``negatives="shared"``: positive
     edges ``b`` with the same ``b // group_size`` share their ``r`` negatives, each uniform
-    over all items; the negative distances are then a broadcast (G, group_size, r) block,
-    about 2.5x cheaper than ``B r`` gathered pairs for t-SNE's 64 negatives (the edge loss
-    alone: where the network dominates a step, the fit barely changes; design note 16).
+    over all items; the negative distances are then a broadcast (G, group_size, r) block
+    instead of ``B r`` gathered pairs.
     """
 
     relation_options: tuple[str, ...] = ("rels",)
-    option_aliases = {"edge_rel_key": "rels", "relation": "rels"}
+    option_aliases = {"edge_rel_key": "rels", "relation": "rels", "rate": "neg_rate"}
 
     def __init__(self, rels: str | None = None, batch_size: int = 1024, neg_rate: int | None = None,
                  batches_per_epoch: int | None = None, neg_sampling_rate: int | None = None,
@@ -277,8 +290,7 @@ class EdgeSampler:
             raise ValueError("give neg_rate or neg_sampling_rate, not both")
         rate = neg_rate if neg_rate is not None else neg_sampling_rate
         self.neg_rate = 5 if rate is None else _positive_int(rate, "neg_rate", minimum=0)
-        self.batches_per_epoch = (None if batches_per_epoch is None
-                                  else _positive_int(batches_per_epoch, "batches_per_epoch"))
+        self.batches_per_epoch = _batches_per_epoch(batches_per_epoch)
         if negatives not in NEGATIVE_SAMPLING:
             raise ValueError(f"negatives must be one of {', '.join(NEGATIVE_SAMPLING)}, got {negatives!r}")
         self.negatives = negatives
@@ -294,6 +306,12 @@ class EdgeSampler:
     def n_batches(self, n_edges: int) -> int:
         return self.batches_per_epoch or math.ceil(n_edges / self.batch_size)
 
+    def batches_in_epoch(self, n_items: int, relations: Mapping[str, RelationValue]) -> int:
+        value = _lookup(relations, self.rels, n_items, "edge")
+        if isinstance(value, LabelEquality):
+            return self.batches_per_epoch or math.ceil(n_items / self.batch_size)
+        return self.n_batches(self._cache.get(value, _edge_arrays)[0].shape[0])
+
     def run_length(self, n_items: int) -> int:
         """Positives per source in a step: ``edges_per_source``, or for ``auto`` 8 on
         relations of at least ``8 * batch_size`` items and 1 below."""
@@ -304,6 +322,9 @@ class EdgeSampler:
     def epoch(self, n_items: int, relations: Mapping[str, RelationValue],
               generator: torch.Generator) -> Iterator[Batch]:
         value = _lookup(relations, self.rels, n_items, "edge")
+        if isinstance(value, LabelEquality):
+            yield from self._label_epoch(value, n_items, generator)
+            return
         rows, cols, cum_weights = self._cache.get(value, _edge_arrays)
         b, r, run = self.batch_size, self.neg_rate, self.run_length(n_items)
         bounds = self._bounds.get(rows, lambda rows: _row_bounds(rows, cum_weights)) if run > 1 else None
@@ -329,15 +350,50 @@ class EdgeSampler:
             else:
                 negatives = torch.randint(0, n_items, (b * r,), generator=generator)
                 items, (src_pos, dst_pos, neg_pos) = _unique_positions(sources, dests, negatives, n_items=n_items)
-            yield Batch(
-                items=items,
-                edge_rows=torch.cat([src_pos, src_pos.repeat_interleave(r)]),
-                edge_cols=torch.cat([dst_pos, neg_pos]),
-                edge_targets=torch.cat([torch.ones(b), torch.zeros(b * r)]),
-                edge_relation=self.rels,
-                # the broadcast layout needs equal groups; otherwise the gathered pairs are used
-                negative_groups=groups if self.negatives == "shared" and r > 0 and b % self.group_size == 0 else None,
-            )
+            # the broadcast layout needs equal groups; otherwise the gathered pairs are used
+            shared_groups = groups if self.negatives == "shared" and r > 0 and b % self.group_size == 0 else None
+            yield _edge_batch(items, src_pos, dst_pos, neg_pos, r, self.rels, shared_groups)
+
+    def _label_epoch(self, value: LabelEquality, n_items: int, generator: torch.Generator) -> Iterator[Batch]:
+        """Edges of a label-equality relation (paper Eq. 1) without forming its n x n pairs.
+
+        A positive edge is uniform over the ordered pairs of distinct items with equal
+        labels (its source drawn with probability proportional to the size of its class
+        minus one, its target uniform among the other members); each gets ``neg_rate``
+        negatives uniform among the items of other labels (the pairs Eq. 1 sets to 0). An
+        epoch has ``ceil(n / batch_size)`` batches (each item about once a source), or
+        ``batches_per_epoch``.
+        """
+        source = self._cache.get(value, lambda v: _LabelTriplets(v.labels))
+        cum_weights = self._bounds.get(source, _label_source_weights)
+        b, r = self.batch_size, self.neg_rate
+        for _ in range(self.batches_per_epoch or math.ceil(n_items / b)):
+            anchors = sample_weighted(cum_weights, b, generator)
+            anchors, positives, _ = source.sample(anchors, generator)
+            _, _, negatives = source.sample(anchors.repeat_interleave(r), generator)
+            items, (src_pos, dst_pos, neg_pos) = _unique_positions(anchors, positives, negatives, n_items=n_items)
+            yield _edge_batch(items, src_pos, dst_pos, neg_pos, r, self.rels)
+
+
+def _edge_batch(items: torch.Tensor, src_pos: torch.Tensor, dst_pos: torch.Tensor, neg_pos: torch.Tensor,
+                rate: int, relation: str, negative_groups: torch.Tensor | None = None) -> Batch:
+    """The ``[B positives, B*r negatives]`` edge layout, its targets and its triplets."""
+    b = src_pos.shape[0]
+    return Batch(
+        items=items,
+        edge_rows=torch.cat([src_pos, src_pos.repeat_interleave(rate)]),
+        edge_cols=torch.cat([dst_pos, neg_pos]),
+        edge_targets=torch.cat([torch.ones(b), torch.zeros(b * rate)]),
+        edge_relation=relation,
+        negative_groups=negative_groups,
+    )
+
+
+def _label_source_weights(source: _LabelTriplets) -> np.ndarray:
+    """cumsum of ``count_i - 1`` over items whose class has other members and an outside."""
+    weights = (source.count - 1).clamp_(min=0).double()
+    weights[source.count >= source.n] = 0.0
+    return np.cumsum(weights.numpy())
 
 
 class _LabelTriplets:
@@ -443,6 +499,9 @@ class TripletSampler:
             raise TypeError("shuffle must be true or false")
         self.shuffle = shuffle
         self._cache = _RelationCache()
+
+    def batches_in_epoch(self, n_items: int, relations: Mapping[str, RelationValue]) -> int:
+        return math.ceil(n_items / self.batch_size)
 
     def epoch(self, n_items: int, relations: Mapping[str, RelationValue],
               generator: torch.Generator) -> Iterator[Batch]:

@@ -130,22 +130,6 @@ def write_optimizer_state(group: Any, state: Mapping[str, Any]) -> None:
     opt.attrs["params"] = [str(p) for p in state.get("state", {})]
 
 
-def read_optimizer_state(group: Any) -> dict[str, Any]:
-    import torch
-
-    opt = group["optimizer"]
-    state: dict[Any, dict[str, Any]] = {}
-    scalars = opt.attrs.get("scalars", {})
-    for param_id in opt.attrs.get("params", []):
-        entries: dict[str, Any] = {}
-        sub = opt[param_id]
-        for name, array in sub.arrays():
-            entries[name] = torch.as_tensor(np.asarray(array[...]))
-        entries.update(scalars.get(param_id, {}))
-        state[int(param_id)] = entries
-    return {"state": state, "param_groups": [dict(g) for g in opt.attrs.get("param_groups", [])]}
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}

@@ -17,59 +17,19 @@ embedding     last phase's key + the embedded array's fingerprint + model method
 report        embedding key + labels + metric settings
 ============  ===========================================================================
 
-The code version of a stage is the package version plus a hash of the sources of the
-``paradime_core`` modules that compute it (read as files, nothing imported), so editing
-the loss code invalidates trained phases but not kNN graphs.
+The code version of a stage (:mod:`pipelines.code_versions`) is the package version plus a
+hash of the sources of every ``paradime_core`` module the stage imports (read as files,
+nothing imported), so editing the loss code invalidates trained phases but not kNN graphs.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipelines import errors
+from pipelines.code_versions import STAGE_ENTRY_MODULES, code_version
 from pipelines.fingerprint import text_fingerprint
-
-PIPELINE_FORMAT = "paradime-pipelines/1"
-NEIGHBOR_RELATION_TYPES = ("neighbor", "neighbors", "knn", "approx_neighbors", "nearest_neighbors")
-
-CODE_MODULES: dict[str, tuple[str, ...]] = {
-    "knn": ("neighbors",),
-    "relations": ("relations/relation_types", "relations/distances", "relations/transforms", "relations/rows",
-                  "relation_data", "neighbors", "spec/blocks", "spec/registry"),
-    "derived": ("derived/functions", "derived/principal_axes", "spec/blocks", "relation_data", "spec/registry"),
-    "phases": ("training/loop", "training/optimizers", "losses/functions", "losses/loss_types", "losses/fused",
-               "sampling", "batch", "models/layers", "models/networks", "relation_data", "spec/blocks",
-               "spec/registry", "relations/relation_types", "relations/distances", "relations/transforms",
-               "relations/rows", "derived/principal_axes", "routine"),
-    "embeddings": ("models/layers", "models/networks", "batch", "routine"),
-    "reports": ("metrics", "plotting"),
-}
-
-
-@functools.cache
-def code_version(kind: str) -> str:
-    """Package version + hash of the core module sources that compute stage ``kind``."""
-    try:
-        from importlib.metadata import version
-
-        package = version("paradime")
-    except Exception:  # not installed (running from a checkout)
-        package = "0+unknown"
-    spec = importlib.util.find_spec("paradime_core")
-    folder = list(spec.submodule_search_locations or [])[0] if spec else ""
-    sources = {}
-    for module in CODE_MODULES.get(kind, ()):
-        path = os.path.join(folder, module + ".py")
-        try:
-            with open(path, "rb") as handle:
-                sources[module] = text_fingerprint(handle.read().decode("utf-8", "replace"))
-        except OSError:
-            sources[module] = None
-    return text_fingerprint(PIPELINE_FORMAT, package, sources)
 
 
 def stage_key(kind: str, payload: Any) -> str:
@@ -129,13 +89,6 @@ class Plan:
         return self.phases[-1]
 
 
-def is_neighbor_relation(relation_type: str) -> bool:
-    from paradime_core.spec import registry as reg
-
-    name = reg.RELATIONS.resolve(relation_type) or relation_type
-    return name in NEIGHBOR_RELATION_TYPES
-
-
 def _canonical_relation(rel: Any) -> dict[str, Any]:
     recipe = rel.to_dict()
     recipe.pop("name", None)
@@ -173,13 +126,10 @@ def make_plan(spec: Any, dataset_key: str, fingerprints: dict[str, str], n_items
         source = data_input(rel.data)
         deps = [f"derived:{rel.data}"] if rel.data in derived_names else []
         recipe = _canonical_relation(rel)
-        if is_neighbor_relation(rel.type):
-            built = blocks.build_relation(rel, f"relations[{index}]")
-            relation = built.relation
-            knn_payload = {"input": source, "k": int(relation.n_neighbors),
-                           "metric": str(getattr(relation, "metric", "euclidean")),
-                           "method": str(getattr(relation, "method", "auto")),
-                           "seed": int(getattr(relation, "seed", 0) or 0)}
+        request = blocks.build_relation(rel, f"relations[{index}]").knn_request(n_items)
+        if request is not None:  # a neighbour relation: the kNN graph is its own stage
+            knn_payload = {"input": source, "k": int(request.k), "metric": str(request.metric),
+                           "method": str(request.method), "seed": int(request.seed)}
             knn_id = f"knn:{name}"
             plan.add(Node(knn_id, "knn", name, stage_key("knn", knn_payload), list(deps), knn_payload))
             deps = [*deps, knn_id]
@@ -264,7 +214,7 @@ def plan_cache_key(spec_text: str, dataset_key: str, n_items: int, seed: int, ou
 
     Includes every stage kind's code version, so a code change makes a new plan.
     """
-    versions = {kind: code_version(kind) for kind in CODE_MODULES}
+    versions = {kind: code_version(kind) for kind in STAGE_ENTRY_MODULES}
     return text_fingerprint("plan", spec_text, dataset_key, int(n_items), int(seed), int(out_dim), warm_start,
                             versions)
 

@@ -263,11 +263,7 @@ class Pipeline:
     def _compute_knn(self, node: Node, writer: Any) -> dict[str, Any]:
         relation = self.spec.relation(node.name)
         X = self.input_array(relation.data)
-        k = int(node.payload["k"])
-        if k >= X.shape[0]:
-            warnings.warn(f"n_neighbors={k} >= number of items {X.shape[0]}; using {X.shape[0] - 1}",
-                          stacklevel=2)
-            k = X.shape[0] - 1
+        k = int(node.payload["k"])  # the relation's own request, fitted to the number of items
         if f"derived:{relation.data}" in self.plan.nodes:
             derived = self.plan.nodes[f"derived:{relation.data}"]
             source = self.store.zarr_location(self.store.stage_path("derived", derived.key))
@@ -290,16 +286,11 @@ class Pipeline:
 
     def _compute_relation(self, node: Node, writer: Any) -> dict[str, Any]:
         from paradime_core.relation_data import NeighborGraph
-        from paradime_core.spec import blocks
 
         relation = self.spec.relation(node.name)
         knn_id = f"knn:{node.name}"
         if knn_id in self.plan.nodes:
-            built = blocks.build_relation(relation, f"relations[{node.index}]")
-            indices, distances = self.value(knn_id)
-            value: Any = NeighborGraph(indices, distances)
-            for transform in built.transforms:
-                value = transform(value)
+            value: Any = self.routine().relation_from_graph(node.name, NeighborGraph(*self.value(knn_id)))
         else:
             data = {"main": self.arrays()["main"], relation.data: self.input_array(relation.data)}
             value = self.routine().compute_relation(node.name, data)

@@ -406,7 +406,6 @@ class StageWriter:
         self.meta = meta
         self.summary: dict[str, Any] = {}
         self._group: Any = None
-        self.published_by_other = False
         self.discarded = False
         self.replace = False
 
@@ -444,7 +443,6 @@ class StageWriter:
             "summary": self.summary, **self.meta,
         }
         if not self.replace and self._valid_copy_exists():  # someone else published it meanwhile
-            self.published_by_other = True
             return
         final = store.stage_path(self.kind, self.key)
         store.remove(self.kind, self.key)  # a damaged copy, or an incomplete leftover of a crashed run
@@ -456,7 +454,6 @@ class StageWriter:
             except OSError:
                 if store.manifest(self.kind, self.key) is None:
                     raise
-                self.published_by_other = True
         else:
             store.fs.mv(self.tmp_path, final, recursive=True)
             _set_manifest(store, final, manifest)

@@ -12,7 +12,7 @@ from paradime_core.losses.fused import (
     EdgeCrossEntropy,
     PairedNegativeInfoNCE,
     SharedNegativeInfoNCE,
-    fused_relation_loss,
+    fused_edge_loss,
     paired_negative_infonce,
     shared_negative_infonce,
 )
@@ -40,6 +40,13 @@ def shared_batch(batch_size: int = 96, neg_rate: int = 9, group_size: int = 16, 
     batch = next(sampler.epoch(N_ITEMS, {"p": ring_graph()}, gen(seed)))
     assert batch.negative_groups is not None
     return batch
+
+
+def fused_relation_loss(func, target_name, relation, batch):
+    """The fused loss a relation loss binds for ``relation`` and uses on ``batch``, or None."""
+    kernel = relation.edge_kernel() if hasattr(relation, "edge_kernel") else None
+    fused = fused_edge_loss(func, kernel)
+    return None if fused is None else fused.for_batch(target_name, batch)
 
 
 def student_t(relation=None, alpha: float = 1.0) -> blocks.BuiltRelation:
@@ -199,10 +206,50 @@ def test_cross_entropy_other_specs_keep_the_generic_path():
     batch = pool_batch()
     assert fused_relation_loss(cross_entropy, "other", umap_kernel(), batch) is None
     assert fused_relation_loss(cross_entropy, "p", student_t(alpha=2.0), batch) is None
-    assert fused_relation_loss(cross_entropy, "p", student_t(PDist()), batch) is None
+    # pdist gives the edge distances on an edge batch and says so: the same kernel, fused
+    assert fused_relation_loss(cross_entropy, "p", student_t(PDist()), batch) is not None
     sq = blocks.BuiltRelation("q", "batch", "main", EdgeDist("sqeuclidean"), [Cauchy()])
     assert fused_relation_loss(cross_entropy, "p", sq, batch) is None
     two = blocks.BuiltRelation("q", "batch", "main", EdgeDist(), [Cauchy(), TDist(1.0)])
     assert fused_relation_loss(cross_entropy, "p", two, batch) is None
     bare = blocks.BuiltRelation("q", "batch", "main", EdgeDist(), [])
     assert fused_relation_loss(cross_entropy, "p", bare, batch) is None
+
+
+class UserEdgeDistance:
+    """A user's batch relation: euclidean distances along edges, declared as such."""
+
+    levels = ("batch",)
+
+    def edge_metric(self) -> str:
+        return "euclidean"
+
+    def __call__(self, outputs, batch):
+        return torch.linalg.vector_norm(outputs[batch.edge_rows] - outputs[batch.edge_cols], dim=1)
+
+
+class UserCauchy:
+    """A user's kernel transform ``1 / (1 + 2 d^2)``, declared as an edge kernel."""
+
+    levels = ("batch",)
+
+    def edge_kernel(self):
+        from paradime_core.protocols import EdgeKernel
+
+        return EdgeKernel(2.0, 1.0, clamp=False)
+
+    def __call__(self, d):
+        return 1.0 / (1.0 + 2.0 * d * d)
+
+
+def test_user_blocks_that_declare_their_kernel_get_the_fused_gradient():
+    batch = pool_batch(seed=13)
+    model = torch.nn.Linear(4, 2)
+    x = torch.randn(N_ITEMS, 4, generator=gen(9))
+    relation = blocks.BuiltRelation("q", "batch", "main", UserEdgeDistance(), [UserCauchy()])
+    ctx = BatchContext(batch, model, {"main": x}, {"p": ring_graph()}, {"q": relation}, torch.device("cpu"))
+    loss = RelationLoss(func=cross_entropy, rels=["p", "q"])(ctx)
+    assert "EdgeCrossEntropy" in type(loss.grad_fn).__name__
+    plain = BatchContext(batch, model, {"main": x}, {"p": ring_graph()}, {"q": relation}, torch.device("cpu"))
+    generic = cross_entropy(plain.global_relation("p"), plain.batch_relation("q"))
+    torch.testing.assert_close(loss, generic, rtol=1e-5, atol=1e-6)

@@ -268,10 +268,37 @@ def test_triplet_loss_formula_zero_when_margin_satisfied_and_needs_triplets(setu
     assert losses.TripletLoss()(ctx).item() == pytest.approx(np.mean(terms), rel=1e-6)
     assert losses.TripletLoss(margin=0.2)(ctx).item() == pytest.approx(0.0, abs=1e-7)
     ctx_none = BatchContext(Batch(items=torch.arange(4)), Fixed(), data, {}, {}, torch.device("cpu"))
-    with pytest.raises(DataError, match="triplet sampling"):
+    with pytest.raises(DataError, match="needs triplets"):
         losses.TripletLoss()(ctx_none)
     with pytest.raises(ValueError, match="margin"):
         losses.TripletLoss(margin=-1)
+
+
+def test_correlation_loss_is_eq_3_per_named_pair():
+    """Eq. 3 by hand: sum over the named (column, dim) pairs of 1 - rho^2."""
+    class Fixed(nn.Module):
+        def embed(self, x):
+            return x[:, :2]
+
+    t = torch.linspace(0, 1, 8, dtype=torch.float64)
+    data = {"main": torch.stack([t, t**3], dim=1).float(), "attrs": torch.stack([-2 * t + 1, t**2], dim=1).float()}
+    ctx = BatchContext(Batch(items=torch.arange(8)), Fixed(), data, {}, {}, torch.device("cpu"))
+
+    def rho(a, b):
+        a, b = a - a.mean(), b - b.mean()
+        return float((a * b).sum() / np.sqrt(float((a * a).sum() * (b * b).sum())))
+
+    tn = t.numpy()
+    r00 = rho(-2 * tn + 1, tn)  # exactly -1: an affine relation of either sign costs nothing
+    r11 = rho(tn**2, tn**3)
+    r10 = rho(tn**2, tn)
+    assert losses.CorrelationLoss(data=["attrs"], columns=[0], dims=[0])(ctx).item() == pytest.approx(1 - r00**2, abs=1e-6)
+    assert 1 - r00**2 == pytest.approx(0.0, abs=1e-9)
+    pairs = losses.CorrelationLoss(data=["attrs"], columns=[1, 1], dims=[1, 0])(ctx).item()
+    assert pairs == pytest.approx((1 - r11**2) + (1 - r10**2), abs=1e-5)
+    assert losses.CorrelationLoss(data=["attrs"], columns=[0], dims=[0], form="signed")(ctx).item() == pytest.approx(-r00, abs=1e-6)
+    with pytest.raises(ValueError, match="form"):
+        losses.CorrelationLoss(form="cubed")
 
 
 def test_correlation_loss_signs_and_absolute():
@@ -282,13 +309,14 @@ def test_correlation_loss_signs_and_absolute():
     t = torch.linspace(0, 1, 8)
     data = {"main": torch.stack([t, -t], dim=1), "attrs": torch.stack([3 * t + 1, t**2, t], dim=1)}
     ctx = BatchContext(Batch(items=torch.arange(8)), Fixed(), data, {}, {}, torch.device("cpu"))
-    assert losses.CorrelationLoss(data=["attrs"], columns=[0], dims=[0])(ctx).item() == pytest.approx(-1.0, abs=1e-6)
-    assert losses.CorrelationLoss(data=["attrs"], columns=[0], dims=[1])(ctx).item() == pytest.approx(1.0, abs=1e-6)
-    both = losses.CorrelationLoss(data=["main", "attrs"], columns=[0, 2], dims=[0, 1], absolute=True)
+    signed = {"form": "signed"}
+    assert losses.CorrelationLoss(data=["attrs"], columns=[0], dims=[0], **signed)(ctx).item() == pytest.approx(-1.0, abs=1e-6)
+    assert losses.CorrelationLoss(data=["attrs"], columns=[0], dims=[1], **signed)(ctx).item() == pytest.approx(1.0, abs=1e-6)
+    both = losses.CorrelationLoss(data=["main", "attrs"], columns=[0, 2], dims=[0, 1], absolute=True, **signed)
     assert both(ctx).item() == pytest.approx(-2.0, abs=1e-6)
     t2 = (t**2).numpy()
     rho = np.corrcoef(t2, t.numpy())[0, 1]
-    assert losses.CorrelationLoss(data=["attrs"], columns=[1], dims=[0])(ctx).item() == pytest.approx(-rho, abs=1e-6)
+    assert losses.CorrelationLoss(data=["attrs"], columns=[1], dims=[0], **signed)(ctx).item() == pytest.approx(-rho, abs=1e-6)
     with pytest.raises(ValueError, match="pair up"):
         losses.CorrelationLoss(columns=[0, 1], dims=[0])
     with pytest.raises(ValueError, match="pearson"):

@@ -39,7 +39,7 @@ def edge_batch(rows: list[int], cols: list[int], b: int) -> Batch:
         ("pairwise_equality", "pairwise_eq"),
         ("precomp", "precomputed"),
         ("fromto", "edge_dist"),
-        ("pdistdiff", "edge_dist"),
+        ("pdistdiff", "pdist"),
     ],
 )
 def test_registered_names(alias, name):

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import torch
 from scipy.stats import chisquare
 
+from paradime_core.batch import batch_triplets
 from paradime_core.errors import DataError, SpecError
 from paradime_core.relation_data import LabelEquality, NeighborGraph
 from paradime_core.sampling import EdgeSampler, ItemSampler, TripletSampler, sample_weighted
@@ -185,8 +186,6 @@ def test_edge_sampler_names_options_and_errors():
         build(SAMPLERS, "edge", {"rels": "w", "neg_rate": -1}, "sampling")
     with pytest.raises(DataError, match="'missing' is not available"):
         next(EdgeSampler("missing").epoch(6, {"w": small_graph()}, gen()))
-    with pytest.raises(DataError, match="triplet"):
-        next(EdgeSampler("l").epoch(3, {"l": LabelEquality(np.array([0, 1, 1]))}, gen()))
     dense = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 2.0], [0.0, 2.0, 0.0]])
     batch = next(EdgeSampler("d", batch_size=4, neg_rate=0).epoch(3, {"d": dense}, gen()))
     pairs = set(zip(batch.items[batch.edge_rows].tolist(), batch.items[batch.edge_cols].tolist(), strict=True))
@@ -363,3 +362,27 @@ def test_unique_positions_by_marking_equal_sorted_unique(n_items):
     plain_items, plain_positions = _unique_positions(*groups)  # no n_items: the sort
     assert torch.equal(plain_items, items)
     assert all(torch.equal(a, b) for a, b in zip(plain_positions, positions, strict=True))
+
+
+def test_edge_sampling_over_label_equality_at_the_printed_rate():
+    """Paper Sec. 5.2: edges of Eq. 1 (same label) with `rate` negatives of other labels each,
+    which make (anchor, positive, negative) triplets; no n x n matrix is formed."""
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])  # class 3 has no partner: never a source
+    sampler = build(SAMPLERS, "edge", {"rels": "same", "rate": 2, "batch_size": 4000}, "s")
+    assert sampler.neg_rate == 2
+    batch = next(sampler.epoch(10, {"same": LabelEquality(labels)}, gen()))
+    items = batch.items
+    src, dst = items[batch.edge_rows].numpy(), items[batch.edge_cols].numpy()
+    b = int(batch.edge_targets.sum())
+    assert b == 4000 and batch.edge_rows.shape[0] == 3 * b
+    assert (labels[src[:b]] == labels[dst[:b]]).all() and (src[:b] != dst[:b]).all()
+    assert (labels[src[b:]] != labels[dst[b:]]).all()  # negatives: the pairs Eq. 1 sets to 0
+    assert 9 not in src
+    # positives uniform over the ordered same-label pairs: 6 + 2 + 12 = 20 pairs, 200 draws each
+    pairs, counts = np.unique(src[:b] * 10 + dst[:b], return_counts=True)
+    assert len(pairs) == 20 and counts.min() > 130 and counts.max() < 270
+    t = batch_triplets(batch)
+    assert t.shape == (2 * b, 3)
+    assert (items[t[:, 0]].numpy() == src[b:]).all() and (items[t[:, 2]].numpy() == dst[b:]).all()
+    assert (labels[items[t[:, 0]].numpy()] == labels[items[t[:, 1]].numpy()]).all()
+    assert sampler.batches_in_epoch(10, {"same": LabelEquality(labels)}) == 1

@@ -218,7 +218,7 @@ def test_registered_names_are_canonical_in_to_dict():
 relations:
   - {name: p, level: global, type: knn, options: {n neighbors: 10},
      transforms: [connect, {type: symmetrize, sub prod: true}]}
-  - {name: q, level: batch, type: pdistdiff, transforms: [{type: modified cauchy, min dist: 0.2}]}
+  - {name: q, level: batch, type: fromto, transforms: [{type: modified cauchy, min dist: 0.2}]}
 losses:
   - {name: emb, type: relation, func: umap cross entropy, keys: {rels: [p, q]}}
 training phases:

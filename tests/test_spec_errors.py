@@ -81,7 +81,7 @@ CASES: list[tuple[str, Callable[[], Any], str, str]] = [
                  "relations, training_phases); did you mean 'relations'?"),
     ("unknown phase field", lambda: broken("training_phases[0].epochz", 3),
      "training_phases[0].epochz", "unknown field (allowed: batch_size, epochs, loss, name, optimizer, "
-                                  "options, params, sampling); did you mean 'epochs'?"),
+                                  "options, params, report_interval, sampling); did you mean 'epochs'?"),
     ("unknown derived-data field", lambda: broken("derived_data[0].option", {}),
      "derived_data[0].option", "unknown field (allowed: func, keys, name, options); did you mean 'options'?"),
     ("epochs of the wrong type", lambda: broken("training_phases[0].epochs", "5"),
@@ -145,7 +145,7 @@ CASES: list[tuple[str, Callable[[], Any], str, str]] = [
     ("duplicate loss names", lambda: broken("losses[2].name", "init"),
      "losses[2].name", "duplicate name 'init' (also losses[0])"),
     ("unknown loss function", lambda: broken("losses[1].func", "kl divv"),
-     "losses[1].func", "'kl divv' is not one of cross_entropy, huber, infonce, kl_div, mae, mse; "
+     "losses[1].func", "'kl divv' is not one of cross_entropy, huber, infonce, kl_div, mae, margin, mse; "
                        "did you mean 'kl_div'?"),
     ("relation loss without func", lambda: broken("losses[1].func", DELETE),
      "losses[1].func", "loss type 'relation' needs a func"),

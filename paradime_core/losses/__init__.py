@@ -22,6 +22,7 @@ from paradime_core.losses.functions import (
     infonce,
     kl_div,
     mae,
+    margin,
     mse,
 )
 from paradime_core.losses.loss_types import (
@@ -39,5 +40,5 @@ from paradime_core.losses.loss_types import (
 __all__ = [
     "EPS", "LOG_EPS", "ClassificationLoss", "CompoundLoss", "CorrelationLoss", "LossType",
     "PositionLoss", "ReconstructionLoss", "RelationLoss", "TripletLoss", "cross_entropy",
-    "edge_layout", "huber", "infonce", "kl_div", "mae", "mse", "pearson",
+    "edge_layout", "huber", "infonce", "kl_div", "mae", "margin", "mse", "pearson",
 ]

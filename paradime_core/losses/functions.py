@@ -161,4 +161,15 @@ def infonce(target: torch.Tensor, prediction: torch.Tensor, eps: float = LOG_EPS
     return (torch.log(q_pos + q_neg.sum(dim=1)) - torch.log(q_pos)).mean()
 
 
-__all__ = ["EPS", "LOG_EPS", "TINY", "cross_entropy", "edge_layout", "huber", "infonce", "kl_div", "mae", "mse"]
+@register_loss_function("margin", aliases=("triplet_margin",))
+def margin(positive_distances: torch.Tensor, negative_distances: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    """Triplet margin (paper Eq. 2): ``mean_t max(0, d(y_a, y_p) - d(y_a, y_n) + m)``.
+
+    Mean over the ``t`` triplets (the triplet loss passes anchor-positive and
+    anchor-negative distances); ``m`` is the triplet loss's ``margin`` option.
+    """
+    return torch.relu(positive_distances - negative_distances + margin).mean()
+
+
+__all__ = ["EPS", "LOG_EPS", "TINY", "cross_entropy", "edge_layout", "huber", "infonce", "kl_div", "mae",
+           "margin", "mse"]

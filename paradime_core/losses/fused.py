@@ -1,11 +1,11 @@
 r"""Fused edge losses: one autograd node with a closed-form gradient for a common spec.
 
-Two specs are fused: InfoNCE with the Student-t kernel (parametric t-SNE, below; over
-shared negatives, and over each positive's own negatives, the ``pool`` and ``uniform``
-layouts: :class:`PairedNegativeInfoNCE`, where the generic loss took 10.9 ms forward and
-backward for 4,096 positives x 64 negatives over 5,000 items and the fused one 1.9 ms) and the fuzzy cross entropy of UMAP / LargeVis along sampled edges (at the
-end). :func:`fused_relation_loss` returns None for every other spec, which then takes the
-generic path.
+Two specs are fused: InfoNCE with the Student-t kernel (parametric t-SNE; over shared
+negatives, and over each positive's own negatives, the ``pool`` and ``uniform`` layouts)
+and the fuzzy cross entropy of UMAP / LargeVis along sampled edges. A batch relation states
+its edge kernel (:class:`~paradime_core.protocols.EdgeKernel`); a relation loss asks for it
+once and :func:`fused_edge_loss` picks the fused form, or None for every other spec, which
+then takes the generic path. Values equal the generic path's up to float rounding.
 
 **InfoNCE.** The spec ``relation(infonce, rels=[P, q])`` with ``q = edge_dist(euclidean) -> t_dist(alpha=1)``
 (parametric t-SNE trained contrastively) on a batch with shared negatives
@@ -63,20 +63,21 @@ Student-t kernel uses ``s``). Its gradient with respect to the edge vectors
         - \frac{1 - p_e}{1 - q_e + \epsilon}\Big] \cdot \big(-a b\, \hat s_e^{\,b-1} q_e^2\big)
 
 (zero where the clamp is active). The generic path builds about a dozen elementwise tensors
-over the ``N`` edges, each with its own backward; on 4,096 positives with 5 negatives each
-over 7,270 items the generic loss took 1.68 ms forward and backward, the gathers alone 0.52 ms.
+over the ``N`` edges, each with its own backward; the fused node gathers and scatters along
+the columns of a ``(d, n)`` copy of the output instead.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from paradime_core.batch import Batch, gather_rows
-from paradime_core.relations.transforms import (
-    _SQ_EPS as SQ_EPS,  # the Cauchy transform's clamp of d^2
-)
+from paradime_core.losses.functions import EPS, cross_entropy, infonce
+from paradime_core.protocols import EDGE_KERNEL_CLAMP as SQ_EPS
+from paradime_core.protocols import STUDENT_T, EdgeKernel
 
 
 class SharedNegativeInfoNCE(torch.autograd.Function):
@@ -119,8 +120,8 @@ class PairedNegativeInfoNCE(torch.autograd.Function):
     ``uniform`` and ``pool`` layouts): the formulas of :class:`SharedNegativeInfoNCE` with a
     (B, r) block ``W_bk = ∂L/∂s_bk``, ``s_bk = ||y_{i_b} - z_{bk}||^2``. It takes the whole
     (n, d) output and the edges' positions and works coordinate-major (a (d, n) copy, gathers
-    and ``index_add`` along its columns): with d = 2, row-major (m, 2) blocks made the sums
-    over a coordinate and the scatter of the gradient 3-18x slower. Differences are kept
+    and ``index_add`` along its columns), so sums over a coordinate and the scatter of the
+    gradient run along long rows rather than inner dimensions of size d. Differences are kept
     exactly (no norm expansion): values and gradients equal the generic path's to rounding."""
 
     @staticmethod
@@ -149,7 +150,7 @@ class PairedNegativeInfoNCE(torch.autograd.Function):
         grad_neg = diff_neg * weight_neg  # (d, B, r)
         grad = diff_pos.new_zeros((diff_pos.shape[0], ctx.n_items))
         grad.index_add_(1, sources, grad_pos + grad_neg.sum(-1))
-        # negated sources, not alpha=-1: index_add_'s alpha path was 40x slower here
+        # negated sources, not alpha=-1: index_add_'s alpha path is far slower
         grad.index_add_(1, dests, grad_pos.neg_())
         grad.index_add_(1, negatives.reshape(-1), grad_neg.neg_().reshape(grad.shape[0], -1))
         return grad.t(), None, None, None
@@ -228,7 +229,7 @@ class EdgeCrossEntropy(torch.autograd.Function):
         grad_diff = diff * weight  # (d, m): the gradient of the rows' ends; the columns' is its negative
         grad = diff.new_zeros((diff.shape[0], n_items))
         grad.index_add_(1, rows, grad_diff)
-        grad.index_add_(1, cols, grad_diff.neg_())  # negated, not alpha=-1 (40x slower)
+        grad.index_add_(1, cols, grad_diff.neg_())  # negated, not alpha=-1 (far slower)
         return grad.t(), None, None, None, None, None, None, None
 
 
@@ -245,67 +246,47 @@ def edge_cross_entropy(a: float, b: float, eps: float, clamp: bool):
     return loss
 
 
-def _edge_kernel(relation: Any) -> tuple[float, float, bool] | None:
-    """``(a, b, clamp)`` of a built batch relation ``edge_dist(euclidean) -> cauchy | t_dist(alpha=1)``."""
-    from paradime_core.relations.relation_types import EdgeDist
-    from paradime_core.relations.transforms import Cauchy, TDist
+@dataclass(frozen=True)
+class FusedEdgeLoss:
+    """The fused form of a loss function on a batch relation's edge kernel.
 
-    inner = getattr(relation, "relation", None)
-    transforms = getattr(relation, "transforms", None)
-    if not isinstance(inner, EdgeDist) or inner.metric != "euclidean" or transforms is None or len(transforms) != 1:
-        return None
-    kernel = transforms[0]
-    if type(kernel) is Cauchy:
-        a, b = kernel.params
-        return float(a), float(b), True
-    if type(kernel) is TDist and kernel.alpha == 1.0:
-        return 1.0, 1.0, False
-    return None
-
-
-def _is_student_t_edge_distance(relation: Any) -> bool:
-    """Whether a built batch relation is ``edge_dist``/``pdist`` (euclidean) -> ``t_dist(alpha=1)``."""
-    from paradime_core.relations.relation_types import EdgeDist, PDist
-    from paradime_core.relations.transforms import TDist
-
-    inner = getattr(relation, "relation", None)
-    transforms = getattr(relation, "transforms", None)
-    return (
-        isinstance(inner, (EdgeDist, PDist))
-        and inner.metric == "euclidean"
-        and transforms is not None
-        and len(transforms) == 1
-        and isinstance(transforms[0], TDist)
-        and transforms[0].alpha == 1.0
-    )
-
-
-def fused_relation_loss(func: Any, target_name: str, relation: Any, batch: Batch) -> Any:
-    """The fused implementation of ``func(target_name, relation)`` on ``batch``, or None.
-
-    Cross entropy: the built-in ``cross_entropy`` with its default ``eps``, the target the
-    relation the batch's edges were sampled from, the batch relation a Cauchy or Student-t
-    (alpha 1) kernel of euclidean edge distances. InfoNCE: the built-in ``infonce`` with its
-    default ``eps``, the target the relation the batch's edges were sampled from, the batch
-    relation the Student-t kernel of euclidean edge distances, and the batch either with
-    equal groups of shared negatives or laid out as each positive's own negatives.
+    Chosen once, when a relation loss is bound to its batch relation
+    (:func:`fused_edge_loss`); per batch, :meth:`for_batch` checks the batch's layout.
     """
-    from paradime_core.losses.functions import EPS, cross_entropy, infonce
 
-    if func is cross_entropy:
+    func: Any
+    kernel: EdgeKernel
+
+    def for_batch(self, target_name: str, batch: Batch) -> Any:
+        """``loss(outputs, batch)`` for this batch, or None where its layout has no fused form.
+
+        The target must be the relation the batch's edges were sampled from, with the
+        sampler's targets (1 for positives, 0 for negatives). InfoNCE also needs equal groups
+        of shared negatives or each positive's own negatives.
+        """
         if not batch.has_edges or batch.edge_targets is None or target_name != batch.edge_relation:
             return None
-        kernel = _edge_kernel(relation)
-        return None if kernel is None else edge_cross_entropy(*kernel[:2], EPS, kernel[2])
-    if func is not infonce or not batch.has_edges or target_name != batch.edge_relation:
+        if self.func is cross_entropy:
+            return edge_cross_entropy(self.kernel.a, self.kernel.b, EPS, self.kernel.clamp)
+        groups = batch.negative_groups
+        if groups is None:
+            return paired_negative_infonce if _paired_negative_layout(batch) else None
+        n_groups, rate = groups.shape
+        n_edges = batch.edge_rows.shape[0]
+        if rate == 0 or n_edges % (1 + rate) != 0 or (n_edges // (1 + rate)) % n_groups != 0:
+            return None
+        return shared_negative_infonce
+
+
+def fused_edge_loss(func: Any, kernel: EdgeKernel | None) -> FusedEdgeLoss | None:
+    """The fused form of loss function ``func`` on edge kernel ``kernel``, or None.
+
+    Fused: the built-in ``cross_entropy`` on any :class:`~paradime_core.protocols.EdgeKernel`
+    (UMAP's Cauchy kernel, LargeVis' Student-t), and the built-in ``infonce`` on the
+    Student-t kernel (parametric t-SNE). Every other pair takes the generic path.
+    """
+    if kernel is None:
         return None
-    if batch.edge_targets is None or not _is_student_t_edge_distance(relation):
-        return None
-    groups = batch.negative_groups
-    if groups is None:
-        return paired_negative_infonce if _paired_negative_layout(batch) else None
-    n_groups, rate = groups.shape
-    n_edges = batch.edge_rows.shape[0]
-    if rate == 0 or n_edges % (1 + rate) != 0 or (n_edges // (1 + rate)) % n_groups != 0:
-        return None
-    return shared_negative_infonce
+    if func is cross_entropy or (func is infonce and kernel == STUDENT_T):
+        return FusedEdgeLoss(func, kernel)
+    return None

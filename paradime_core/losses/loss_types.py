@@ -43,20 +43,24 @@ Loss types
     the paper's initialisation phase) and embedding ``Y = model.embed(x)``; the input is
     ``main`` unless two data keys are given.
 
-``triplet(margin=1.0)`` (paper Eq. 2)
+``triplet(func=margin, margin=1.0, data=[anchor key, partner key])`` (paper Eq. 2)
     :math:`\frac{1}{t}\sum_{(a,p,n)} \max\big(0, \|y_a - y_p\| - \|y_a - y_n\| + \mu\big)`
-    over the batch's triplets (which need ``triplet`` sampling), margin :math:`\mu`.
+    over the batch's triplets, margin :math:`\mu`; triplets come from ``triplet`` sampling or
+    from ``edge`` sampling (each positive edge with each of its negatives).
 
-``correlation(columns, dims, method=pearson, absolute=False)`` (paper Eq. 3)
+``correlation(columns, dims, method=pearson, form=squared)`` (paper Eq. 3)
     Rewards embedding dimensions ``d_k`` that follow attributes ``c_k`` of the batch,
 
-    .. math:: L = -\sum_k \rho\big(x_{:, c_k}, y_{:, d_k}\big)
-              \quad \text{(or } -\sum_k |\rho| \text{ with absolute=True)},
+    .. math:: L = \sum_k \big(1 - \rho(x_{:, c_k}, y_{:, d_k})^2\big)
+              \quad \text{(} -\sum_k \rho \text{ with form=signed, } -\sum_k |\rho|
+              \text{ with absolute=True)},
 
     with Pearson's :math:`\rho(u, v) = \frac{\sum_i (u_i-\bar u)(v_i-\bar v)}
     {\sqrt{\sum_i (u_i-\bar u)^2 \sum_i (v_i-\bar v)^2}}`. The attributes are ``data[0]``
     (default ``main``); with two data keys the first is the model input, the second the
-    attributes.
+    attributes. The pair is given by the options ``columns``/``dims`` (``column``/``dim``).
+    Eq. 3's gradient vanishes at :math:`\rho = 0`, so from an embedding uncorrelated with the
+    attribute its weight must be large enough to leave that saddle.
 
 :class:`CompoundLoss` sums weighted components, :math:`L = \sum_c w_c L_c`, and reports
 each component's value so the trainer can keep per-component histories.
@@ -67,16 +71,19 @@ constructor arguments) and decorating it with ``register_loss_type("name")``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from paradime_core.batch import BatchContext, call_model_method, gather_rows
+from paradime_core.batch import BatchContext, batch_triplets, call_model_method, gather_rows
 from paradime_core.errors import DataError
 from paradime_core.losses.functions import TINY, LossFunction, cross_entropy, mse
-from paradime_core.losses.fused import fused_relation_loss
+from paradime_core.losses.functions import margin as triplet_margin
+from paradime_core.losses.fused import FusedEdgeLoss, fused_edge_loss
+from paradime_core.protocols import EdgeKernelSource
 from paradime_core.spec.registry import register_loss_type
 
 # ---------------------------------------------------------------------------------------
@@ -150,7 +157,14 @@ def _zero_diagonal(matrix: torch.Tensor) -> torch.Tensor:
 
 @register_loss_type("relation")
 class RelationLoss(_BuiltinLoss):
-    """``func(global relation rels[0], batch relation rels[1] on model.<methods[0]>)``."""
+    """``func(global relation rels[0], batch relation rels[1] on model.<methods[0]>)``.
+
+    On an edge batch whose edges were sampled from another relation than ``rels[0]`` (the
+    paper's supervised t-SNE samples edges from label equality and keeps t-SNE's KL), the
+    sampled edges say nothing about ``rels[0]``: the comparison is then over the batch's
+    items, the (b, b) block of ``rels[0]`` against the batch relation on those items, as on
+    an item batch (unless the batch relation only exists along edges).
+    """
 
     needs_func = True
     rel_levels = ("global", "batch")
@@ -160,11 +174,26 @@ class RelationLoss(_BuiltinLoss):
         super().__init__(func, data, rels, methods)
         if len(self.rels) != 2:
             raise ValueError(f"needs two relations (global, batch) in keys.rels, got {self.rels}")
+        self._fused: FusedEdgeLoss | None = None
+        self._bound_to: Any = None
+
+    def bind(self, batch_relations: Mapping[str, Any]) -> None:
+        """Choose the fused form once for the batch relation's declared edge kernel."""
+        relation = batch_relations.get(self.rels[1])
+        kernel = relation.edge_kernel() if isinstance(relation, EdgeKernelSource) else None
+        self._fused = fused_edge_loss(self.func, kernel)
+        self._bound_to = relation
 
     def __call__(self, ctx: BatchContext) -> torch.Tensor:
         method = self.methods[0] if self.methods else "embed"
         data_key = self.data[0] if self.data else "main"
-        fused = fused_relation_loss(self.func, self.rels[0], ctx.batch_relations.get(self.rels[1]), ctx.batch)
+        if self._bound_to is not ctx.batch_relations.get(self.rels[1]):
+            self.bind(ctx.batch_relations)
+        batch = ctx.batch
+        if (batch.has_edges and batch.edge_relation != self.rels[0]
+                and not getattr(getattr(ctx.batch_relations.get(self.rels[1]), "relation", None), "needs_edges", False)):
+            ctx = ctx.over_items()
+        fused = None if self._fused is None else self._fused.for_batch(self.rels[0], ctx.batch)
         if fused is not None:  # same value, closed-form gradient (paradime_core.losses.fused)
             return fused(ctx.output(method, data_key), ctx.batch)
         target = ctx.global_relation(self.rels[0])
@@ -238,29 +267,48 @@ class PositionLoss(_BuiltinLoss):
 
 @register_loss_type("triplet")
 class TripletLoss(_BuiltinLoss):
-    """mean max(0, ||y_a - y_p|| - ||y_a - y_n|| + margin) over the batch's triplets."""
+    """``func(||y_a - y_p||, ||y_a - y_n||)`` over the batch's triplets, by default ``margin``
+    (paper Eq. 2: ``mean_t max(0, ||y_a - y_p|| - ||y_a - y_n|| + margin)``).
+
+    Triplets come from triplet sampling, or from edge sampling: each positive edge ``(a, p)``
+    with each of its negatives ``(a, n)`` (over a label-equality relation, Eq. 1, that makes
+    ``p`` share ``a``'s label and ``n`` not). ``keys.data`` names ``[anchor key, partner
+    key]``, the inputs of the anchors and of their partners (both ``main`` by default;
+    ``data`` is ParaDime 1.x's name of the main entry). A ``func`` with a ``margin``
+    parameter gets the ``margin`` option.
+    """
 
     rel_levels = None  # a relation may be named for readability; triplets come from sampling
     max_rels = 1
+    max_data = 2
+    data_key_aliases = {"data": "main"}
 
     def __init__(self, func=None, data=None, rels=None, methods=None, margin: float = 1.0):
         super().__init__(func, data, rels, methods)
         if isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin < 0:
             raise ValueError(f"margin must be a number >= 0, got {margin!r}")
         self.margin = float(margin)
+        self.func = func or triplet_margin
+        self._func_options = ({"margin": self.margin}
+                              if "margin" in inspect.signature(self.func).parameters else {})
 
     def __call__(self, ctx: BatchContext) -> torch.Tensor:
-        triplets = ctx.batch.triplets
+        triplets = batch_triplets(ctx.batch)
         if triplets is None:
-            raise DataError("triplet loss needs triplet sampling (sampling: {type: triplet, rels: ...})")
+            raise DataError("triplet loss needs triplets: sampling of type 'triplet', or 'edge' "
+                            "(each positive edge with its negatives)")
         method = self.methods[0] if self.methods else "embed"
-        out = ctx.output(method, self.data[0] if self.data else "main")
+        anchor_key = self.data[0] if self.data else "main"
+        partner_key = self.data[1] if len(self.data) > 1 else anchor_key
+        out = ctx.output(method, anchor_key)
+        partners = out if partner_key == anchor_key else ctx.output(method, partner_key)
         if triplets.shape[0] == 0:
             return out.sum() * 0.0
-        anchor, positive, negative = (gather_rows(out, triplets[:, c]) for c in range(3))
+        anchor = gather_rows(out, triplets[:, 0])
+        positive, negative = (gather_rows(partners, triplets[:, c]) for c in (1, 2))
         d_pos = torch.linalg.vector_norm(anchor - positive, dim=1)
         d_neg = torch.linalg.vector_norm(anchor - negative, dim=1)
-        return torch.relu(d_pos - d_neg + self.margin).mean()
+        return self.func(d_pos, d_neg, **self._func_options)
 
 
 def pearson(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -286,12 +334,22 @@ def _index_list(value: Any, name: str) -> list[int] | None:
 
 @register_loss_type("correlation")
 class CorrelationLoss(_BuiltinLoss):
-    """-sum_k corr(x[:, columns[k]], y[:, dims[k]]) (paper Eq. 3)."""
+    """Paper Eq. 3: ``sum_k (1 - rho(x[:, columns[k]], y[:, dims[k]])^2)`` over the named pairs.
+
+    ``rho`` is the Pearson correlation over the batch's items, of attribute column
+    ``columns[k]`` of ``keys.data`` and embedding dimension ``dims[k]`` (the pairs are
+    options; default: column ``k`` with dimension ``k``). Summed over the pairs, each term
+    in ``[0, 1]``: 0 when the dimension is an affine function of the attribute, whatever its
+    sign. ``form: signed`` minimises ``-sum_k rho_k`` instead (``-sum_k |rho_k|`` with
+    ``absolute``), which also fixes the direction of each axis.
+    """
 
     max_data = 2
+    FORMS = ("squared", "signed")
+    option_aliases = {"column": "columns", "dim": "dims", "attribute": "columns", "dimension": "dims"}
 
     def __init__(self, func=None, data=None, rels=None, methods=None, columns=None, dims=None,
-                 method: str = "pearson", absolute: bool = False):
+                 method: str = "pearson", form: str = "squared", absolute: bool = False):
         super().__init__(func, data, rels, methods)
         self.columns = _index_list(columns, "columns")
         self.dims = _index_list(dims, "dims")
@@ -299,9 +357,12 @@ class CorrelationLoss(_BuiltinLoss):
             raise ValueError(f"columns ({len(self.columns)}) and dims ({len(self.dims)}) must pair up one to one")
         if method != "pearson":
             raise ValueError(f"method must be 'pearson' (the differentiable one), got {method!r}")
+        if form not in self.FORMS:
+            raise ValueError(f"form must be one of {', '.join(self.FORMS)}, got {form!r}")
         if not isinstance(absolute, bool):
             raise TypeError(f"absolute must be true or false, got {absolute!r}")
         self.method = method
+        self.form = form
         self.absolute = absolute
 
     def __call__(self, ctx: BatchContext) -> torch.Tensor:
@@ -320,6 +381,8 @@ class CorrelationLoss(_BuiltinLoss):
                 f"{dims} of the embedding ({y.shape[1]} dims) out of range"
             )
         corr = pearson(x[:, columns], y[:, dims])
+        if self.form == "squared":
+            return (1.0 - corr * corr).sum()
         if self.absolute:
             corr = corr.abs()
         return -corr.sum()

@@ -115,8 +115,8 @@ def resolve_precision(value: Any) -> str:
 
 def run_hidden_layers(layers: nn.Sequential, x: torch.Tensor, precision: str) -> torch.Tensor:
     """``layers(x)``; with ``precision="bfloat16"`` the leading front layers (input scale, PCA,
-    noise) run in float32, the rest in one bfloat16 autocast region (about 2x faster for a
-    whole network on CPUs with AVX-512, the norm on GPUs), and the result is float32."""
+    noise) run in float32, the rest in one bfloat16 autocast region (native matrix products
+    on CPUs with AVX-512 and on GPUs), and the result is float32."""
     if precision != "bfloat16":
         return layers(x)
     modules = list(layers)
@@ -228,8 +228,7 @@ class GaussianNoise(nn.Module):
     each call takes every row of its batch from a uniformly random bank row. The rows of a
     batch are then i.i.d. draws from the bank's empirical distribution, which for 65,536
     rows is a Gaussian for every practical purpose, while a call costs an index draw and a
-    gather instead of fresh normals (on two CPU cores, 7,270 x 50 fresh normals took
-    1.24 ms, a quarter of the cost of the rest of a UMAP step outside its matrix products).
+    gather instead of fresh normals.
     """
 
     stochastic = True

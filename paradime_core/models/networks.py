@@ -65,11 +65,29 @@ def _front_layers(in_dim: int, input_scale: float | None, pca_components: int | 
     return layers, in_dim
 
 
+_DATA_FREE_CHECKS = {"activation": activation_layer, "output_activation": activation_layer,
+                     "precision": resolve_precision}
+
+
 class _Model(nn.Module):
     """Shared bits: ``model_type``, ``config``, ``forward = embed``, ``parts``."""
 
     model_type: str = ""
     config: dict[str, Any]
+    #: Capability: the model can be built on torch's ``meta`` device, so its size is counted
+    #: (and capped) before any memory is taken.
+    builds_on_meta_device: bool = True
+
+    @classmethod
+    def check_option(cls, name: str, value: Any) -> None:
+        """Check an option whose value needs no data (``activation``, ``output_activation``,
+        ``precision``) when the spec is validated; the rest are checked when the model is built.
+
+        Raises ``ValueError`` or ``TypeError`` for a bad value.
+        """
+        check = _DATA_FREE_CHECKS.get(name)
+        if check is not None:
+            check(value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.embed(x)

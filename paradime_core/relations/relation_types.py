@@ -36,6 +36,7 @@ import torch
 from paradime_core.batch import Batch
 from paradime_core.errors import DataError
 from paradime_core.neighbors import METHODS, METRICS, check_finite, nearest_neighbors
+from paradime_core.protocols import KnnRequest
 from paradime_core.relation_data import LabelEquality, NeighborGraph, RelationValue, n_items_of
 from paradime_core.relations.distances import _edge_distances, dense_distances, pairwise_distances
 from paradime_core.spec.registry import register_relation
@@ -63,13 +64,14 @@ def _as_matrix(data: Any, what: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- distances
-@register_relation("pdist", aliases=("pairwise",))
+@register_relation("pdist", aliases=("pairwise", "pdistdiff"))
 class PDist:
     """Exact pairwise distances ``D_ij = d(x_i, x_j)``.
 
     Global: the dense (n, n) float32 matrix, computed in chunks of ``chunk_size`` rows
     (warns above 20,000 items). Batch: (b, b) over the batch's outputs, or (m,) along the
-    sampled edges when the batch has edges.
+    sampled edges when the batch has edges. ``pdistdiff`` (ParaDime 1.x's name of the
+    batch-level differentiable pairwise distances) names this relation.
     """
 
     levels = ("global", "batch")
@@ -94,6 +96,10 @@ class PDist:
                 stacklevel=2,
             )
         return dense_distances(X, self.metric, self.chunk_size)
+
+    def edge_metric(self) -> str:
+        """The distance computed along a batch's edges (on batches with edges)."""
+        return self.metric
 
     def __call__(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
         if batch.has_edges:
@@ -140,22 +146,36 @@ class Neighbor:
         n = X.shape[0]
         if n < 2:
             raise DataError(f"neighbor: needs at least 2 items, got {n}")
-        k = self.n_neighbors or 15
-        if k >= n:
-            warnings.warn(f"n_neighbors={k} >= number of items {n}; using {n - 1}", stacklevel=2)
-            k = n - 1
+        request = self.knn_request(n)
         indices, distances = nearest_neighbors(
-            X, k, method=self.method, metric=self.metric, seed=self.seed, n_threads=self.n_threads
+            X, request.k, method=request.method, metric=request.metric, seed=request.seed,
+            n_threads=self.n_threads,
         )
-        return NeighborGraph(indices, distances)
+        return self.from_graph(NeighborGraph(indices, distances))
+
+    def knn_request(self, n_items: int) -> KnnRequest:
+        """The graph this relation needs for ``n_items`` items: ``n_neighbors`` neighbours
+        (15 when unset), at most ``n_items - 1`` (with a warning)."""
+        k = self.n_neighbors or 15
+        if k >= n_items:
+            warnings.warn(f"n_neighbors={k} >= number of items {n_items}; using {n_items - 1}", stacklevel=2)
+            k = n_items - 1
+        return KnnRequest(int(k), self.metric, self.method, self.seed)
+
+    def from_graph(self, graph: NeighborGraph) -> NeighborGraph:
+        """The relation's value on its kNN graph: the graph itself."""
+        return graph
 
 
 # --------------------------------------------------------------------------- pairwise_eq
 @register_relation("pairwise_eq", aliases=("label_equality", "pairwise_equality"))
 class PairwiseEq:
-    """Label equality ``r_ij = 1 if y_i == y_j else 0`` of the labels in the relation's data key."""
+    """Label equality ``r_ij = 1 if y_i == y_j else 0`` (paper Eq. 1) of the labels in the
+    relation's data key; without a ``data:`` key it reads ``labels`` (Eq. 1 is defined on
+    the ground-truth labels)."""
 
     levels = ("global",)
+    default_data = "labels"
 
     def __init__(self) -> None:
         pass
@@ -314,14 +334,19 @@ class Precomputed:
 
 
 # --------------------------------------------------------------------------- edge_dist
-@register_relation("edge_dist", aliases=("fromto", "pdistdiff"))
+@register_relation("edge_dist", aliases=("fromto",))
 class EdgeDist:
     """Distances along the batch's sampled edges, ``d(y_rows[e], y_cols[e])``, shape (m,)."""
 
     levels = ("batch",)
+    needs_edges = True  # no item-level form (a relation loss asks before it compares over items)
 
     def __init__(self, metric: str = "euclidean"):
         self.metric = _check_metric(metric, PDIST_METRICS)
+
+    def edge_metric(self) -> str:
+        """The distance computed along a batch's edges."""
+        return self.metric
 
     def __call__(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
         if not batch.has_edges:

@@ -228,7 +228,7 @@ class _Kernel:
 
 
 def gaussian_conditionals(
-    sq_dist: np.ndarray, valid: np.ndarray, perplexity: np.ndarray, tol: float = 1e-4
+    sq_dist: np.ndarray, valid: np.ndarray, perplexity: np.ndarray, tol: float = 1e-4, max_iter: int = 200
 ) -> tuple[np.ndarray, np.ndarray]:
     """t-SNE conditional probabilities for padded rows of squared distances.
 
@@ -245,7 +245,7 @@ def gaussian_conditionals(
     rows = np.flatnonzero(counts > 0)
     all_rows = rows.size == len(counts)
     kernel = _Kernel(x if all_rows else x[rows])
-    log_beta, attained = _solve_decreasing(kernel.entropy, np.log(perplexity[rows]), tol)
+    log_beta, attained = _solve_decreasing(kernel.entropy, np.log(perplexity[rows]), tol, max_iter)
     w, _ = kernel.weights(log_beta, None)
     w /= w.sum(axis=1, keepdims=True)
     if all_rows:

@@ -45,6 +45,7 @@ import scipy.sparse as sp
 import torch
 
 from paradime_core.errors import DataError
+from paradime_core.protocols import EDGE_KERNEL_CLAMP, STUDENT_T, EdgeKernel
 from paradime_core.relation_data import NeighborGraph, RelationValue, to_csr
 from paradime_core.relations.rows import (
     _check_distances,
@@ -97,8 +98,12 @@ class Perplexity:
 
     ``p_{j|i} = exp(-beta_i d_ij^2) / sum_k exp(-beta_i d_ik^2)``, ``beta_i`` chosen by a
     vectorised bisection so that ``2^{H_i} = perplexity`` with
-    ``H_i = -sum_j p_{j|i} log2 p_{j|i}`` (entropy within 1e-4 nats,
-    so each row's perplexity is within 0.01 % of the target).
+    ``H_i = -sum_j p_{j|i} log2 p_{j|i}`` (entropy within ``xtol`` = 1e-4 nats,
+    so each row's perplexity is within 0.01 % of the target; at most ``maxiter`` steps).
+    ParaDime 1.x handed ``scipy.optimize.root_scalar`` options through (``bracket``,
+    ``method``, ``x0``, ``x1``, ``rtol``): they are checked and accepted so its specs load,
+    and they do not change the result, because the vectorised bisection widens its own
+    bracket until it holds each row's root and so finds the root any valid bracket holds.
     A row with ``c`` neighbours (self excluded) cannot reach a perplexity above ``c``; such
     rows are calibrated to ``max(c - 1, 1)`` with a warning. The output is the input's kind
     with self entries removed.
@@ -106,8 +111,28 @@ class Perplexity:
 
     levels = GLOBAL
 
-    def __init__(self, perplexity: float = 30.0):
+    #: scipy.optimize.root_scalar's method names; ParaDime 1.x passed these options through to it
+    ROOT_METHODS = ("bisect", "brentq", "brenth", "ridder", "toms748", "secant", "newton", "halley")
+
+    def __init__(self, perplexity: float = 30.0, xtol: float = 1e-4, maxiter: int = 200,
+                 bracket: Any = None, method: str | None = None, x0: float | None = None,
+                 x1: float | None = None, rtol: float | None = None, verbose: bool = False):
         self.perplexity = _positive("perplexity", perplexity)
+        self.xtol = _positive("xtol", xtol)
+        if isinstance(maxiter, bool) or not isinstance(maxiter, numbers.Integral) or maxiter < 1:
+            raise ValueError(f"maxiter must be a positive integer, got {maxiter!r}")
+        self.maxiter = int(maxiter)
+        if bracket is not None and (not isinstance(bracket, (list, tuple)) or len(bracket) != 2
+                                    or not all(isinstance(b, numbers.Real) for b in bracket)
+                                    or not 0 <= bracket[0] < bracket[1]):
+            raise ValueError(f"bracket must be [low, high] with 0 <= low < high, got {bracket!r}")
+        if method is not None and method not in self.ROOT_METHODS:
+            raise ValueError(f"method must be one of {', '.join(self.ROOT_METHODS)}, got {method!r}")
+        for name, value in (("x0", x0), ("x1", x1), ("rtol", rtol)):
+            if value is not None:
+                _positive(name, value, allow_zero=name != "rtol")
+        self.root_options = {"bracket": bracket, "method": method, "x0": x0, "x1": x1, "rtol": rtol}
+        self.verbose = _flag("verbose", verbose)
 
     def suggested_neighbors(self) -> int:
         """k a neighbour relation should use: 3 x perplexity (+1 for the item itself)."""
@@ -128,7 +153,8 @@ class Perplexity:
                 f"Use n_neighbors >= {self.suggested_neighbors()}.",
                 stacklevel=2,
             )
-        probabilities, attained = gaussian_conditionals(layout.values**2, layout.valid, target)
+        probabilities, attained = gaussian_conditionals(layout.values**2, layout.valid, target,
+                                                        tol=self.xtol, max_iter=self.maxiter)
         if not attained[counts > 0].all():
             warnings.warn(
                 f"perplexity: {int((~attained[counts > 0]).sum())} row(s) could not reach perplexity "
@@ -183,19 +209,28 @@ class Connect:
     ``rho_i`` is the distance to the nearest neighbour at positive distance (interpolated
     for fractional ``local_connectivity``); ``sigma_i`` is found by vectorised bisection on
     ``log(1 / sigma_i)`` so that ``sum_j exp(-max(0, d_ij - rho_i) / sigma_i) =
-    log2(k) * bandwidth`` (``k``: entries stored per row, self included, as UMAP's
-    ``n_neighbors``); like UMAP, ``sigma_i >= 1e-3 * mean_j d_ij``. Output: memberships
+    log2(k) * bandwidth`` (``k``: ``n_neighbors`` when given, the paper's ``neighbors``;
+    otherwise the entries stored per row, self included, as UMAP's ``n_neighbors``). A
+    neighbour relation without its own ``n_neighbors`` takes ``k`` from here; like UMAP,
+    ``sigma_i >= 1e-3 * mean_j d_ij``. Output: memberships
     ``w_ij = exp(-max(0, d_ij - rho_i) / sigma_i)`` in the input's kind, self excluded.
     """
 
     levels = GLOBAL
+    option_aliases = {"neighbors": "n_neighbors", "k": "n_neighbors"}  # the paper's spelling
 
-    def __init__(self, local_connectivity: float = 1.0, bandwidth: float = 1.0):
+    def __init__(self, n_neighbors: int | None = None, local_connectivity: float = 1.0,
+                 bandwidth: float = 1.0):
+        if n_neighbors is not None and (isinstance(n_neighbors, bool)
+                                        or not isinstance(n_neighbors, numbers.Integral) or n_neighbors < 2):
+            raise ValueError(f"n_neighbors must be an integer >= 2, got {n_neighbors!r}")
+        self.n_neighbors = None if n_neighbors is None else int(n_neighbors)
         self.local_connectivity = _positive("local_connectivity", local_connectivity, allow_zero=True)
         self.bandwidth = _positive("bandwidth", bandwidth)
 
     def suggested_neighbors(self) -> int:
-        return 15
+        """k a neighbour relation should use: ``n_neighbors`` (default 15), as UMAP's."""
+        return self.n_neighbors or 15
 
     def __call__(self, value: RelationValue) -> RelationValue:
         layout = _row_layout(value, "connect")
@@ -205,7 +240,8 @@ class Connect:
         rho = _nearest_positive(d, valid, self.local_connectivity)
         excess = np.maximum(d - rho[:, None], 0.0)
         x, scale = _normalised_rows(excess, valid, counts)
-        target = np.log2(np.maximum(layout.width, 1)) * self.bandwidth
+        k = np.maximum(layout.width, 1) if self.n_neighbors is None else self.n_neighbors
+        target = np.log2(k) * self.bandwidth * np.ones(len(counts))
         rows = np.flatnonzero(counts > 0)
         log_beta = np.zeros(len(counts))
         if rows.size:
@@ -221,7 +257,8 @@ class Connect:
         return layout.rebuild(memberships)
 
     def __repr__(self) -> str:
-        return f"Connect(local_connectivity={self.local_connectivity:g}, bandwidth={self.bandwidth:g})"
+        return (f"Connect(n_neighbors={self.n_neighbors}, local_connectivity={self.local_connectivity:g}, "
+                f"bandwidth={self.bandwidth:g})")
 
 
 # --------------------------------------------------------------------------- symmetrize
@@ -234,6 +271,7 @@ class Symmetrize:
     """
 
     levels = GLOBAL
+    option_aliases = {"subtract_product": "sub_prod"}  # ParaDime 1.x's spelling
 
     def __init__(self, sub_prod: bool = False):
         self.sub_prod = _flag("sub_prod", sub_prod)
@@ -337,6 +375,10 @@ class TDist:
         return _map_values(value, lambda d: np.power(1.0 + d * d / self.alpha, exponent).astype(
             _float_dtype(d), copy=False))
 
+    def edge_kernel(self) -> EdgeKernel | None:
+        """``1 / (1 + d^2)`` at ``alpha = 1`` (:data:`~paradime_core.protocols.STUDENT_T`); else None."""
+        return STUDENT_T if self.alpha == 1.0 else None
+
     def __repr__(self) -> str:
         return f"TDist(alpha={self.alpha:g})"
 
@@ -357,7 +399,7 @@ def fit_ab(spread: float = 1.0, min_dist: float = 0.1) -> tuple[float, float]:
     return float(a), float(b)
 
 
-_SQ_EPS = 1e-12  # d^2 is clamped here before the fractional power (finite gradient at d = 0)
+_SQ_EPS = EDGE_KERNEL_CLAMP  # d^2 is clamped here before the fractional power (finite gradient at d = 0)
 
 
 @register_transform("cauchy", aliases=("modified_cauchy", "umap"))
@@ -398,6 +440,11 @@ class Cauchy:
             lambda d: (1.0 / (1.0 + a * np.power(np.maximum(d * d, _SQ_EPS), b))).astype(
                 _float_dtype(d), copy=False),
         )
+
+    def edge_kernel(self) -> EdgeKernel:
+        """``1 / (1 + a (d^2)^b)`` with ``d^2`` clamped below at ``1e-12``."""
+        a, b = self.params
+        return EdgeKernel(float(a), float(b), clamp=True)
 
     def __repr__(self) -> str:
         if self.a is not None:

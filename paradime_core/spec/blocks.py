@@ -1,23 +1,11 @@
 """Build the building blocks a spec names, and check each against its registry.
 
-Protocols of the registered implementations (each constructor only stores and checks
-its options, raising ValueError/TypeError for bad values):
-
-- relation (``RELATIONS``): class with ``levels`` (a tuple of "global"/"batch");
-  global: ``compute(data: np.ndarray) -> RelationValue``;
-  batch: ``__call__(outputs: Tensor, batch: Batch) -> Tensor`` ((b, b), or (m,) on edges).
-- transform (``TRANSFORMS``): class with ``levels``; ``__call__(value) -> value`` on a
-  RelationValue (global) or a torch Tensor (batch); optional ``suggested_neighbors()``
-  giving the k a neighbour relation needs (perplexity: 3 x perplexity).
-- loss function (``LOSS_FUNCTIONS``): ``f(target, prediction) -> scalar Tensor``.
-- loss type (``LOSS_TYPES``): class built as ``cls(func=, data=, rels=, methods=, **options)``
-  with ``__call__(ctx: BatchContext) -> scalar Tensor``; optional class attributes
-  ``needs_func`` (bool) and ``rel_levels`` (e.g. ("global", "batch")).
-- data function (``DATA_FUNCTIONS``): ``f(*inputs, **options) -> np.ndarray``.
-- sampler (``SAMPLERS``): class built from its options, ``epoch(n_items, relations,
-  generator) -> Iterator[Batch]``; ``relation_options`` names options holding a relation.
-- optimizer (``OPTIMIZERS``): a ``torch.optim.Optimizer`` subclass.
-- model (``MODELS``): a callable ``(in_dim=..., n_items=..., **options) -> nn.Module``.
+Each registered implementation follows its protocol in :mod:`paradime_core.protocols`; its
+constructor only stores and checks its options, raising ``ValueError``/``TypeError`` for a
+bad value, which is reported as a :class:`~paradime_core.errors.SpecError` at the option's
+spec path. A relation is built with its transform chain (:class:`BuiltRelation`), which
+answers for the chain what the pipeline and the losses ask: the kNN graph a neighbour
+relation needs, and the edge kernel of a batch relation.
 """
 
 from __future__ import annotations
@@ -34,9 +22,19 @@ import numpy as np
 import torch
 
 from paradime_core.errors import DataError, SpecError
+from paradime_core.protocols import (
+    EdgeDistanceRelation,
+    EdgeKernel,
+    KernelTransform,
+    KnnRequest,
+    NeighborHint,
+    NeighborRelation,
+)
+from paradime_core.relation_data import NeighborGraph
 from paradime_core.spec import limits
 from paradime_core.spec import registry as reg
-from paradime_core.spec.registry import build, canonical_name
+from paradime_core.spec.elements import LEVELS
+from paradime_core.spec.registry import accepted_options, build, canonical_name, check_option_names
 
 if TYPE_CHECKING:
     from paradime_core.spec import (
@@ -48,9 +46,6 @@ if TYPE_CHECKING:
         SamplingSpec,
         Spec,
     )
-
-
-LEVELS = ("global", "batch")
 
 
 @dataclass
@@ -76,6 +71,27 @@ class BuiltRelation:
         for transform in self.transforms:
             value = transform(value)
         return value
+
+    def knn_request(self, n_items: int) -> KnnRequest | None:
+        """The kNN graph a neighbour relation needs for ``n_items`` items; None for others."""
+        return self.relation.knn_request(n_items) if isinstance(self.relation, NeighborRelation) else None
+
+    def from_graph(self, graph: NeighborGraph) -> Any:
+        """Global, neighbour relations: the value on the kNN graph ``graph``, after the transforms."""
+        value = self.relation.from_graph(graph)
+        for transform in self.transforms:
+            value = transform(value)
+        return value
+
+    def edge_kernel(self) -> EdgeKernel | None:
+        """Batch: the kernel ``q(s)`` of the squared euclidean edge distance ``s`` this chain
+        computes on a batch with edges (one kernel transform after euclidean edge distances),
+        or None."""
+        if not (isinstance(self.relation, EdgeDistanceRelation) and self.relation.edge_metric() == "euclidean"):
+            return None
+        if len(self.transforms) != 1 or not isinstance(self.transforms[0], KernelTransform):
+            return None
+        return self.transforms[0].edge_kernel()
 
 
 def _check_level(impl: Any, level: str, path: str, problem: str) -> None:
@@ -104,8 +120,8 @@ def build_relation(spec: RelationSpec, where: str) -> BuiltRelation:
         _check_level(transform, spec.level, f"{tw}.type",
                      f"transform '{canonical_name(t.type)}' applies to {{levels}} relations, not {{level}}")
         transforms.append(transform)
-    if getattr(relation, "n_neighbors", 0) is None:
-        hints = [t.suggested_neighbors() for t in transforms if hasattr(t, "suggested_neighbors")]
+    if isinstance(relation, NeighborRelation) and relation.n_neighbors is None:
+        hints = [t.suggested_neighbors() for t in transforms if isinstance(t, NeighborHint)]
         hints = [h for h in hints if h]
         relation.n_neighbors = max(hints) if hints else 15
     return BuiltRelation(spec.name, spec.level, spec.data, relation, transforms)
@@ -134,18 +150,9 @@ def build_loss(spec: LossSpec, full_spec: Spec | None, where: str) -> Any:
     for key in reserved:
         if key in spec.options:
             raise SpecError(f"{where}.options.{key}", "reserved name (give it under keys/func)")
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):  # no signature: build() reports what the call rejects
-        params = {"kwargs": inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)}
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        allowed = [p for p in params if p not in (*reserved, "self")]
-        for key in spec.options:
-            if key not in allowed:
-                raise SpecError(f"{where}.options.{key}", f"unknown option for loss type "
-                                f"'{canonical_name(spec.type)}' (allowed: {', '.join(allowed) or 'none'}; "
-                                f"fields of a loss: name, type, func, keys, options)"
-                                f"{reg.did_you_mean(key, allowed)}")
+    check_option_names(spec.options, accepted_options(cls, exclude=reserved), f"{where}.options",
+                       f"loss type '{canonical_name(spec.type)}'",
+                       note="; fields of a loss: name, type, func, keys, options")
     options = {"func": func, "data": list(spec.data), "rels": list(spec.rels),
                "methods": list(spec.methods), **spec.options}
     try:
@@ -200,15 +207,11 @@ def check_optimizer(spec: OptimizerSpec, where: str, trial: bool | None = None) 
     """
     cls = reg.OPTIMIZERS.get(spec.type, f"{where}.type")
     name = canonical_name(spec.type)
-    params = inspect.signature(cls).parameters
-    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    for key, value in spec.options.items():
-        if (key not in params and not accepts_any) or key == "params":
-            allowed = [p for p in params if p not in ("params", "self")]
-            raise SpecError(f"{where}.options.{key}", f"unknown option for optimizer "
-                            f"'{name}' (allowed: {', '.join(allowed)}){reg.did_you_mean(key, allowed)}")
-        if key == "lr" and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-            raise SpecError(f"{where}.options.lr", f"expected a positive number, got {value!r}")
+    check_option_names(spec.options, accepted_options(cls, exclude=("params",)), f"{where}.options",
+                       f"optimizer '{name}'")
+    lr = spec.options.get("lr", 1.0)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
+        raise SpecError(f"{where}.options.lr", f"expected a positive number, got {lr!r}")
     if not (_OPTIMIZER_TRIALS.get() if trial is None else trial):
         return cls
     try:
@@ -237,14 +240,9 @@ def build_data_function(spec: DerivedDataSpec, where: str) -> Any:
     if len(spec.keys) > len(positional) and not var_positional:
         raise SpecError(f"{where}.keys", f"data function '{name}' takes at most {len(positional)} "
                         f"input(s), got {len(spec.keys)}")
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        option_names = [p.name for p in positional[len(spec.keys):]] + [
-            p.name for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
-        for key in spec.options:
-            if key not in option_names:
-                raise SpecError(f"{where}.options.{key}", f"unknown option for data function "
-                                f"'{name}' (allowed: {', '.join(option_names) or 'none'})"
-                                f"{reg.did_you_mean(key, option_names)}")
+    inputs = [p.name for p in positional[: len(spec.keys)]]  # filled by the keys, not options
+    check_option_names(spec.options, accepted_options(func, exclude=inputs), f"{where}.options",
+                       f"data function '{name}'")
 
     @functools.wraps(func)
     def checked(*inputs: Any, **options: Any) -> Any:
@@ -260,31 +258,16 @@ def build_data_function(spec: DerivedDataSpec, where: str) -> Any:
 
 def check_model(spec: ModelSpec, where: str) -> Any:
     factory = reg.MODELS.get(spec.type, f"{where}.type")
-    params = inspect.signature(factory).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        for key in spec.options:
-            if key not in params or key in ("in_dim", "n_items"):
-                allowed = [p for p in params if p not in ("in_dim", "n_items")]
-                raise SpecError(f"{where}.options.{key}", f"unknown option for model "
-                                f"'{canonical_name(spec.type)}' (allowed: {', '.join(allowed)})"
-                                f"{reg.did_you_mean(key, allowed)}")
-    if getattr(factory, "__module__", None) == "paradime_core.models.networks":  # user models check their own
-        _check_model_option_values(spec.options, where)
+    check_option_names(spec.options, accepted_options(factory, exclude=("in_dim", "n_items")),
+                       f"{where}.options", f"model '{canonical_name(spec.type)}'")
+    check_option = getattr(factory, "check_option", None)  # a model's own data-free option checks
+    if callable(check_option):
+        for key, value in spec.options.items():
+            try:
+                check_option(key, value)
+            except (TypeError, ValueError) as exc:
+                raise SpecError(f"{where}.options.{key}", str(exc)) from exc
+    if getattr(factory, "builds_on_meta_device", False):
         # A lower bound (one input feature): the data's width is checked when the model is built.
         limits.check_model_size(factory, {"in_dim": 1, "n_items": 2, **spec.options}, f"{where}.options")
     return factory
-
-
-def _check_model_option_values(options: dict[str, Any], where: str) -> None:
-    """Options whose values need no data are checked with the spec (the rest when the model
-    is built): ``activation`` and ``precision`` of the built-in networks."""
-    from paradime_core.models.layers import activation_layer, resolve_precision
-
-    checks = {"activation": activation_layer, "output_activation": activation_layer,
-              "precision": resolve_precision}
-    for key, check in checks.items():
-        if key in options:
-            try:
-                check(options[key])
-            except (TypeError, ValueError) as exc:
-                raise SpecError(f"{where}.options.{key}", str(exc)) from exc

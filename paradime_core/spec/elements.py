@@ -146,14 +146,16 @@ class RelationSpec:
         if level not in LEVELS:
             raise SpecError(f"{path}.level", f"'{level}' is not one of {', '.join(LEVELS)}")
         kind = _string(_require(raw, "type", path), f"{path}.type")
-        data = raw.get("data", "main")
-        data = _string(data, f"{path}.data")
         transforms_raw = _as_list(raw.get("transforms"))
         transforms = [
             TransformSpec.from_dict(t, f"{path}.transforms[{i}]") for i, t in enumerate(transforms_raw)
         ]
         options = _split_options(raw, {"name", "level", "type", "data", "transforms"}, path)
         kind, options = _typed(reg.RELATIONS, kind, options, path)
+        data = raw.get("data")
+        if data is None:  # a relation type may read another key by default (pairwise_eq: labels)
+            data = getattr(reg.RELATIONS.get(kind) if kind in reg.RELATIONS else None, "default_data", "main")
+        data = _string(data, f"{path}.data")
         return cls(name=name, level=level, type=kind, data=data, options=options, transforms=transforms)
 
     def to_dict(self) -> dict[str, Any]:
@@ -245,6 +247,9 @@ class LossSpec:
             lists[kind_name] = values
         options = _split_options(raw, {"name", "type", "func", "keys"}, path)
         kind, options = _typed(reg.LOSS_TYPES, kind, options, path)
+        # a loss type may declare other names of dataset keys (the triplet loss: ParaDime 1.x's 'data')
+        key_aliases = getattr(reg.LOSS_TYPES.get(kind) if kind in reg.LOSS_TYPES else None, "data_key_aliases", {})
+        lists["data"] = [key_aliases.get(key, key) for key in lists["data"]]
         return cls(name=name, type=kind, func=func, options=options, **lists)
 
     def to_dict(self) -> dict[str, Any]:
@@ -309,26 +314,28 @@ class PhaseSpec:
     components: list[str]
     weights: list[float] | None = None
     name: str | None = None
-    epochs: int = 5
+    epochs: int | None = None  # None: chosen from the data at training (training.default_epochs)
     sampling: SamplingSpec = field(default_factory=SamplingSpec)
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
     params: list[str] | None = None  # names of model sub-modules trained here (None: all)
-    options: dict[str, Any] = field(default_factory=dict)  # e.g. early_stopping, batches_per_epoch
+    options: dict[str, Any] = field(default_factory=dict)  # PHASE_OPTIONS: lr_schedule, ema
 
-    PHASE_OPTIONS = ("lr_schedule", "ema")
+    PHASE_OPTIONS = ("lr_schedule", "ema", "report_interval")
 
     @classmethod
     def from_dict(cls, raw: Any, path: str) -> PhaseSpec:
         raw = _canonical_keys(raw, path)
-        allowed = {"name", "epochs", "sampling", "optimizer", "loss", "params", "options", "batch_size"}
+        allowed = {"name", "epochs", "sampling", "optimizer", "loss", "params", "options", "batch_size",
+                   "report_interval"}
         _check_unknown(raw, allowed, path)
         name = raw.get("name")
         if name is not None:
             name = _string(name, f"{path}.name")
-        epochs = raw.get("epochs", 5)
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        epochs = raw.get("epochs")
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
             raise SpecError(f"{path}.epochs", f"expected a positive integer, got {epochs!r}")
-        limits.check_epochs(epochs, f"{path}.epochs")
+        if epochs is not None:
+            limits.check_epochs(epochs, f"{path}.epochs")
         loss = _canonical_keys(_require(raw, "loss", path), f"{path}.loss")
         _check_unknown(loss, {"components", "weights"}, f"{path}.loss")
         components = _as_list(_require(loss, "components", f"{path}.loss"))
@@ -356,6 +363,14 @@ class PhaseSpec:
             for i, p in enumerate(params):
                 _string(p, f"{path}.params[{i}]")
         options = _canonical_options(raw.get("options"), f"{path}.options")
+        sampling_raw = raw.get("sampling")
+        sampling = SamplingSpec.from_dict({} if sampling_raw is None else sampling_raw, f"{path}.sampling")
+        # ParaDime 1.x read report_interval beside the phase's fields or among the sampling options
+        for source, where in ((raw, path), (sampling.options, f"{path}.sampling.options")):
+            if source.get("report_interval") is not None:
+                if "report_interval" in options:
+                    raise SpecError(f"{where}.report_interval", "given twice")
+                options["report_interval"] = source.pop("report_interval")
         for key, value in options.items():
             if key not in cls.PHASE_OPTIONS:
                 raise SpecError(
@@ -363,8 +378,6 @@ class PhaseSpec:
                     f"{did_you_mean(key, cls.PHASE_OPTIONS)}"
                 )
             _check_phase_option(key, value, f"{path}.options.{key}")
-        sampling_raw = raw.get("sampling")
-        sampling = SamplingSpec.from_dict({} if sampling_raw is None else sampling_raw, f"{path}.sampling")
         if raw.get("batch_size") is not None:  # the batch size written beside the phase's fields
             if "batch_size" in sampling.options:
                 raise SpecError(f"{path}.batch_size", "given both here and under sampling")
@@ -385,7 +398,8 @@ class PhaseSpec:
         out: dict[str, Any] = {}
         if self.name is not None:
             out["name"] = self.name
-        out["epochs"] = self.epochs
+        if self.epochs is not None:
+            out["epochs"] = self.epochs
         out["sampling"] = self.sampling.to_dict()
         out["loss"] = {"components": list(self.components)}
         if self.weights is not None:
@@ -403,6 +417,9 @@ def _check_phase_option(key: str, value: Any, path: str) -> None:
     if key == "lr_schedule":
         if _string(value, path) not in LR_SCHEDULES:
             raise SpecError(path, f"'{value}' is not one of {', '.join(LR_SCHEDULES)}")
+    elif key == "report_interval":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SpecError(path, f"expected a positive integer (epochs between loss reports), got {value!r}")
     elif key == "ema":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
             raise SpecError(path, f"must be a decay in [0, 1) (e.g. 0.99), got {value!r}")

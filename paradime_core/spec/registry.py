@@ -147,6 +147,31 @@ def resolve_options(impl: Any, options: Mapping[str, Any], where: str) -> dict[s
     return out
 
 
+def accepted_options(impl: Any, exclude: Iterable[str] = ()) -> list[str] | None:
+    """The option names ``impl`` takes (its keyword parameters, less ``exclude``), read from
+    its signature; None when it takes any (``**kwargs``) or has no signature."""
+    try:
+        params = inspect.signature(impl).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [n for n, p in params.items() if p.kind in keyword and n not in (*exclude, "self")]
+
+
+def check_option_names(options: Iterable[str], allowed: list[str] | None, where: str, what: str,
+                       note: str = "") -> None:
+    """A :class:`SpecError` at ``where.<option>`` for the first option not in ``allowed``
+    (None: any option is accepted), naming the allowed ones and the closest match."""
+    if allowed is None:
+        return
+    for key in options:
+        if key not in allowed:
+            raise SpecError(f"{where}.{key}", f"unknown option for {what} (allowed: "
+                                              f"{', '.join(allowed) or 'none'}{note}){did_you_mean(key, allowed)}")
+
+
 def build(registry: Registry[Any], name: str, options: Mapping[str, Any], where: str) -> Any:
     """Instantiate ``registry[name](**options)``, turning bad options into SpecErrors.
 
@@ -157,25 +182,8 @@ def build(registry: Registry[Any], name: str, options: Mapping[str, Any], where:
     """
     impl = registry.get(name, f"{where}.type")
     options = resolve_options(impl, dict(options or {}), f"{where}.options")
-    try:
-        signature = inspect.signature(impl)
-    except (TypeError, ValueError):  # builtins without a signature
-        signature = None
-    if signature is not None:
-        params = signature.parameters
-        accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-        if not accepts_any:
-            allowed = [
-                p for p, v in params.items()
-                if v.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-            ]
-            for key in options:
-                if key not in allowed:
-                    raise SpecError(
-                        f"{where}.options.{key}",
-                        f"unknown option for {registry.kind} '{canonical_name(name)}' "
-                        f"(allowed: {', '.join(allowed) or 'none'}){did_you_mean(key, allowed)}",
-                    )
+    check_option_names(options, accepted_options(impl), f"{where}.options",
+                       f"{registry.kind} '{canonical_name(name)}'")
     try:
         return impl(**options)
     except SpecError:

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
+import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +32,8 @@ from paradime_core.relation_data import RelationValue
 from paradime_core.spec import PhaseSpec, Spec, blocks
 from paradime_core.training.optimizers import with_fast_defaults
 
+_log = logging.getLogger(__name__)
+
 
 @dataclass
 class PhaseResult:
@@ -38,7 +43,6 @@ class PhaseResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     epochs_run: int = 0
     optimizer_state: dict[str, Any] | None = None
-    stopped_early: bool = False
 
 
 def phase_label(phase: PhaseSpec, index: int) -> str:
@@ -135,6 +139,38 @@ def learning_rate_schedule(optimizer: torch.optim.Optimizer, kind: str, epochs: 
     raise SpecError(f"{where}.options.lr_schedule", f"'{kind}' is not one of constant, linear, cosine")
 
 
+DEFAULT_STEPS = 2000
+"""Optimizer steps a phase without ``epochs`` aims at (see :func:`default_epochs`)."""
+MIN_DEFAULT_EPOCHS = 10
+
+
+def default_epochs(batches_per_epoch: int) -> int:
+    """Epochs of a phase that names none: ``max(10, ceil(2000 / batches per epoch))``.
+
+    The number of optimizer steps, not of epochs, decides whether a neural network's
+    embedding has converged; a fixed epoch count gives small data too few steps (digits,
+    1,797 items in batches of 500: four steps an epoch). So a phase without ``epochs``
+    runs about 2,000 steps (at least 10 epochs), from the sampler's batches per epoch.
+    """
+    return max(MIN_DEFAULT_EPOCHS, math.ceil(DEFAULT_STEPS / max(int(batches_per_epoch), 1)))
+
+
+def phase_epochs(phase: PhaseSpec, sampler: Any, n_items: int, relations: Mapping[str, RelationValue]) -> int:
+    """The phase's ``epochs``, or :func:`default_epochs` of its sampler's batches per epoch."""
+    if phase.epochs is not None:
+        return phase.epochs
+    count = getattr(sampler, "batches_in_epoch", None)
+    batches = count(n_items, relations) if count is not None else sum(
+        1 for _ in sampler.epoch(n_items, relations, torch.Generator().manual_seed(0)))
+    return default_epochs(batches)
+
+
+def needs_closure(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer.step`` requires a closure re-evaluating the loss (L-BFGS does)."""
+    closure = inspect.signature(optimizer.step).parameters.get("closure")
+    return closure is not None and closure.default is inspect.Parameter.empty
+
+
 def train_phase(
     model: torch.nn.Module,
     spec: Spec,
@@ -144,7 +180,6 @@ def train_phase(
     *,
     seed: int = 0,
     device: torch.device | None = None,
-    optimizer_state: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> PhaseResult:
     """Run training phase ``index`` of ``spec`` on ``model`` (in place) and return its result."""
@@ -165,9 +200,8 @@ def train_phase(
     optimizer_cls = blocks.check_optimizer(phase.optimizer, f"{where}.optimizer", trial=True)
     params = trainable_parameters(model, phase.params, where)
     optimizer = optimizer_cls(params, **with_fast_defaults(optimizer_cls, phase.optimizer.options, params))
-    if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
-    schedule = learning_rate_schedule(optimizer, phase.options.get("lr_schedule", "constant"), phase.epochs, where)
+    n_epochs = phase_epochs(phase, sampler, n_items, relations)
+    schedule = learning_rate_schedule(optimizer, phase.options.get("lr_schedule", "constant"), n_epochs, where)
     # Freeze what this phase does not train (restored at the end).
     trained = {id(p) for p in params}
     frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in trained]
@@ -180,12 +214,14 @@ def train_phase(
     history["total"] = []
     result = PhaseResult(name=label, history=history)
 
-    epochs = range(phase.epochs)
+    epochs = range(n_epochs)
+    report_interval = phase.options.get("report_interval")
+    closure_step = needs_closure(optimizer)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=phase.epochs, desc=f"{label}", unit="epoch", leave=False)
+        bar = tqdm(total=n_epochs, desc=f"{label}", unit="epoch", leave=False)
     model.train()
     front = precomputed_front(model, data)
     model_inputs = front.__enter__()
@@ -194,13 +230,18 @@ def train_phase(
             sums = {name: 0.0 for name in history}
             n_batches = 0
             for batch in sampler.epoch(n_items, relations, generator):
-                ctx = BatchContext(batch, model, data, relations, batch_relations, device, model_inputs)
-                total = torch.zeros((), device=device)
-                parts = {}
-                for name, loss, weight in losses:
-                    value = loss(ctx)
-                    parts[name] = value
-                    total = total + weight * value
+
+                def evaluate(batch=batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                    ctx = BatchContext(batch, model, data, relations, batch_relations, device, model_inputs)
+                    total = torch.zeros((), device=device)
+                    parts = {}
+                    for name, loss, weight in losses:
+                        value = loss(ctx)
+                        parts[name] = value
+                        total = total + weight * value
+                    return total, parts
+
+                total, parts = evaluate()
                 if not torch.isfinite(total):
                     bad = [n for n, v in parts.items() if not torch.isfinite(v)]
                     raise TrainingError(
@@ -210,7 +251,17 @@ def train_phase(
                     )
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
-                optimizer.step()
+                if closure_step:  # L-BFGS re-evaluates the loss of this batch during its line search
+
+                    def closure(evaluate=evaluate) -> torch.Tensor:
+                        optimizer.zero_grad(set_to_none=True)
+                        again, _ = evaluate()
+                        again.backward()
+                        return again
+
+                    optimizer.step(closure)
+                else:
+                    optimizer.step()
                 averaged.update()
                 for name, value in parts.items():
                     sums[name] += float(value.detach())
@@ -219,6 +270,8 @@ def train_phase(
             for name in history:
                 history[name].append(sums[name] / max(n_batches, 1))
             result.epochs_run = epoch + 1
+            if report_interval and (epoch + 1) % report_interval == 0:
+                _log.info("%s: epoch %d/%d, loss %.6g", label, epoch + 1, n_epochs, history["total"][-1])
             if schedule is not None:
                 schedule.step()
             if bar is not None:

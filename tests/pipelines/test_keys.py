@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+
 from _pipeline_specs import tiny_spec
 
 from paradime_core.spec import Spec
+from pipelines.code_versions import (
+    STAGE_ENTRY_MODULES,
+    compute_code_version,
+    core_folder,
+    dependencies,
+    module_files,
+)
 from pipelines.keys import code_version, make_plan
 
 FPS = {"main": "m" * 32, "y": "y" * 32}
@@ -53,6 +62,28 @@ def test_code_version_tracks_the_modules_of_each_stage():
     assert code_version("knn") == code_version("knn")
 
 
+def test_editing_any_core_module_a_stage_imports_changes_its_code_version(tmp_path):
+    """In a copy of the core: every module a stage depends on moves its version when edited;
+    modules it does not import leave it alone."""
+    folder = tmp_path / "paradime_core"
+    shutil.copytree(core_folder(), folder, ignore=shutil.ignore_patterns("__pycache__"))
+    files = module_files(folder)
+    kinds = list(STAGE_ENTRY_MODULES)
+    deps = {kind: dependencies(STAGE_ENTRY_MODULES[kind], files) for kind in kinds}
+    # the modules a hand-kept list missed, and the built-ins a registry loads by name
+    for module in ("paradime_core.losses.fused", "paradime_core.derived.principal_axes",
+                   "paradime_core.relations.transforms", "paradime_core.training.optimizers"):
+        assert module in deps["phases"]
+    assert deps["knn"] == ["paradime_core", "paradime_core.errors", "paradime_core.neighbors"]
+    for module, path in files.items():
+        before = {kind: compute_code_version(kind, folder) for kind in kinds}
+        original = path.read_text()
+        path.write_text(original + "\n# edited\n")
+        after = {kind: compute_code_version(kind, folder) for kind in kinds}
+        path.write_text(original)
+        assert [k for k in kinds if before[k] != after[k]] == [k for k in kinds if module in deps[k]], module
+
+
 def test_specs_read_the_stored_labels_y_as_labels():
     """The classifier spec reads `labels`; ingest stores the label column as `y`."""
     from pathlib import Path
@@ -75,3 +106,53 @@ def test_load_dataset_exposes_labels_beside_y(tmp_path):
     arrays = load_dataset(store, result.ref.key)
     assert set(arrays) == {"main", "y", "labels"}
     np.testing.assert_array_equal(arrays["labels"], labels)
+
+
+class CountingNeighbors:
+    """A user's neighbour relation: declares the kNN graph it needs and builds itself from it."""
+
+    levels = ("global",)
+
+    def __init__(self, n_neighbors: int | None = None, scale: float = 1.0):
+        self.n_neighbors = n_neighbors
+        self.scale = scale
+
+    def knn_request(self, n_items: int):
+        from paradime_core.protocols import KnnRequest
+
+        return KnnRequest(min(self.n_neighbors or 15, n_items - 1), "euclidean", "faiss_exact", 0)
+
+    def from_graph(self, graph):
+        from paradime_core.relation_data import NeighborGraph
+
+        return NeighborGraph(graph.indices, self.scale * graph.values)
+
+    def compute(self, data):  # pragma: no cover - the pipeline asks for the graph instead
+        raise AssertionError("the pipeline computes the kNN graph itself")
+
+
+def test_a_user_neighbour_relation_gets_the_knn_stage():
+    """The plan asks the relation (not its name) whether it needs a kNN graph, and which."""
+    from paradime_core.spec.registry import RELATIONS
+
+    RELATIONS.register("counting_neighbors")(CountingNeighbors)
+    try:
+        text = tiny_spec().replace("type: neighbor\n    options: {n_neighbors: 10, method: faiss_exact}",
+                                   "type: counting_neighbors\n    options: {n_neighbors: 7, scale: 2.0}")
+        plan = make_plan(Spec.from_yaml(text), "d" * 32, FPS, 300)
+    finally:
+        RELATIONS.unregister("counting_neighbors")
+    knn = plan.nodes["knn:p"]
+    assert (knn.payload["k"], knn.payload["method"]) == (7, "faiss_exact")
+    assert "knn:p" in plan.nodes["relation:p"].deps
+
+
+def test_the_k_of_a_neighbour_relation_is_fitted_to_the_items_in_one_place():
+    import warnings
+
+    text = tiny_spec().replace("n_neighbors: 10", "n_neighbors: 400")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plan = make_plan(Spec.from_yaml(text), "d" * 32, FPS, 300)
+    assert plan.nodes["knn:p"].payload["k"] == 299
+    assert any("n_neighbors=400 >= number of items 300" in str(w.message) for w in caught)
