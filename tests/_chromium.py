@@ -74,6 +74,10 @@ class Browser:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
+    def resize(self, width: int, height: int) -> None:
+        """Set the page's viewport (what a screenshot shows)."""
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+
     def open(self, url: str) -> None:
         self.call("Page.enable")
         self.call("Page.navigate", url=url)
