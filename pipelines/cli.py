@@ -1,9 +1,18 @@
 """The ``paradime`` command line: run specs as Prefect flows, embed, retrain, serve over HTTP, manage the cache.
 
-Every command takes ``--store`` (default ``$PARADIME_STORE`` or ``./.paradime/store``). A
-user mistake (bad path, bad spec, bad data, unknown model) ends the command with one red
-``error:`` line and exit status 1, never a traceback. Heavy modules (torch, prefect, dask)
-are imported inside the commands, so ``--help`` and ``specs`` answer at once.
+Every command takes ``--store`` (default ``$PARADIME_STORE`` or ``./.paradime/store``).
+How a command ends:
+
+- a user mistake (bad path, bad spec, bad data, unknown model): one red ``error:`` line,
+  exit status 1, never a traceback;
+- an unexpected internal error: one ``error: internal error`` line naming a log file that
+  holds the traceback (:mod:`pipelines.crash_log`), exit status 2; ``--verbose`` also shows
+  the traceback;
+- SIGINT (Ctrl-C) or SIGTERM: one ``interrupted`` line within seconds, exit status 130 or
+  143, no process left behind (:mod:`pipelines.lifetime`); completed stages stay stored.
+
+Heavy modules (torch, prefect, dask) are imported inside the commands, so ``--help`` and
+``specs`` answer at once.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import signal
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -58,12 +68,15 @@ def _options(
 class _ConsoleFilter(logging.Filter):
     """What Prefect's console handler shows from a CLI command.
 
-    Tracebacks of user mistakes are dropped (the CLI prints them as one line), and without
-    ``--verbose`` so are Prefect's info logs (they still reach the Prefect API and its UI,
-    whose handler is separate).
+    The command itself reports how it ended (one line), so tracebacks never reach the console
+    through Prefect's logs, and without ``--verbose`` neither do Prefect's info logs nor its
+    error logs of the failed or interrupted run (all of them still reach the Prefect API and
+    its UI, whose handler is separate). With ``--verbose`` only user mistakes and interrupts
+    stay out of the console.
     """
 
     USER_ERRORS = ("DataError", "SpecError", "PipelineError", "TrainingError", "StageCheckError")
+    INTERRUPTS = ("KeyboardInterrupt", "Interrupted", "TerminationSignal")
 
     def __init__(self, verbose: bool):
         super().__init__()
@@ -72,14 +85,15 @@ class _ConsoleFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         from pipelines.errors import is_user_error
 
-        if not self.verbose and record.levelno < logging.WARNING and record.name.startswith("prefect"):
+        from_prefect = record.name.startswith("prefect")
+        if not self.verbose and from_prefect and (record.levelno < logging.WARNING or record.levelno >= logging.ERROR):
             return False
         exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None and is_user_error(exc):
+        if exc is not None and (is_user_error(exc) or isinstance(exc, KeyboardInterrupt) or not self.verbose):
             return False
-        if record.levelno >= logging.ERROR and record.name.startswith("prefect"):
+        if record.levelno >= logging.ERROR and from_prefect:
             text = record.getMessage()
-            return not any(name in text for name in self.USER_ERRORS)
+            return not any(name in text for name in self.USER_ERRORS + self.INTERRUPTS)
         return True
 
 
@@ -95,24 +109,64 @@ def _quiet_prefect_console(verbose: bool) -> None:
 
 
 @contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn user mistakes into one red line and exit status 1."""
+def user_errors(verbose: bool = False) -> Iterator[None]:
+    """End the command with one line and its exit status whatever stops it.
+
+    A user mistake: exit status 1. An interrupt (SIGINT, SIGTERM): ``interrupted``, exit status
+    128 + the signal. Any other exception: ``internal error`` and the path of a log file with
+    its traceback, exit status 2; with ``verbose`` the traceback is also printed.
+
+    Parameters
+    ----------
+    verbose : bool
+        Print the traceback of an internal error on stderr as well.
+    """
     try:
         yield
-    except typer.Exit:
+    except (typer.Exit, SystemExit, GeneratorExit):
         raise
-    except KeyboardInterrupt:
-        errors.print("[red]interrupted[/red]")
-        raise typer.Exit(130) from None
-    except Exception as exc:  # noqa: BLE001 - classified below
+    except BaseException as exc:  # noqa: BLE001 - classified below
         from pipelines.errors import is_user_error
+        from pipelines.lifetime import announce_interrupt, signal_of
 
+        signum = signal_of(exc)
+        if signum is not None:
+            announce_interrupt(signum, _say_interrupted)
+            raise typer.Exit(128 + signum) from None
+        if not isinstance(exc, Exception):
+            raise
         if is_user_error(exc) or isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
             message = str(exc) if is_user_error(exc) else f"{type(exc).__name__}: {exc}"
-            errors.print(f"[bold red]error:[/bold red] [red]{escape(_one_line(message))}[/red]", highlight=False,
-                         soft_wrap=True)
+            _error_line(message)
             raise typer.Exit(1) from None
-        raise
+        _internal_error(exc, verbose)
+        raise typer.Exit(2) from None
+
+
+def _error_line(message: str) -> None:
+    errors.print(f"[bold red]error:[/bold red] [red]{escape(_one_line(message))}[/red]", highlight=False,
+                 soft_wrap=True)
+
+
+def _internal_error(exc: BaseException, verbose: bool) -> None:
+    """One line naming the error and the log file holding its traceback (printed too if verbose)."""
+    import traceback
+
+    from pipelines.crash_log import write_crash_log
+
+    if verbose:
+        sys.stderr.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    log = write_crash_log(exc)
+    where = f"the traceback is in {log}" if log else "no log file could be written; rerun with --verbose"
+    summary = _one_line(f"{type(exc).__name__}: {exc}")
+    if len(summary) > 300:
+        summary = summary[:297] + "..."
+    _error_line(f"internal error ({summary}); {where}")
+
+
+def _say_interrupted(signum: int) -> None:
+    name = "" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"
+    errors.print(f"[red]interrupted{name}[/red]", highlight=False, soft_wrap=True)
 
 
 def _one_line(text: str) -> str:
@@ -206,13 +260,13 @@ def run(
     prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as a Prefect flow (default) or as plain Python."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's info logs."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs and the traceback of an internal error."),
     out: str | None = typer.Option(None, "--out", "-o", help="Also write embedding.npy and embedding.png to this folder."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out that paradime wrote (never anything else)."),
     export: list[str] = typer.Option([], "--export", help="Also export the model into --out: onnx (model.onnx), web (web/); repeatable."),
 ) -> None:
     """Fit SPEC on DATA: ingest, relations, derived data, phases, embedding, report (cached stages)."""
-    with user_errors():
+    with user_errors(verbose):
         _check_spec(spec, store, seed, out_dim)  # spec mistakes surface before Prefect starts
         _check_data(data)
         inputs = [data, spec]
@@ -241,13 +295,13 @@ def retrain(
     prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as a Prefect flow (default) or as plain Python."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's info logs."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs and the traceback of an internal error."),
     out: str | None = typer.Option(None, "--out", "-o", help="Also write embedding.npy and embedding.png to this folder."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out that paradime wrote (never anything else)."),
     export: list[str] = typer.Option([], "--export", help="Also export the retrained model into --out: onnx (model.onnx), web (web/); repeatable."),
 ) -> None:
     """Retrain SPEC on the current DATA (a new dataset version when it changed)."""
-    with user_errors():
+    with user_errors(verbose):
         _check_spec(spec, store, seed, out_dim)
         _check_data(data)
         inputs = [data, spec]
@@ -277,10 +331,10 @@ def embed(
     prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as a Prefect flow (default) or as plain Python."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's info logs."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs and the traceback of an internal error."),
 ) -> None:
     """Embed DATA with a trained MODEL (map_blocks over Zarr row chunks; flat memory)."""
-    with user_errors():
+    with user_errors(verbose):
         _check_data(data)
         if out:
             _check_out(out, overwrite, [data, model], store)
@@ -483,6 +537,9 @@ def _launch(flow: str, prefect: bool, verbose: bool, **kwargs: Any) -> Any:
     from pipelines import flows
 
     if prefect:
+        from pipelines.lifetime import guard_ephemeral_server
+
+        guard_ephemeral_server()
         _quiet_prefect_console(verbose)
         target = {"fit": flows.fit_flow, "retrain": flows.retrain_flow, "embed": flows.embed_flow}[flow]
         return target(**kwargs)
@@ -493,9 +550,23 @@ def _launch(flow: str, prefect: bool, verbose: bool, **kwargs: Any) -> Any:
     return flows.run_spec(spec, data, store, flow_name=flow, **kwargs)
 
 
-def main() -> None:  # pragma: no cover - console script entry
-    app()
+def main() -> None:  # pragma: no cover - console script entry (tests run it as a process)
+    """The ``paradime`` command: the app under :func:`pipelines.lifetime.handle_signals`.
+
+    An interrupted command ends once it has unwound and its ``atexit`` handlers ran, without
+    the interpreter's slow teardown.
+    """
+    from pipelines.lifetime import announce_interrupt, exit_after_cleanup, handle_signals
+
+    with handle_signals(_say_interrupted) as state:
+        try:
+            app()
+        except SystemExit:
+            if state is not None and state.first is not None:
+                announce_interrupt(state.first, _say_interrupted)  # if stopped outside a command
+                exit_after_cleanup(128 + state.first)
+            raise
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

@@ -9,12 +9,14 @@ thread collapse under load on small machines (../shared/ENVIRONMENT.md).
 
 The cluster is created only when a stage needs it (a cached run starts none): a
 :class:`distributed.LocalCluster` sized to the machine (threads in one process by
-default), or the scheduler at ``address``.
+default, so its workers end with the command; it and its dashboard listen on 127.0.0.1
+unless told otherwise), or the scheduler at ``address``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -23,19 +25,28 @@ import numpy as np
 
 from pipelines.settings import available_cores
 
+DASK_HOST_ENV = "PARADIME_DASK_HOST"
+LOCAL_HOST = "127.0.0.1"
 _MODELS: dict[tuple[str, str], Any] = {}
 _MODELS_LOCK = threading.Lock()
 
 
 class DaskManager:
-    """A Dask client created on first use: LocalCluster by default, or ``address``."""
+    """A Dask client created on first use: LocalCluster by default, or ``address``.
+
+    A local cluster's scheduler, workers and dashboard listen on ``host``: by default
+    ``$PARADIME_DASK_HOST``, else 127.0.0.1 (this machine only).
+    """
 
     def __init__(self, address: str | None = None, n_workers: int | None = None,
-                 threads_per_worker: int | None = None, processes: bool = False):
+                 threads_per_worker: int | None = None, processes: bool = False, host: str | None = None,
+                 dashboard: bool = True):
         self.address = address
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
         self.processes = processes
+        self.host = host or os.environ.get(DASK_HOST_ENV) or LOCAL_HOST
+        self.dashboard = dashboard
         self._client: Any = None
         self._cluster: Any = None
 
@@ -53,8 +64,13 @@ class DaskManager:
                 cores = available_cores()
                 n_workers = self.n_workers or (cores if self.processes else 1)
                 threads = self.threads_per_worker or (1 if self.processes else cores)
+                # threads in this process talk in-process (no socket); worker processes over
+                # TCP on ``host``
+                network = {"host": self.host} if self.processes else {}
                 self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads,
-                                             processes=self.processes, dashboard_address=":0",
+                                             processes=self.processes, **network,
+                                             dashboard_address=f"{self.host}:0" if self.dashboard else None,
+                                             worker_dashboard_address=f"{self.host}:0",
                                              silence_logs=logging.WARNING)
                 self._client = Client(self._cluster, set_as_default=False)
         return self._client

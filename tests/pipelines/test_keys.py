@@ -74,7 +74,8 @@ def test_editing_any_core_module_a_stage_imports_changes_its_code_version(tmp_pa
     for module in ("paradime_core.losses.fused", "paradime_core.derived.principal_axes",
                    "paradime_core.relations.transforms", "paradime_core.training.optimizers"):
         assert module in deps["phases"]
-    assert deps["knn"] == ["paradime_core", "paradime_core.errors", "paradime_core.neighbors"]
+    assert deps["knn"] == ["paradime_core", "paradime_core.errors", "paradime_core.neighbors",
+                           "paradime_core.value_checks"]
     for module, path in files.items():
         before = {kind: compute_code_version(kind, folder) for kind in kinds}
         original = path.read_text()
