@@ -12,7 +12,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export MPLBACKEND ?= Agg
 
-.PHONY: setup setup-bench demo test test-slow test-all wheel-check lint bench clean
+.PHONY: setup setup-bench browser demo test test-slow test-all wheel-check lint bench clean
 
 setup: $(STAMP)
 
@@ -37,9 +37,14 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q -m "not slow"
 
-## Long tests (pynndescent compile, larger data, the experiments with their references);
-## CI runs them as a second stage.
-test-slow: setup-bench
+## Debian's chromium for the web-page test (installed when missing; needs root and apt-get).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+## Long tests (pynndescent compile, larger data, the experiments with their references,
+## the exported web page in headless Chromium); CI runs them as a second stage.
+test-slow: setup-bench browser
 	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]  # exit 5: no slow test selected
 
 test-all: test test-slow

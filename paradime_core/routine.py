@@ -304,6 +304,46 @@ class Routine:
         dataset = prepare_dataset(data)
         return self.transform(dataset["main"])
 
+    # ------------------------------------------------------------------ export
+    def to_onnx(self, path: str | Path, method: str = "embed", X_train: np.ndarray | None = None,
+                feature_names: list[str] | None = None) -> Path:
+        """Export ``model.<method>`` as ONNX (see :func:`paradime_core.export.routine_to_onnx`).
+
+        Parameters
+        ----------
+        path : str or Path
+            The ``.onnx`` file to write.
+        method : str
+            The model method (``embed``; ``classify``, ``encode``, ``decode`` on request).
+        X_train : numpy.ndarray, optional
+            The training rows; their embedding's bounds go into the ONNX metadata.
+        feature_names : list of str, optional
+            Names of the input columns.
+        """
+        from paradime_core.export import routine_to_onnx
+
+        return routine_to_onnx(self, path, method=method, X_train=X_train, feature_names=feature_names)
+
+    def to_web(self, out_dir: str | Path, X_train: np.ndarray, labels: np.ndarray | None = None,
+               **options: Any) -> Path:
+        """Write a static page that embeds new rows in the browser (see
+        :func:`paradime_core.export.routine_to_web`, which takes ``options``).
+
+        Parameters
+        ----------
+        out_dir : str or Path
+            The folder to write.
+        X_train : numpy.ndarray
+            The training rows, drawn as the background scatter plot.
+        labels : numpy.ndarray, optional
+            Labels of the training rows.
+        **options
+            Further options of :func:`~paradime_core.export.routine_to_web`.
+        """
+        from paradime_core.export import routine_to_web
+
+        return routine_to_web(self, out_dir, X_train, labels=labels, **options)
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
         """One file: spec, model type + options, weights, history, metadata (no pickle)."""

@@ -1,5 +1,5 @@
-"""The ``paradime`` command line: run specs as Prefect flows, embed, retrain, serve over HTTP, schedule and
-deploy them, manage the cache.
+"""The ``paradime`` command line: run specs as Prefect flows, embed, retrain, export, serve over HTTP,
+schedule and deploy them, manage the cache.
 
 Every command takes ``--store`` (default ``$PARADIME_STORE`` or ``./.paradime/store``).
 How a command ends (:mod:`pipelines.command_endings`):
@@ -111,6 +111,30 @@ def _check_out(out: str, overwrite: bool, inputs: list[str], store: str | None) 
     check_output(out, overwrite=overwrite, inputs=inputs, store_root=st.root if st.is_local else None)
 
 
+def _check_exports(formats: list[str], out: str | None) -> None:
+    """``--export`` names known formats and comes with ``--out``."""
+    from pipelines.errors import PipelineError
+    from pipelines.exporting import FORMATS
+
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise PipelineError(f"--export must be one of {', '.join(FORMATS)}, got '{unknown[0]}'")
+    if formats and not out:
+        raise PipelineError("--export needs --out (the folder the exports go to)")
+
+
+def _write_outputs(result: Any, out: str | None, overwrite: bool, inputs: list[str], store: str | None,
+                   exports: list[str]) -> None:
+    """A fit's ``--out`` folder: the embedding, its plot and the ``--export`` formats."""
+    if not out:
+        return
+    from pipelines.flows import export_run
+    from pipelines.store import ArtifactStore
+
+    result.output = ", ".join(export_run(ArtifactStore(store), result, out, overwrite, inputs,
+                                         exports=tuple(dict.fromkeys(exports))))
+
+
 def _check_data(data: str) -> None:
     """Fail early (before Prefect starts) on data that does not exist."""
     from pipelines.ingest import probe
@@ -138,23 +162,21 @@ def run(
     out: str | None = typer.Option(None, "--out", "-o", help="Also write embedding.npy and embedding.png to this folder."),
     lineage: str | None = typer.Option(None, "--lineage", help=LINEAGE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out that paradime wrote (never anything else)."),
+    export: list[str] = typer.Option([], "--export", help="Also export the model into --out: onnx (model.onnx), web (web/); repeatable."),
 ) -> None:
     """Fit SPEC on DATA: ingest, relations, derived data, phases, embedding, report (cached stages)."""
     with user_errors(verbose):
         _check_spec(spec, store, seed, out_dim)  # spec mistakes surface before Prefect starts
         _check_data(data)
         inputs = [data, spec]
+        _check_exports(export, out)
         if out:
             _check_out(out, overwrite, inputs, store)
         kwargs = dict(store=store, dask_address=dask_address, seed=seed, out_dim=out_dim,
                       label_column=label_column, progress=progress, device=device, torch_threads=torch_threads,
                       lineage=lineage)
         result = _launch("fit", prefect, verbose, spec=spec, data=data, **kwargs)
-        if out:
-            from pipelines.flows import export_run
-            from pipelines.store import ArtifactStore
-
-            result.output = ", ".join(export_run(ArtifactStore(store), result, out, overwrite, inputs))
+        _write_outputs(result, out, overwrite, inputs, store, export)
         _print_result(result, as_json)
 
 
@@ -176,16 +198,24 @@ def retrain(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs and the traceback of an internal error."),
+    out: str | None = typer.Option(None, "--out", "-o", help="Also write embedding.npy and embedding.png to this folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out that paradime wrote (never anything else)."),
+    export: list[str] = typer.Option([], "--export", help="Also export the retrained model into --out: onnx (model.onnx), web (web/); repeatable."),
 ) -> None:
     """Retrain SPEC on the current DATA (a new dataset version when it changed)."""
     with user_errors(verbose):
         _check_spec(spec, store, seed, out_dim)
         _check_data(data)
+        inputs = [data, spec]
+        _check_exports(export, out)
+        if out:
+            _check_out(out, overwrite, inputs, store)
         result = _launch("retrain", prefect, verbose, spec=spec, data=data, store=store,
                          dask_address=dask_address, warm_start=warm_start, seed=seed, out_dim=out_dim,
                          label_column=label_column, progress=progress, device=device,
                          torch_threads=torch_threads, lineage=lineage,
                          **({} if refit_front is None else {"refit_front": refit_front}))
+        _write_outputs(result, out, overwrite, inputs, store, export)
         _print_result(result, as_json)
 
 
@@ -272,6 +302,34 @@ def serve(
         serve_model(model, store, options, seed=seed, out_dim=out_dim, announce=announce)
         errors.print("stopped")
         exit_at_once(0)
+
+
+@app.command("export")
+def export_command(
+    model: str = typer.Argument(..., help="A stored model key (prefix), a routine file (.pt), or a spec (its latest model)."),
+    fmt: str = typer.Option("onnx", "--format", "-f", help="onnx: one .onnx file; web: a static page folder that embeds in the browser."),
+    out: str = typer.Option(..., "--out", "-o", help="The .onnx file or the page folder to write."),
+    store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    method: str = typer.Option("embed", help="Model method to export (embed, classify, encode, decode; ONNX only)."),
+    data: str | None = typer.Option(None, "--data", "-d", help="Training rows to draw and take bounds from (default: the model's own dataset)."),
+    label_column: str | None = typer.Option(None, "--label-column", help="Label column of a table given with --data."),
+    seed: int = typer.Option(0, help="With a spec as MODEL: the seed it was fitted with."),
+    out_dim: int = typer.Option(2, "--out-dim", help="With a spec as MODEL: the embedding dimension it was fitted with."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export of paradime's at --out."),
+    runtime: str | None = typer.Option(None, "--runtime", help="Folder with onnxruntime-web's files (default: $PARADIME_WEB_RUNTIME, else the user cache, filled once from the npm registry)."),
+    title: str | None = typer.Option(None, help="Title of the web page."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+) -> None:
+    """Export MODEL as ONNX (any runtime) or as a self-contained web page (embeds new rows in the browser)."""
+    with user_errors():
+        from pipelines.exporting import export_model
+
+        written = export_model(model, fmt, out, store, method=method, data=data, label_column=label_column,
+                               seed=seed, out_dim=out_dim, overwrite=overwrite, runtime_dir=runtime, title=title)
+        if as_json:
+            console.print_json(json.dumps(written))
+        else:
+            console.print(f"wrote {written['format']} export of model {written['model'][:12]} to {written['path']}")
 
 
 @app.command()

@@ -449,9 +449,10 @@ def _verified_stage(store: ArtifactStore, kind: str, key: str) -> None:
 
 
 def export_run(store: ArtifactStore, result: RunResult, out_dir: str, overwrite: bool = False,
-               inputs: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """Write a fit run's outputs to the folder ``out_dir``: ``embedding.npy`` and the report's
-    ``embedding.png`` (the rules of :mod:`pipelines.outputs`)."""
+               inputs: list[str] | tuple[str, ...] = (), exports: tuple[str, ...] = ()) -> list[str]:
+    """Write a fit run's outputs to the folder ``out_dir``: ``embedding.npy``, the report's
+    ``embedding.png`` and the model in each of ``exports`` (``model.onnx``, ``web/``), by the
+    rules of :mod:`pipelines.outputs`."""
     import numpy as np
 
     from pipelines.outputs import staged_output
@@ -470,6 +471,12 @@ def export_run(store: ArtifactStore, result: RunResult, out_dir: str, overwrite:
                 with open(os.path.join(tmp, "embedding.png"), "wb") as handle:
                     handle.write(bytes(group["plot_png"][...].tobytes()))
                 names.append("embedding.png")
+        if exports:
+            from pipelines.exporting import EXPORT_NAMES, write_export
+
+            for fmt in exports:
+                write_export(store, result.model_key, fmt, os.path.join(tmp, EXPORT_NAMES[fmt]))
+                names.append(EXPORT_NAMES[fmt])
     target = os.path.abspath(os.path.expanduser(out_dir))
     return [os.path.join(target, name) for name in names]
 
