@@ -160,11 +160,12 @@ def stream_embed_into(store: ArtifactStore, model_key: str, source: Any, writer:
     """Embed ``source``'s features block by block into array ``embedding`` of ``writer``'s group.
 
     Rows of another width than the model's input are refused before any work. Each block is
-    checked as it is read (values that fit float32, see :mod:`pipelines.validation`), hashed exactly as ingest hashes the features array
-    (so the fingerprint matches an ingested copy), embedded with torch using
-    ``torch_threads`` threads (default: every core, see :func:`pipelines.settings.torch_threads`)
-    and appended in whole row chunks. Memory holds one block of input and of output. A
-    non-finite embedded row is refused (:func:`pipelines.stage_checks.check_rows`).
+    checked as it is read (values that fit float32, see :mod:`pipelines.validation`), hashed
+    exactly as ingest hashes the features array (so the fingerprint matches an ingested
+    copy), embedded with torch using ``torch_threads`` threads (default: every core, see
+    :func:`pipelines.settings.torch_threads`) and appended in whole row chunks. Memory holds
+    one block of input and of output. A non-finite embedded row is refused
+    (:func:`pipelines.stage_checks.check_rows`).
 
     Parameters
     ----------
