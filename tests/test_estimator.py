@@ -22,7 +22,7 @@ from paradime_core import (
 TINY = dict(n_epochs=2, batches_per_epoch=3, batch_size=100, hidden_dims=(16,), pca_components=10)
 SETTINGS = {
     ParametricUMAP: dict(**TINY, n_neighbors=10, init="random"),
-    ParametricLargeVis: dict(**TINY, n_neighbors=10, init="random"),
+    ParametricLargeVis: dict(**TINY, perplexity=10.0, init="random"),
     ParametricTSNE: dict(**TINY, perplexity=10.0),
     ParametricMDS: dict(n_epochs=2, batch_size=50, hidden_dims=(8,)),
     ParametricIsomap: dict(n_epochs=2, batch_size=50, hidden_dims=(8,), n_neighbors=15),
