@@ -31,10 +31,13 @@ def test_largevis_trains_on_the_perplexity_graph_with_weighted_negatives():
     assert transforms(q) == [("t_dist", {"alpha": 1.0})]
     embedding = next(loss for loss in spec.losses if loss.name == "embedding")
     assert (embedding.type, embedding.func, list(embedding.rels)) == ("relation", "cross_entropy", ["p", "q"])
-    assert embedding.options == {"repulsion_strength": 7.0}
+    assert embedding.options == {"repulsion_strength": 1.0}
     phase = spec.training_phases[-1]
     assert phase.sampling.type == "edge"
-    assert phase.sampling.options["neg_rate"] == 5 and phase.sampling.options["rels"] == "p"
+    assert phase.sampling.options["neg_rate"] == 10 and phase.sampling.options["rels"] == "p"
+    original = ParametricLargeVis(neg_rate=5, repulsion_strength=7.0).build_spec(5000, 784)  # Tang et al.'s
+    assert original.losses[-1].options == {"repulsion_strength": 7.0}
+    assert original.training_phases[-1].sampling.options["neg_rate"] == 5
     assert [d.func for d in spec.derived_data] == ["pca"]  # the PCA start, as ParametricUMAP's
     small = ParametricLargeVis(perplexity=30.0).build_spec(40, 8)  # at most (n - 1) / 3
     assert transforms(relation(small, "p"))[0] == ("perplexity", {"perplexity": 13.0})
