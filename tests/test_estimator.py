@@ -53,6 +53,17 @@ def test_load_refuses_another_estimators_file(digits, tmp_path):
         ParametricUMAP.load(path)
 
 
+def test_load_names_parameters_the_class_no_longer_takes(digits, tmp_path):
+    """A file of ParametricLargeVis on UMAP's graph (``n_neighbors``) is one clear error, no TypeError."""
+    X, _ = digits
+    fitted = tiny(ParametricLargeVis).fit(X)
+    params = fitted.get_params()
+    fitted.get_params = lambda deep=True: {**params, "n_neighbors": 15, "min_dist": 0.1}
+    path = fitted.save(tmp_path / "largevis.pt")
+    with pytest.raises(DataError, match=r"no longer takes \(min_dist, n_neighbors\); refit it"):
+        ParametricLargeVis.load(path)
+
+
 def test_unfitted_estimator_raises_not_fitted(digits, tmp_path):
     X, _ = digits
     umap = tiny(ParametricUMAP)
