@@ -4,9 +4,10 @@ Each registered implementation follows its protocol in :mod:`paradime_core.proto
 options are checked against its signature first, names and values
 (:func:`~paradime_core.spec.option_types.check_options`); its constructor then checks only
 what the annotations cannot say, raising ``ValueError``/``TypeError``, which is reported as a
-:class:`~paradime_core.errors.SpecError` at the block's ``options``. A relation is built with its transform chain (:class:`BuiltRelation`), which
-answers for the chain what the pipeline and the losses ask: the kNN graph a neighbour
-relation needs, and the edge kernel of a batch relation.
+:class:`~paradime_core.errors.SpecError` at the block's ``options``. A relation is built
+with its transform chain (:class:`BuiltRelation`), which answers for the chain what the
+pipeline and the losses ask: the kNN graph a neighbour relation needs, and the edge kernel
+of a batch relation.
 """
 
 from __future__ import annotations
@@ -224,8 +225,8 @@ _OPTIMIZER_TRIALS: ContextVar[bool] = ContextVar("paradime_optimizer_trials", de
 @contextlib.contextmanager
 def without_optimizer_trials() -> Iterator[None]:
     """Validate specs without the optimizers' trial construction (option names and types are
-    still checked). For specs saved with a trained model: they were fully checked when trained, and
-    the first optimizer built in a process imports ``torch._dynamo`` (~1.3 s), which a
+    still checked). For specs saved with a trained model: they were fully checked when
+    trained, and the first optimizer built in a process imports ``torch._dynamo``, which a
     process that only loads a model to embed never needs. Training checks again regardless.
     """
     token = _OPTIMIZER_TRIALS.set(False)

@@ -25,11 +25,12 @@ annotation is the option's type, constraints included::
   ``Le``, ``Interval``, ``Len``, ... NumPy scalars are checked as the Python numbers they
   hold, and a class in an annotation (``torch.Tensor``) is an ``isinstance`` check.
 
-A parameter without an annotation, annotated ``Any``, or whose annotation cannot be
-resolved (a name imported only under ``TYPE_CHECKING`` or defined inside a function) takes
-any value. Defaults are not checked. A block whose signature is not ours (torch's
-optimizers) is given option types where it is registered (``Registry.register(...,
-option_types=...)``); they replace the annotations of the options they name.
+A parameter without an annotation, annotated ``Any``, or whose annotation cannot be resolved
+(a name imported only under ``TYPE_CHECKING`` or defined inside a function) or checked (a
+``Protocol`` that is not runtime-checkable) takes any value. Defaults are not checked. A
+block whose signature is not ours (torch's optimizers) is given option types where it is
+registered (``Registry.register(..., option_types=...)``); they replace the annotations of
+the options they name.
 
 Each problem is one :class:`~paradime_core.errors.SpecError` at the option's spec path
 (``relations[0].transforms[1].options.perplexity: expected a number > 0, got -30``). What
@@ -129,11 +130,22 @@ def accepted_options(impl: Any, exclude: Iterable[str] = ()) -> list[str] | None
     return [n for n, p in params.items() if p.kind in keyword and n not in (*exclude, "self")]
 
 
-@functools.cache
 def option_annotations(impl: Any) -> dict[str, Any]:
     """Parameter name -> resolved annotation (``Annotated`` extras kept) of ``impl``'s
     constructor or function; unannotated, ``Any`` and unresolvable parameters are left out.
     Cached per block."""
+    try:
+        return _cached_annotations(impl)
+    except TypeError:  # an unhashable block (a callable instance): resolved each time
+        return _annotations(impl)
+
+
+@functools.cache
+def _cached_annotations(impl: Any) -> dict[str, Any]:
+    return _annotations(impl)
+
+
+def _annotations(impl: Any) -> dict[str, Any]:
     target = impl.__init__ if inspect.isclass(impl) else impl
     try:
         hints = typing.get_type_hints(target, include_extras=True)
@@ -158,9 +170,21 @@ def _hints_one_by_one(target: Any) -> dict[str, Any]:
     return hints
 
 
-@functools.cache
 def _adapter(annotation: Any) -> TypeAdapter | None:
-    """A strict pydantic validator of ``annotation`` (None if pydantic cannot check it)."""
+    """A strict pydantic validator of ``annotation`` (None if pydantic cannot check it),
+    cached per annotation."""
+    try:
+        return _cached_adapter(annotation)
+    except TypeError:  # unhashable metadata inside the annotation: built each time
+        return _new_adapter(annotation)
+
+
+@functools.cache
+def _cached_adapter(annotation: Any) -> TypeAdapter | None:
+    return _new_adapter(annotation)
+
+
+def _new_adapter(annotation: Any) -> TypeAdapter | None:
     try:
         return TypeAdapter(_lists_for_tuples(annotation), config=STRICT)
     except Exception:  # noqa: BLE001 - an annotation pydantic cannot check takes any value
