@@ -152,13 +152,20 @@ def test_cross_entropy_weights_the_repulsion_terms_by_repulsion_strength():
     assert losses.cross_entropy(p, q, repulsion_strength=1.0).item() == losses.cross_entropy(p, q).item()
 
 
-def test_relation_loss_passes_repulsion_strength_and_refuses_it_where_the_function_has_none(setup):
+def edge_batch_context(setup):
+    """An edge batch (4 positives, 2 negatives each) of a ring graph ``knn``, with a Student-t
+    similarity ``sim`` along its edges."""
     graph = NeighborGraph(np.array([[(i + 1) % 12, (i + 2) % 12] for i in range(12)]), np.ones((12, 2)))
     _, _, relations, _ = setup
     relations["knn"] = graph
     batch = next(EdgeSampler("knn", batch_size=4, neg_rate=2).epoch(12, relations, torch.Generator().manual_seed(1)))
     ctx = context(setup, batch)
     ctx.batch_relations = {**ctx.batch_relations, "sim": lambda out, b: 1.0 / (1.0 + edge_dist(out, b) ** 2)}
+    return ctx, batch
+
+
+def test_relation_loss_passes_repulsion_strength_and_refuses_it_where_the_function_has_none(setup):
+    ctx, batch = edge_batch_context(setup)
     value = losses.RelationLoss(func=losses.cross_entropy, rels=["knn", "sim"], repulsion_strength=7.0)(ctx)
     y = ctx.output()
     q = 1.0 / (1.0 + torch.linalg.vector_norm(y[batch.edge_rows] - y[batch.edge_cols], dim=1) ** 2)
@@ -166,8 +173,10 @@ def test_relation_loss_passes_repulsion_strength_and_refuses_it_where_the_functi
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
     with pytest.raises(ValueError, match="repulsion_strength applies to loss functions that take it"):
         losses.RelationLoss(func=losses.infonce, rels=["knn", "sim"], repulsion_strength=7.0)
-    with pytest.raises(ValueError, match="repulsion_strength must be a number >= 0"):
-        losses.RelationLoss(func=losses.cross_entropy, rels=["knn", "sim"], repulsion_strength=-1.0)
+    negative = LossSpec(name="r", type="relation", func="cross_entropy", rels=["knn", "sim"],
+                        options={"repulsion_strength": -1})
+    with pytest.raises(SpecError, match=r"^losses\[0\]\.options\.repulsion_strength: expected a number >= 0, got -1$"):
+        blocks.build_loss(negative, None, "losses[0]")
 
 
 def test_cross_entropy_repels_items_embedded_on_top_of_each_other():
@@ -220,13 +229,7 @@ def test_relation_loss_on_item_batch_zeroes_diagonal(setup):
 
 
 def test_relation_loss_on_edge_batch_uses_edge_targets(setup):
-    graph = NeighborGraph(np.array([[(i + 1) % 12, (i + 2) % 12] for i in range(12)]), np.ones((12, 2)))
-    _, _, relations, _ = setup
-    relations["knn"] = graph
-    batch = next(EdgeSampler("knn", batch_size=4, neg_rate=2).epoch(12, relations, torch.Generator().manual_seed(1)))
-    ctx = context(setup, batch)
-    sim = {"sim": lambda out, b: 1.0 / (1.0 + edge_dist(out, b) ** 2)}
-    ctx.batch_relations = {**ctx.batch_relations, **sim}
+    ctx, batch = edge_batch_context(setup)
     value = losses.RelationLoss(func=losses.cross_entropy, rels=["knn", "sim"])(ctx)
     y = ctx.output()
     d = torch.linalg.vector_norm(y[batch.edge_rows] - y[batch.edge_cols], dim=1)
@@ -299,8 +302,8 @@ def test_triplet_loss_formula_zero_when_margin_satisfied_and_needs_triplets(setu
     ctx_none = BatchContext(Batch(items=torch.arange(4)), Fixed(), data, {}, {}, torch.device("cpu"))
     with pytest.raises(DataError, match="needs triplets"):
         losses.TripletLoss()(ctx_none)
-    with pytest.raises(ValueError, match="margin"):
-        losses.TripletLoss(margin=-1)
+    with pytest.raises(SpecError, match=r"^losses\[1\]\.options\.margin: expected a number >= 0, got -1$"):
+        blocks.build_loss(LossSpec(name="t", type="triplet", options={"margin": -1}), None, "losses[1]")
 
 
 def test_correlation_loss_is_eq_3_per_named_pair():
@@ -326,8 +329,8 @@ def test_correlation_loss_is_eq_3_per_named_pair():
     pairs = losses.CorrelationLoss(data=["attrs"], columns=[1, 1], dims=[1, 0])(ctx).item()
     assert pairs == pytest.approx((1 - r11**2) + (1 - r10**2), abs=1e-5)
     assert losses.CorrelationLoss(data=["attrs"], columns=[0], dims=[0], form="signed")(ctx).item() == pytest.approx(-r00, abs=1e-6)
-    with pytest.raises(ValueError, match="form"):
-        losses.CorrelationLoss(form="cubed")
+    with pytest.raises(SpecError, match=r"options\.form: expected one of squared, signed, got 'cubed'"):
+        blocks.build_loss(LossSpec(name="c", type="correlation", options={"form": "cubed"}), None, "losses[0]")
 
 
 def test_correlation_loss_signs_and_absolute():
@@ -346,10 +349,17 @@ def test_correlation_loss_signs_and_absolute():
     t2 = (t**2).numpy()
     rho = np.corrcoef(t2, t.numpy())[0, 1]
     assert losses.CorrelationLoss(data=["attrs"], columns=[1], dims=[0], **signed)(ctx).item() == pytest.approx(-rho, abs=1e-6)
-    with pytest.raises(ValueError, match="pair up"):
-        losses.CorrelationLoss(columns=[0, 1], dims=[0])
-    with pytest.raises(ValueError, match="pearson"):
-        losses.CorrelationLoss(method="kendall")
+    def correlation(**options):
+        return blocks.build_loss(LossSpec(name="c", type="correlation", options=options), None, "losses[0]")
+
+    with pytest.raises(SpecError, match=r"^losses\[0\]\.options: loss type 'correlation': .*pair up"):
+        correlation(columns=[0, 1], dims=[0])
+    with pytest.raises(SpecError, match=r"options\.method: expected pearson, got 'kendall'"):
+        correlation(method="kendall")
+    with pytest.raises(SpecError, match=r"options\.columns: expected an integer >= 0 or a list of integers >= 0 "
+                                        r"with at least 1 item or null, got \[\]"):
+        correlation(columns=[])
+    assert correlation(columns=1, dims=[0]).columns == [1]
 
 
 def test_correlation_loss_is_differentiable(setup):
@@ -378,7 +388,7 @@ def test_build_loss_from_spec_by_name():
     assert isinstance(built, losses.RelationLoss) and built.func is losses.kl_div
     with pytest.raises(SpecError, match="losses\\[0\\].func"):
         blocks.build_loss(LossSpec(name="e", type="relation", rels=["p", "q"]), None, "losses[0]")
-    with pytest.raises(SpecError, match="margin"):
+    with pytest.raises(SpecError, match=r"^losses\[1\]\.options\.margin: expected a number >= 0, got 'big'$"):
         blocks.build_loss(LossSpec(name="t", type="triplet", options={"margin": "big"}), None, "losses[1]")
     with pytest.raises(SpecError, match="relations"):
         blocks.build_loss(LossSpec(name="c", type="classification", rels=["p"]), None, "losses[2]")
