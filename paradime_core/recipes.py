@@ -216,8 +216,9 @@ class ParametricTSNE(_NeighborEmbedding):
     little attraction, where every sampled edge is a neighbour pair. On the held-out protocol
     of ``benchmarks/quality.py`` the InfoNCE form embeds unseen items with higher
     trustworthiness and 10-NN accuracy (``docs/RESULTS.md``, "The recipes as the paper
-    defines them"). The network, the step budget
-    (``n_epochs * batches_per_epoch``), the learning rate and its decay are the same in both.
+    defines them"), also at equal fit time (a KL step costs less, so the comparison there gives
+    it more steps). The network, the step budget (``n_epochs * batches_per_epoch``), the
+    learning rate and its decay are the same in both.
 
     Parameters
     ----------
