@@ -1,0 +1,153 @@
+"""``weights: auto`` on the settings of Figs. 3-5, against the paper's weight sweeps.
+
+    python benchmarks/auto_weights.py [--quick] [--only fig3 fig4 fig5] [--no-nearest]
+
+Each figure's compound-loss phase is trained once with ``loss: {weights: auto}`` (every
+component scaled by its running magnitude, paradime_core.training.balancing) on exactly
+the settings of ``experiments/fig3.py``, ``fig4.py`` and ``fig5.py`` (data, spec, epochs,
+learning rate, seed), and measured with those experiments' own measures. The weights auto
+ended with (last-epoch means) give an effective ratio, ``w_emb = w_umap / (w_umap +
+w_classify)`` for Fig. 3 and ``R = w_tsne / w_other`` for Figs. 4 and 5; the sweep point
+nearest to it (on a log scale of the ratio) is rerun with its fixed weights on the same
+code, for a same-code comparison (``--no-nearest`` skips it). The runs are single-threaded
+and one after another. Writes ``docs/figures/auto_weights.json`` (``--quick``: tiny sizes,
+into ``outputs/experiments-quick/``) and prints one line per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from experiments import fig3, fig4, fig5  # noqa: E402
+from experiments.common import (  # noqa: E402
+    covtype_balanced,
+    mnist,
+    phase,
+    quiet_fit,
+    spec,
+    start,
+    timed,
+)
+from paradime_core import Routine  # noqa: E402
+
+FIGURES = ("fig3", "fig4", "fig5")
+
+
+def last_weights(routine: Routine, phase_name: str) -> dict[str, float]:
+    """The mean weight of each component over the phase's last epoch (``weight:<name>``)."""
+    history = routine.history_[phase_name]
+    return {key.split(":", 1)[1]: values[-1] for key, values in history.items() if key.startswith("weight:")}
+
+
+def nearest(value: float, grid: list[float]) -> float:
+    """The grid point nearest to ``value`` on a log scale."""
+    return min(grid, key=lambda g: abs(math.log(g) - math.log(value)))
+
+
+def run_fig3(run, quick: bool, with_nearest: bool) -> dict:
+    X, y = mnist()
+    n_train, n_test = (1000, 1000) if quick else (fig3.N_TRAIN, fig3.N_TEST)
+    train, test = fig3.split(n_train, n_test)
+    data = {"main": X[train], "labels": y[train]}
+
+    def fit(weights) -> tuple[dict, Routine]:
+        s = spec("hybrid_umap_classifier")
+        hybrid = phase(s, "hybrid")
+        hybrid.weights = weights
+        hybrid.epochs = 1 if quick else fig3.EPOCHS
+        with timed(run, f"fig3 weights {weights}") as t:
+            routine = quiet_fit(Routine(s, seed=0, verbose=False), data)
+        row = fig3.evaluate(routine, X, y, train, test)
+        row.pop("Y_test")
+        return {**row, "fit_s": t["s"]}, routine
+
+    auto, routine = fit("auto")
+    w = last_weights(routine, "hybrid")
+    auto["weights_last_epoch"] = w
+    auto["w_emb_equivalent"] = w["umap"] / (w["umap"] + w["classify"])
+    out = {"auto": auto}
+    if with_nearest:
+        grid = [g for g in fig3.WEIGHTS if 0 < g < 1]
+        ratio = w["umap"] / w["classify"]
+        w_emb = min(grid, key=lambda g: abs(math.log(g / (1 - g)) - math.log(ratio)))
+        out["nearest"] = {"w_emb": w_emb, **fit([w_emb, 1.0 - w_emb])[0]}
+    return out
+
+
+def run_fig4(run, quick: bool, with_nearest: bool) -> dict:
+    n_items = 700 if quick else 7000
+    X, y, _ = covtype_balanced(n_items, seed=0)
+    epochs, perplexity = (2, 30) if quick else (fig4.EPOCHS, fig4.PERPLEXITY)
+    data = {"main": X, "labels": y}
+
+    def fit(weights) -> tuple[dict, Routine]:
+        s = spec("supervised_tsne_triplet")
+        fig4.configure(s, epochs, perplexity)
+        phase(s, "embedding").weights = weights
+        with timed(run, f"fig4 weights {weights}") as t:
+            routine = quiet_fit(Routine(s, seed=0, verbose=False), data)
+        return {**fig4.measures(X, routine.transform(X), y), "fit_s": t["s"]}, routine
+
+    auto, routine = fit("auto")
+    w = last_weights(routine, "embedding")
+    auto["weights_last_epoch"] = w
+    auto["R_equivalent"] = w["tsne"] / w["triplet"]
+    out = {"auto": auto}
+    if with_nearest:
+        ratio = nearest(auto["R_equivalent"], [float(r) for r in fig4.RATIOS])
+        out["nearest"] = {"R": ratio, **fit([ratio, 1.0])[0]}
+    return out
+
+
+def run_fig5(run, quick: bool, with_nearest: bool) -> dict:
+    n_items = 700 if quick else 7000
+    X, y, features = covtype_balanced(n_items, seed=0)
+    epochs, perplexity = (2, 30) if quick else (fig5.EPOCHS, fig5.PERPLEXITY)
+
+    def fit(weights) -> tuple[dict, Routine]:
+        s = spec("attribute_guided_tsne")
+        fig5.configure(s, epochs, perplexity, weights)
+        with timed(run, f"fig5 weights {weights}") as t:
+            routine = quiet_fit(Routine(s, seed=0, verbose=False), {"main": X})
+        return {**fig5.evaluate(routine, X, y, features)[0], "fit_s": t["s"]}, routine
+
+    auto, routine = fit("auto")
+    w = last_weights(routine, "embedding")
+    auto["weights_last_epoch"] = w
+    auto["R_equivalent"] = w["tsne"] / w["guide"]
+    out = {"auto": auto}
+    if with_nearest:
+        guided = [w_tsne for w_tsne, w_corr in fig5.WEIGHTS if w_corr > 0]
+        ratio = nearest(auto["R_equivalent"], guided)
+        out["nearest"] = {"w_tsne": ratio, "w_corr": 1.0, **fit([ratio, 1.0])[0]}
+    return out
+
+
+RUNNERS = {"fig3": run_fig3, "fig4": run_fig4, "fig5": run_fig5}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=FIGURES, default=list(FIGURES))
+    parser.add_argument("--no-nearest", action="store_true", help="skip the rerun of the nearest sweep point")
+    args, rest = parser.parse_known_args(argv)
+    run = start("auto_weights", __doc__.splitlines()[0], rest)
+    for name in args.only:
+        run.results[name] = RUNNERS[name](run, run.quick, not args.no_nearest)
+        run.log(f"{name}: {json.dumps(run.results[name], default=float)}")
+    run.results["settings"] = {"seed": 0, "torch_threads": 1, "weights": "auto (running magnitude, decay 0.99)",
+                               "figures": args.only, "nearest_rerun": not args.no_nearest}
+    path = run.finish()
+    record = json.loads(path.read_text())
+    record["command"] = "python benchmarks/auto_weights.py" + (" --quick" if run.quick else "")
+    path.write_text(json.dumps(record, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

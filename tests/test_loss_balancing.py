@@ -1,0 +1,144 @@
+"""``weights: auto``: each loss component scaled by its running magnitude; and specs without
+the new phase options train exactly as before."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from paradime_core import Routine, Spec, SpecError
+from paradime_core.losses.loss_types import LossType
+from paradime_core.spec.registry import register_loss_type
+from paradime_core.training import loop as training
+from paradime_core.training.balancing import FixedWeights, MagnitudeBalancing, loss_weighting
+
+
+@register_loss_type("test_constant_magnitude", overwrite=True)
+class ConstantMagnitude(LossType):
+    """``scale`` at every step, whatever the batch (differentiable, zero gradient)."""
+
+    def __init__(self, func=None, data=None, rels=None, methods=None, scale: float = 1.0):
+        super().__init__(func, data, rels, methods)
+        self.scale = scale
+
+    def __call__(self, ctx):
+        return self.scale + 0.0 * ctx.output("embed").sum()
+
+
+def two_scales_spec(weights) -> Spec:
+    return Spec.from_dict({
+        "losses": [{"name": "big", "type": "test constant magnitude", "options": {"scale": 200.0}},
+                   {"name": "small", "type": "test constant magnitude", "options": {"scale": 0.04}}],
+        "training_phases": [{"epochs": 3, "sampling": {"type": "item", "batch_size": 4},
+                             "loss": {"components": ["big", "small"], "weights": weights}}],
+    })
+
+
+def test_constant_magnitudes_contribute_equally_and_the_weights_are_recorded():
+    """Constant |L_c|: the bias-corrected running mean is L_c from the first step, so
+    w_c = 1 / L_c and each component adds exactly 1 to the total."""
+    result = training.train_phase(nn.Linear(3, 2), two_scales_spec("auto"), 0, {"main": torch.randn(10, 3)}, {},
+                                  progress=False)
+    history = result.history
+    assert history["big"] == pytest.approx([200.0] * 3) and history["small"] == pytest.approx([0.04] * 3)
+    assert history["weight:big"] == pytest.approx([1 / 200.0] * 3, rel=1e-6)
+    assert history["weight:small"] == pytest.approx([1 / 0.04] * 3, rel=1e-6)
+    assert history["total"] == pytest.approx([2.0] * 3, rel=1e-6)
+
+
+def test_fixed_weights_record_no_weights():
+    result = training.train_phase(nn.Linear(3, 2), two_scales_spec([1.0, 10.0]), 0, {"main": torch.randn(10, 3)},
+                                  {}, progress=False)
+    assert set(result.history) == {"big", "small", "total"}
+    assert result.history["total"] == pytest.approx([200.4] * 3)
+
+
+def test_running_magnitude_is_a_bias_corrected_moving_average():
+    """β = 0.5, |L| = 1 then 3: m = 0.5 -> 0.5/(1-0.5) = 1; m = 0.25 + 1.5 = 1.75 -> 1.75/0.75."""
+    balancing = MagnitudeBalancing(2, decay=0.5)
+    assert balancing.step([torch.tensor(1.0), torch.tensor(-4.0)]) == pytest.approx([1.0, 0.25])
+    assert balancing.step([torch.tensor(3.0), torch.tensor(-4.0)]) == pytest.approx([0.75 / 1.75, 0.25])
+    assert loss_weighting(None, 2).step([torch.tensor(5.0)] * 2) == [1.0, 1.0]
+    assert isinstance(loss_weighting([2.0, 3.0], 2), FixedWeights)
+
+
+def test_auto_weights_are_seed_stable(digits):
+    X, _ = digits
+    spec = """
+relations:
+  - {name: d, level: global, type: pdist}
+  - {name: e, level: batch, type: pdist}
+losses:
+  - {name: mds, type: relation, func: mse, keys: {rels: [d, e]}}
+  - {name: norm, type: test constant magnitude, options: {scale: 3.0}}
+training_phases:
+  - {name: mds, epochs: 2, sampling: {type: item, batch_size: 50}, loss: {components: [mds, norm], weights: auto}}
+model: {type: fully_connected, options: {hidden_dims: [16]}}
+"""
+    fits = [Routine(spec, seed=1, device="cpu", verbose=False).fit(X) for _ in range(2)]
+    np.testing.assert_array_equal(fits[0].transform(X), fits[1].transform(X))
+    assert fits[0].history_ == fits[1].history_
+    assert fits[0].history_["mds"]["weight:norm"] == pytest.approx([1 / 3.0] * 2)
+
+
+def test_auto_weights_round_trip_in_the_spec():
+    spec = Spec.from_yaml("""
+losses: [{name: a, type: position, func: mse, keys: {data: [t]}}, {name: b, type: position, func: mse, keys: {data: [u]}}]
+training_phases: [{loss: {components: [a, b], weights: Auto}}]
+""")
+    assert spec.training_phases[0].weights == "auto"
+    assert spec.to_dict()["training_phases"][0]["loss"]["weights"] == "auto"
+    assert Spec.from_dict(spec.to_dict()).training_phases[0].weights == "auto"
+
+
+@pytest.mark.parametrize(("weights", "message"), [
+    ("half", "expected a list of numbers or 'auto', got 'half'"),
+    ("automatic", "expected a list of numbers or 'auto', got 'automatic'"),
+])
+def test_bad_weights_are_named_with_their_path(weights, message):
+    with pytest.raises(SpecError) as info:
+        two_scales_spec(weights)
+    assert str(info.value) == f"training_phases[0].loss.weights: {message}"
+
+
+# --------------------------------------------------------------------------- unchanged path
+PINNED_SPEC = """
+relations:
+  - {name: d, level: global, type: pdist}
+  - {name: e, level: batch, type: pdist}
+  - {name: p, level: global, type: neighbor, options: {n_neighbors: 10}, transforms: [connect, symmetrize]}
+  - {name: q, level: batch, type: edge_dist, transforms: [cauchy]}
+losses:
+  - {name: mds, type: relation, func: mse, keys: {rels: [d, e]}}
+  - {name: umap, type: relation, func: cross_entropy, keys: {rels: [p, q]}}
+training_phases:
+  - {name: items, epochs: 2, sampling: {type: item, batch_size: 50}, loss: {components: [mds]}}
+  - {name: edges, epochs: 2, sampling: {type: edge, rels: p, batch_size: 256},
+     loss: {components: [umap, mds], weights: [1.0, 0.01]}}
+model: {type: fully_connected, options: {hidden_dims: [16]}}
+"""
+# The result of PINNED_SPEC on the digits fixture (seed 0, one torch thread) as trained before
+# `weights: auto` and `early_stopping` existed.
+PINNED_HISTORY = {
+    "items": {"mds": [7.641207853953044, 4.726080457369487], "total": [7.641207853953044, 4.726080457369487]},
+    "edges": {"umap": [0.3761870376765728, 0.3289892505854368], "mds": [2.4542194604873657, 2.407296158373356],
+              "total": [0.4007292315363884, 0.35306221060454845]},
+}
+PINNED_FIRST_ROWS = [[-1.8076748847961426, 2.7430832386016846], [-0.7679991722106934, -0.772357165813446],
+                     [-0.510058581829071, -2.778287172317505]]
+PINNED_ABS_SUM = 882.123779296875
+
+
+def test_specs_without_the_new_options_train_as_before(digits):
+    X, _ = digits
+    routine = Routine(PINNED_SPEC, seed=0, device="cpu", verbose=False).fit(X)
+    assert set(routine.history_) == set(PINNED_HISTORY)
+    for phase, components in PINNED_HISTORY.items():
+        assert set(routine.history_[phase]) == set(components)
+        for name, values in components.items():
+            assert routine.history_[phase][name] == pytest.approx(values, rel=1e-6, abs=0)
+    Y = routine.transform(X)
+    np.testing.assert_allclose(Y[:3], PINNED_FIRST_ROWS, rtol=1e-5)
+    assert float(np.abs(Y).sum()) == pytest.approx(PINNED_ABS_SUM, rel=1e-6)
