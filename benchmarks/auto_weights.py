@@ -1,6 +1,6 @@
 """``weights: auto`` on the settings of Figs. 3-5, against the paper's weight sweeps.
 
-    python benchmarks/auto_weights.py [--quick] [--only fig3 fig4 fig5] [--no-nearest]
+    python benchmarks/auto_weights.py [--quick] [--only fig3 fig4 fig5] [--no-nearest] [--freeze-after K]
 
 Each figure's compound-loss phase is trained once with ``loss: {weights: auto}`` (every
 component scaled by its running magnitude, paradime_core.training.balancing) on exactly
@@ -9,9 +9,12 @@ learning rate, seed), and measured with those experiments' own measures. The wei
 ended with (last-epoch means) give an effective ratio, ``w_emb = w_umap / (w_umap +
 w_classify)`` for Fig. 3 and ``R = w_tsne / w_other`` for Figs. 4 and 5; the sweep point
 nearest to it (on a log scale of the ratio) is rerun with its fixed weights on the same
-code, for a same-code comparison (``--no-nearest`` skips it). The runs are single-threaded
-and one after another. Writes ``docs/figures/auto_weights.json`` (``--quick``: tiny sizes,
-into ``outputs/experiments-quick/``) and prints one line per run.
+code, for a same-code comparison (``--no-nearest`` skips it); ``--reference`` reruns only each
+figure's reference point (the classifier alone, plain parametric t-SNE, unguided t-SNE). ``--freeze-after K`` uses
+``weights: {auto: true, freeze_after: K}`` (the weights fixed after epoch K) instead. The
+runs are single-threaded and one after another. Writes ``docs/figures/auto_weights.json``
+(``auto_weights_freeze<K>.json``; ``--quick``: tiny sizes, into ``outputs/experiments-quick/``)
+and prints one line per run.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from experiments.common import (  # noqa: E402
 from paradime_core import Routine  # noqa: E402
 
 FIGURES = ("fig3", "fig4", "fig5")
+AUTO: str | dict = "auto"  # the balanced weights the runs use (set from --freeze-after)
 
 
 def last_weights(routine: Routine, phase_name: str) -> dict[str, float]:
@@ -50,7 +54,7 @@ def nearest(value: float, grid: list[float]) -> float:
     return min(grid, key=lambda g: abs(math.log(g) - math.log(value)))
 
 
-def run_fig3(run, quick: bool, with_nearest: bool) -> dict:
+def run_fig3(run, quick: bool, with_nearest: bool, reference: bool) -> dict:
     X, y = mnist()
     n_train, n_test = (1000, 1000) if quick else (fig3.N_TRAIN, fig3.N_TEST)
     train, test = fig3.split(n_train, n_test)
@@ -67,7 +71,9 @@ def run_fig3(run, quick: bool, with_nearest: bool) -> dict:
         row.pop("Y_test")
         return {**row, "fit_s": t["s"]}, routine
 
-    auto, routine = fit("auto")
+    if reference:
+        return {"reference": {"w_emb": 0.0, **fit([0.0, 1.0])[0]}}
+    auto, routine = fit(AUTO)
     w = last_weights(routine, "hybrid")
     auto["weights_last_epoch"] = w
     auto["w_emb_equivalent"] = w["umap"] / (w["umap"] + w["classify"])
@@ -80,7 +86,7 @@ def run_fig3(run, quick: bool, with_nearest: bool) -> dict:
     return out
 
 
-def run_fig4(run, quick: bool, with_nearest: bool) -> dict:
+def run_fig4(run, quick: bool, with_nearest: bool, reference: bool) -> dict:
     n_items = 700 if quick else 7000
     X, y, _ = covtype_balanced(n_items, seed=0)
     epochs, perplexity = (2, 30) if quick else (fig4.EPOCHS, fig4.PERPLEXITY)
@@ -94,7 +100,9 @@ def run_fig4(run, quick: bool, with_nearest: bool) -> dict:
             routine = quiet_fit(Routine(s, seed=0, verbose=False), data)
         return {**fig4.measures(X, routine.transform(X), y), "fit_s": t["s"]}, routine
 
-    auto, routine = fit("auto")
+    if reference:
+        return {"reference": {"triplet_weight": 0.0, **fit([1.0, 0.0])[0]}}
+    auto, routine = fit(AUTO)
     w = last_weights(routine, "embedding")
     auto["weights_last_epoch"] = w
     auto["R_equivalent"] = w["tsne"] / w["triplet"]
@@ -105,7 +113,7 @@ def run_fig4(run, quick: bool, with_nearest: bool) -> dict:
     return out
 
 
-def run_fig5(run, quick: bool, with_nearest: bool) -> dict:
+def run_fig5(run, quick: bool, with_nearest: bool, reference: bool) -> dict:
     n_items = 700 if quick else 7000
     X, y, features = covtype_balanced(n_items, seed=0)
     epochs, perplexity = (2, 30) if quick else (fig5.EPOCHS, fig5.PERPLEXITY)
@@ -117,7 +125,9 @@ def run_fig5(run, quick: bool, with_nearest: bool) -> dict:
             routine = quiet_fit(Routine(s, seed=0, verbose=False), {"main": X})
         return {**fig5.evaluate(routine, X, y, features)[0], "fit_s": t["s"]}, routine
 
-    auto, routine = fit("auto")
+    if reference:
+        return {"reference": {"w_tsne": 1.0, "w_corr": 0.0, **fit([1.0, 0.0])[0]}}
+    auto, routine = fit(AUTO)
     w = last_weights(routine, "embedding")
     auto["weights_last_epoch"] = w
     auto["R_equivalent"] = w["tsne"] / w["guide"]
@@ -136,16 +146,26 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=FIGURES, default=list(FIGURES))
     parser.add_argument("--no-nearest", action="store_true", help="skip the rerun of the nearest sweep point")
+    parser.add_argument("--reference", action="store_true",
+                        help="only rerun each figure's reference (Fig. 3: the classifier alone; Fig. 4: plain "
+                             "parametric t-SNE; Fig. 5: unguided), into auto_weights_reference.json")
+    parser.add_argument("--freeze-after", type=int, default=None, help="freeze the balanced weights after K epochs")
     args, rest = parser.parse_known_args(argv)
-    run = start("auto_weights", __doc__.splitlines()[0], rest)
+    global AUTO
+    name = "auto_weights"
+    if args.freeze_after is not None:
+        AUTO, name = {"auto": True, "freeze_after": args.freeze_after}, f"auto_weights_freeze{args.freeze_after}"
+    if args.reference:
+        name = "auto_weights_reference"
+    run = start(name, __doc__.splitlines()[0], rest)
     for name in args.only:
-        run.results[name] = RUNNERS[name](run, run.quick, not args.no_nearest)
+        run.results[name] = RUNNERS[name](run, run.quick, not args.no_nearest, args.reference)
         run.log(f"{name}: {json.dumps(run.results[name], default=float)}")
-    run.results["settings"] = {"seed": 0, "torch_threads": 1, "weights": "auto (running magnitude, decay 0.99)",
+    run.results["settings"] = {"seed": 0, "torch_threads": 1, "weights": AUTO, "magnitude_decay": 0.99,
                                "figures": args.only, "nearest_rerun": not args.no_nearest}
     path = run.finish()
     record = json.loads(path.read_text())
-    record["command"] = "python benchmarks/auto_weights.py" + (" --quick" if run.quick else "")
+    record["command"] = " ".join(["python benchmarks/auto_weights.py", *(argv if argv is not None else sys.argv[1:])])
     path.write_text(json.dumps(record, indent=1) + "\n")
 
 

@@ -94,8 +94,8 @@ training_phases: [{loss: {components: [a, b], weights: Auto}}]
 
 
 @pytest.mark.parametrize(("weights", "message"), [
-    ("half", "expected a list of numbers or 'auto', got 'half'"),
-    ("automatic", "expected a list of numbers or 'auto', got 'automatic'"),
+    ("half", "expected a list of numbers, 'auto' or {auto: true, freeze_after: <epochs>}, got 'half'"),
+    ("automatic", "expected a list of numbers, 'auto' or {auto: true, freeze_after: <epochs>}, got 'automatic'"),
 ])
 def test_bad_weights_are_named_with_their_path(weights, message):
     with pytest.raises(SpecError) as info:
@@ -142,3 +142,36 @@ def test_specs_without_the_new_options_train_as_before(digits):
     Y = routine.transform(X)
     np.testing.assert_allclose(Y[:3], PINNED_FIRST_ROWS, rtol=1e-5)
     assert float(np.abs(Y).sum()) == pytest.approx(PINNED_ABS_SUM, rel=1e-6)
+
+
+def test_frozen_weights_keep_the_weights_of_the_end_of_epoch_k():
+    """|L| = 1, 1 (epoch 1, frozen after it), then 4: the weights stay 1 / 1."""
+    balancing = MagnitudeBalancing(1, decay=0.5, freeze_after=1)
+    balancing.step([torch.tensor(1.0)])
+    assert balancing.step([torch.tensor(1.0)]) == pytest.approx([1.0])
+    balancing.end_epoch(1)
+    assert balancing.step([torch.tensor(4.0)]) == pytest.approx([1.0])
+    running = MagnitudeBalancing(1, decay=0.5)
+    for value in (1.0, 1.0):
+        running.step([torch.tensor(value)])
+    running.end_epoch(1)
+    assert running.step([torch.tensor(4.0)])[0] < 0.5
+
+
+def test_frozen_auto_weights_in_a_phase():
+    spec = two_scales_spec({"auto": True, "freeze after": 2})
+    assert spec.training_phases[0].weights == {"auto": True, "freeze_after": 2}
+    assert Spec.from_dict(spec.to_dict()).training_phases[0].weights == {"auto": True, "freeze_after": 2}
+    result = training.train_phase(nn.Linear(3, 2), spec, 0, {"main": torch.randn(10, 3)}, {}, progress=False)
+    assert result.history["weight:big"] == pytest.approx([1 / 200.0] * 3, rel=1e-6)
+
+
+@pytest.mark.parametrize(("weights", "path", "message"), [
+    ({"auto": False}, "weights.auto", "must be true (balanced weights), got False"),
+    ({"auto": True, "freeze_after": 0}, "weights.freeze_after", "expected a positive integer (epochs), got 0"),
+    ({"auto": True, "freeze": 2}, "weights.freeze", "unknown field (allowed: auto, freeze_after)"),
+])
+def test_bad_balanced_weights_are_named_with_their_path(weights, path, message):
+    with pytest.raises(SpecError) as info:
+        two_scales_spec(weights)
+    assert str(info.value).startswith(f"training_phases[0].loss.{path}: {message}")

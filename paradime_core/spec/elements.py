@@ -314,7 +314,8 @@ class PhaseSpec:
     """One training phase: epochs of batches from a sampler minimising a weighted loss sum."""
 
     components: list[str]
-    weights: list[float] | str | None = None  # a weight per component, "auto", or None (all 1)
+    # a weight per component, "auto", {"auto": True, "freeze_after": k}, or None (all 1)
+    weights: list[float] | str | dict[str, Any] | None = None
     name: str | None = None
     epochs: int | None = None  # None: chosen from the data at training (training.default_epochs)
     sampling: SamplingSpec = field(default_factory=SamplingSpec)
@@ -346,11 +347,8 @@ class PhaseSpec:
         for i, comp in enumerate(components):
             _string(comp, f"{path}.loss.components[{i}]")
         weights = loss.get("weights")
-        if isinstance(weights, str):
-            if canonical_name(weights) != AUTO_WEIGHTS:
-                raise SpecError(f"{path}.loss.weights", f"expected a list of numbers or '{AUTO_WEIGHTS}', "
-                                                        f"got {weights!r}")
-            weights = AUTO_WEIGHTS
+        if isinstance(weights, (str, Mapping)):
+            weights = _balanced_weights(weights, f"{path}.loss.weights")
         elif weights is not None:
             weights = _as_list(weights)
             for i, w in enumerate(weights):
@@ -410,13 +408,34 @@ class PhaseSpec:
         out["sampling"] = self.sampling.to_dict()
         out["loss"] = {"components": list(self.components)}
         if self.weights is not None:
-            out["loss"]["weights"] = self.weights if self.weights == AUTO_WEIGHTS else list(self.weights)
+            weights = self.weights
+            out["loss"]["weights"] = (weights if weights == AUTO_WEIGHTS else dict(weights) if isinstance(weights, Mapping)
+                                      else list(weights))
         out["optimizer"] = self.optimizer.to_dict()
         if self.params is not None:
             out["params"] = list(self.params)
         if self.options:
             out["options"] = dict(self.options)
         return out
+
+
+def _balanced_weights(value: str | Mapping[str, Any], path: str) -> str | dict[str, Any]:
+    """``auto``, or ``{auto: true, freeze_after: k}`` (k a positive integer) in canonical form."""
+    expected = f"expected a list of numbers, '{AUTO_WEIGHTS}' or {{auto: true, freeze_after: <epochs>}}"
+    if isinstance(value, str):
+        if canonical_name(value) != AUTO_WEIGHTS:
+            raise SpecError(path, f"{expected}, got {value!r}")
+        return AUTO_WEIGHTS
+    options = _canonical_keys(value, path)
+    _check_unknown(options, {AUTO_WEIGHTS, "freeze_after"}, path)
+    if options.get(AUTO_WEIGHTS) is not True:
+        raise SpecError(f"{path}.{AUTO_WEIGHTS}", f"must be true (balanced weights), got {options.get(AUTO_WEIGHTS)!r}")
+    freeze_after = options.get("freeze_after")
+    if freeze_after is None:
+        return AUTO_WEIGHTS
+    if isinstance(freeze_after, bool) or not isinstance(freeze_after, int) or freeze_after < 1:
+        raise SpecError(f"{path}.freeze_after", f"expected a positive integer (epochs), got {freeze_after!r}")
+    return {AUTO_WEIGHTS: True, "freeze_after": freeze_after}
 
 
 def _check_phase_option(key: str, value: Any, path: str) -> Any:

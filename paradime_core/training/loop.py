@@ -310,6 +310,7 @@ def train_phase(
                 if name != "held_out":
                     history[name].append(sums[name] / max(n_batches, 1))
             result.epochs_run = epoch + 1
+            weighting.end_epoch(epoch + 1)
             if monitor is not None and monitor.after_epoch(model, component_values, epoch):
                 result.stopped_early = epoch + 1 < n_epochs
                 if result.stopped_early:
