@@ -49,6 +49,14 @@ def last_weights(routine: Routine, phase_name: str) -> dict[str, float]:
     return {key.split(":", 1)[1]: values[-1] for key, values in history.items() if key.startswith("weight:")}
 
 
+def balanced_run(fit, phase_name: str, first: str, second: str) -> dict:
+    """Measures of the run with balanced weights, the weights of its last epoch and their ratio
+    ``R = w_first / w_second``."""
+    measured, routine = fit(AUTO)
+    weights = last_weights(routine, phase_name)
+    return {**measured, "weights_last_epoch": weights, "R_equivalent": weights[first] / weights[second]}
+
+
 def nearest(value: float, grid: list[float]) -> float:
     """The grid point nearest to ``value`` on a log scale."""
     return min(grid, key=lambda g: abs(math.log(g) - math.log(value)))
@@ -73,14 +81,12 @@ def run_fig3(run, quick: bool, with_nearest: bool, reference: bool) -> dict:
 
     if reference:
         return {"reference": {"w_emb": 0.0, **fit([0.0, 1.0])[0]}}
-    auto, routine = fit(AUTO)
-    w = last_weights(routine, "hybrid")
-    auto["weights_last_epoch"] = w
-    auto["w_emb_equivalent"] = w["umap"] / (w["umap"] + w["classify"])
+    auto = balanced_run(fit, "hybrid", "umap", "classify")
+    ratio = auto["R_equivalent"]
+    auto["w_emb_equivalent"] = ratio / (1.0 + ratio)
     out = {"auto": auto}
     if with_nearest:
         grid = [g for g in fig3.WEIGHTS if 0 < g < 1]
-        ratio = w["umap"] / w["classify"]
         w_emb = min(grid, key=lambda g: abs(math.log(g / (1 - g)) - math.log(ratio)))
         out["nearest"] = {"w_emb": w_emb, **fit([w_emb, 1.0 - w_emb])[0]}
     return out
@@ -102,11 +108,7 @@ def run_fig4(run, quick: bool, with_nearest: bool, reference: bool) -> dict:
 
     if reference:
         return {"reference": {"triplet_weight": 0.0, **fit([1.0, 0.0])[0]}}
-    auto, routine = fit(AUTO)
-    w = last_weights(routine, "embedding")
-    auto["weights_last_epoch"] = w
-    auto["R_equivalent"] = w["tsne"] / w["triplet"]
-    out = {"auto": auto}
+    out = {"auto": (auto := balanced_run(fit, "embedding", "tsne", "triplet"))}
     if with_nearest:
         ratio = nearest(auto["R_equivalent"], [float(r) for r in fig4.RATIOS])
         out["nearest"] = {"R": ratio, **fit([ratio, 1.0])[0]}
@@ -127,11 +129,7 @@ def run_fig5(run, quick: bool, with_nearest: bool, reference: bool) -> dict:
 
     if reference:
         return {"reference": {"w_tsne": 1.0, "w_corr": 0.0, **fit([1.0, 0.0])[0]}}
-    auto, routine = fit(AUTO)
-    w = last_weights(routine, "embedding")
-    auto["weights_last_epoch"] = w
-    auto["R_equivalent"] = w["tsne"] / w["guide"]
-    out = {"auto": auto}
+    out = {"auto": (auto := balanced_run(fit, "embedding", "tsne", "guide"))}
     if with_nearest:
         guided = [w_tsne for w_tsne, w_corr in fig5.WEIGHTS if w_corr > 0]
         ratio = nearest(auto["R_equivalent"], guided)

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from test_routine import MDS_SPEC as ROUTINE_MDS_SPEC
 
 from paradime_core import Routine, Spec, SpecError
 from paradime_core.losses.loss_types import LossType
@@ -19,21 +20,9 @@ from paradime_core.training.early_stopping import (
     split_items,
 )
 
-MDS_SPEC = """
-relations:
-  - {name: d, level: global, type: pdist}
-  - {name: e, level: batch, type: pdist}
-losses:
-  - {name: mds, type: relation, func: mse, keys: {rels: [d, e]}}
-training_phases:
-  - name: mds
-    epochs: EPOCHS
-    sampling: {type: item, batch_size: 50}
-    loss: {components: mds}
-    optimizer: {type: adam, lr: LR}
-    options: {early_stopping: STOPPING}
-model: MODEL
-"""
+MDS_SPEC = (ROUTINE_MDS_SPEC.replace("epochs: 4", "epochs: EPOCHS")
+            .replace("lr: 0.01}", "lr: LR}\n    options: {early_stopping: STOPPING}")
+            .replace("model: {type: fully_connected, options: {hidden_dims: [16]}}", "model: MODEL"))
 
 
 def mds_spec(epochs: int = 4, lr: float = 0.01, stopping: str = "{validation_fraction: 0.2, patience: 3}",
@@ -208,3 +197,13 @@ def test_a_held_out_split_of_all_items_is_refused(digits):
     with pytest.raises(SpecError, match=r"training_phases\[0\]\.options\.early_stopping\.validation_fraction: "
                                         r"holds out all 3 items"):
         Routine(mds_spec(stopping="{validation_fraction: 0.9}"), seed=0, device="cpu", verbose=False).fit(X[:3])
+
+
+def test_with_auto_weights_the_held_out_score_is_relative_to_the_first_epoch(digits):
+    """Balanced weights move during training; the score divides each component by its own
+    held-out value after epoch 1, so the first score is 1 per component."""
+    X, _ = digits
+    spec = mds_spec(epochs=3, lr=0.003).replace("loss: {components: mds}", "loss: {components: mds, weights: auto}")
+    history = Routine(spec, seed=0, device="cpu", verbose=False).fit(X).history_["mds"]
+    assert history["held_out"][0] == pytest.approx(1.0)
+    assert history["held_out"][-1] < 1.0 and len(history["weight:mds"]) == 3
