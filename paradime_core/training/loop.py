@@ -36,7 +36,12 @@ from paradime_core.errors import SpecError, TrainingError
 from paradime_core.models.layers import apply_in_blocks, parameters_of
 from paradime_core.relation_data import RelationValue
 from paradime_core.spec import PhaseSpec, Spec, blocks
-from paradime_core.training.balancing import WEIGHT_KEY_PREFIX, loss_weighting, weighted_total
+from paradime_core.training.balancing import (
+    WEIGHT_KEY_PREFIX,
+    FixedWeights,
+    loss_weighting,
+    weighted_total,
+)
 from paradime_core.training.early_stopping import EarlyStopping, HeldOutMonitor, held_out_split
 from paradime_core.training.optimizers import with_fast_defaults
 
@@ -249,7 +254,7 @@ def train_phase(
         monitor = HeldOutMonitor(
             stopping, held_out, seed=split_seed,
             tensors=[*params, *averaged.average, *model.buffers()],
-            fixed_weights=None if weighting.recorded else weighting.values)
+            fixed_weights=weighting.values if isinstance(weighting, FixedWeights) else None)
         monitor.check_batches(f"{where}.options.early_stopping")
         history["held_out"] = monitor.scores
 
