@@ -1,6 +1,6 @@
 """``weights: auto`` on the settings of Figs. 3-5, against the paper's weight sweeps.
 
-    python benchmarks/auto_weights.py [--quick] [--only fig3 fig4 fig5] [--no-nearest] [--freeze-after K]
+    python benchmarks/auto_weights.py [--quick] [--only fig3 fig4 fig5] [--no-nearest] [--freeze-after K] [--gradient]
 
 Each figure's compound-loss phase is trained once with ``loss: {weights: auto}`` (every
 component scaled by its running magnitude, paradime_core.training.balancing) on exactly
@@ -11,9 +11,10 @@ w_classify)`` for Fig. 3 and ``R = w_tsne / w_other`` for Figs. 4 and 5; the swe
 nearest to it (on a log scale of the ratio) is rerun with its fixed weights on the same
 code, for a same-code comparison (``--no-nearest`` skips it); ``--reference`` reruns only each
 figure's reference point (the classifier alone, plain parametric t-SNE, unguided t-SNE). ``--freeze-after K`` uses
-``weights: {auto: true, freeze_after: K}`` (the weights fixed after epoch K) instead. The
+``weights: {auto: true, freeze_after: K}`` (the weights fixed after epoch K) instead;
+``--gradient`` balances gradient norms at the model outputs (``{auto: gradient}``). The
 runs are single-threaded and one after another. Writes ``docs/figures/auto_weights.json``
-(``auto_weights_freeze<K>.json``; ``--quick``: tiny sizes, into ``outputs/experiments-quick/``)
+(``auto_weights[_gradient][_freeze<K>].json``; ``--quick``: tiny sizes, into ``outputs/experiments-quick/``)
 and prints one line per run.
 """
 
@@ -148,18 +149,23 @@ def main(argv: list[str] | None = None) -> None:
                         help="only rerun each figure's reference (Fig. 3: the classifier alone; Fig. 4: plain "
                              "parametric t-SNE; Fig. 5: unguided), into auto_weights_reference.json")
     parser.add_argument("--freeze-after", type=int, default=None, help="freeze the balanced weights after K epochs")
+    parser.add_argument("--gradient", action="store_true",
+                        help="balance gradient norms at the model outputs ({auto: gradient}) instead of loss values")
     args, rest = parser.parse_known_args(argv)
     global AUTO
-    name = "auto_weights"
+    name = "auto_weights_gradient" if args.gradient else "auto_weights"
+    if args.gradient:
+        AUTO = {"auto": "gradient"}
     if args.freeze_after is not None:
-        AUTO, name = {"auto": True, "freeze_after": args.freeze_after}, f"auto_weights_freeze{args.freeze_after}"
+        AUTO, name = {"auto": AUTO["auto"] if args.gradient else True, "freeze_after": args.freeze_after}, \
+            f"{name}_freeze{args.freeze_after}"
     if args.reference:
         name = "auto_weights_reference"
     run = start(name, __doc__.splitlines()[0], rest)
     for name in args.only:
         run.results[name] = RUNNERS[name](run, run.quick, not args.no_nearest, args.reference)
         run.log(f"{name}: {json.dumps(run.results[name], default=float)}")
-    run.results["settings"] = {"seed": 0, "torch_threads": 1, "weights": AUTO, "magnitude_decay": 0.99,
+    run.results["settings"] = {"seed": 0, "torch_threads": 1, "weights": AUTO, "running_average_decay": 0.99,
                                "figures": args.only, "nearest_rerun": not args.no_nearest}
     path = run.finish()
     record = json.loads(path.read_text())

@@ -1,5 +1,6 @@
-"""``weights: auto``: each loss component scaled by its running magnitude; and specs without
-the new phase options train exactly as before."""
+"""``weights: auto``: each loss component scaled by its running magnitude (``{auto:
+gradient}``: by its running gradient norm at the model outputs); and specs without the new
+phase options train exactly as before."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from paradime_core import Routine, Spec, SpecError
 from paradime_core.losses.loss_types import LossType
 from paradime_core.spec.registry import register_loss_type
 from paradime_core.training import loop as training
-from paradime_core.training.balancing import FixedWeights, MagnitudeBalancing, loss_weighting
+from paradime_core.training.balancing import FixedWeights, GradientBalancing, MagnitudeBalancing, loss_weighting
 
 
 @register_loss_type("test_constant_magnitude", overwrite=True)
@@ -94,8 +95,10 @@ training_phases: [{loss: {components: [a, b], weights: Auto}}]
 
 
 @pytest.mark.parametrize(("weights", "message"), [
-    ("half", "expected a list of numbers, 'auto' or {auto: true, freeze_after: <epochs>}, got 'half'"),
-    ("automatic", "expected a list of numbers, 'auto' or {auto: true, freeze_after: <epochs>}, got 'automatic'"),
+    ("half", "expected a list of numbers, 'auto' or {auto: true | magnitude | gradient, freeze_after: <epochs>}, "
+             "got 'half'"),
+    ("automatic", "expected a list of numbers, 'auto' or {auto: true | magnitude | gradient, freeze_after: <epochs>}, "
+                  "got 'automatic'"),
 ])
 def test_bad_weights_are_named_with_their_path(weights, message):
     with pytest.raises(SpecError) as info:
@@ -167,7 +170,10 @@ def test_frozen_auto_weights_in_a_phase():
 
 
 @pytest.mark.parametrize(("weights", "path", "message"), [
-    ({"auto": False}, "weights.auto", "must be true (balanced weights), got False"),
+    ({"auto": False}, "weights.auto", "must be true or one of magnitude, gradient (balanced weights), got False"),
+    ({"auto": "grad"}, "weights.auto", "must be true or one of magnitude, gradient (balanced weights), got 'grad'"),
+    ({"auto": "gradient", "freeze_after": 1.5}, "weights.freeze_after",
+     "expected a positive integer (epochs), got 1.5"),
     ({"auto": True, "freeze_after": 0}, "weights.freeze_after", "expected a positive integer (epochs), got 0"),
     ({"auto": True, "freeze": 2}, "weights.freeze", "unknown field (allowed: auto, freeze_after)"),
 ])
@@ -175,3 +181,70 @@ def test_bad_balanced_weights_are_named_with_their_path(weights, path, message):
     with pytest.raises(SpecError) as info:
         two_scales_spec(weights)
     assert str(info.value).startswith(f"training_phases[0].loss.{path}: {message}")
+
+
+# --------------------------------------------------------------------------- gradient balancing
+@register_loss_type("test linear pull", overwrite=True)
+class LinearPull(LossType):
+    """``scale * sum(Y)`` over the batch's embedding: ``∂L/∂Y = scale`` everywhere, so
+    ``||∂L/∂Y|| = scale * sqrt(b * d)`` for ``b`` items in ``d`` dimensions."""
+
+    def __init__(self, func=None, data=None, rels=None, methods=None, scale: float = 1.0):
+        super().__init__(func, data, rels, methods)
+        self.scale = scale
+
+    def __call__(self, ctx):
+        return self.scale * ctx.output("embed").sum()
+
+
+def test_gradient_weights_are_the_inverse_gradient_norms_at_the_outputs():
+    """Y (2 x 2) = [[1, 2], [2, 4]]: L_1 = 3 sum(Y) has gradient 3 everywhere, norm 6;
+    L_2 = ||Y||^2 / 2 has gradient Y, norm 5; L_3 reads a second output Z = [3, 4] only
+    through 2 (sum(Y) + sum(Z)): norm 2 sqrt(6); L_4 reads no output: weight 1 / floor.
+    The first step's bias-corrected average is the measure itself."""
+    Y = torch.tensor([[1.0, 2.0], [2.0, 4.0]], requires_grad=True)
+    Z = torch.tensor([3.0, 4.0], requires_grad=True)
+    other = torch.tensor(2.0, requires_grad=True)
+    values = [3 * Y.sum(), 0.5 * (Y ** 2).sum(), 2 * (Y.sum() + Z.sum()), other * 1.0]
+    balancing = GradientBalancing(4, decay=0.5)
+    weights = balancing.step(values, [Y, Z])
+    assert weights[:3] == pytest.approx([1 / 6, 1 / 5, 1 / (2 * 6 ** 0.5)])
+    assert weights[3] == pytest.approx(1e12)
+    # The graphs survive for the step's backward pass, and the next step averages the norms.
+    sum(values).backward()
+    values = [3 * Y.sum(), 0.5 * (Y ** 2).sum(), 2 * (Y.sum() + Z.sum()), other * 1.0]
+    assert balancing.step([6 * Y.sum(), *values[1:]], [Y, Z])[0] == pytest.approx(0.75 / (0.25 * 6 + 0.5 * 12))
+
+
+def pull_spec(weights) -> Spec:
+    return Spec.from_dict({
+        "losses": [{"name": "big", "type": "test linear pull", "options": {"scale": 200.0}},
+                   {"name": "small", "type": "test linear pull", "options": {"scale": 0.04}}],
+        "training_phases": [{"epochs": 2, "sampling": {"type": "item", "batch_size": 4},
+                             "loss": {"components": ["big", "small"], "weights": weights}}],
+    })
+
+
+def test_gradient_weights_in_a_phase_equalise_the_pulls_on_the_embedding():
+    """Batches of 4 items in 2 dimensions: ||∂L_c/∂Y|| = scale_c sqrt(8), so w_c =
+    1 / (scale_c sqrt(8)); magnitude balancing gives different weights (|L_c| depends on Y)."""
+    spec = pull_spec({"auto": "Gradient"})
+    assert spec.training_phases[0].weights == {"auto": "gradient"}
+    assert Spec.from_dict(spec.to_dict()).training_phases[0].weights == {"auto": "gradient"}
+    data = {"main": torch.randn(12, 3, generator=torch.Generator().manual_seed(0))}
+    result = training.train_phase(nn.Linear(3, 2), spec, 0, data, {}, progress=False)
+    assert result.history["weight:big"] == pytest.approx([1 / (200.0 * 8 ** 0.5)] * 2, rel=1e-6)
+    assert result.history["weight:small"] == pytest.approx([1 / (0.04 * 8 ** 0.5)] * 2, rel=1e-6)
+    magnitude = training.train_phase(nn.Linear(3, 2), pull_spec("auto"), 0, data, {}, progress=False)
+    assert magnitude.history["weight:big"] != pytest.approx(result.history["weight:big"], rel=1e-3)
+
+
+def test_gradient_spelling_of_the_balanced_weights():
+    assert pull_spec({"auto": "magnitude"}).training_phases[0].weights == "auto"
+    assert pull_spec({"auto": "magnitude", "freeze_after": 1}).training_phases[0].weights == {
+        "auto": True, "freeze_after": 1}
+    frozen = pull_spec({"auto": "gradient", "freeze after": 1})
+    assert frozen.training_phases[0].weights == {"auto": "gradient", "freeze_after": 1}
+    assert Spec.from_dict(frozen.to_dict()).training_phases[0].weights == {"auto": "gradient", "freeze_after": 1}
+    assert isinstance(loss_weighting(frozen.training_phases[0].weights, 2), GradientBalancing)
+    assert loss_weighting(frozen.training_phases[0].weights, 2).freeze_after == 1

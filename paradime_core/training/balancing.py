@@ -1,4 +1,4 @@
-r"""Weights of a phase's compound loss: fixed, or balanced by running magnitude (``auto``).
+r"""Weights of a phase's compound loss: fixed, or balanced by running magnitude or gradient (``auto``).
 
 A phase minimises ``L = sum_c w_c L_c``. With fixed weights ``w_c`` is the number the spec
 gives (1 when it gives none). With ``weights: auto`` each step uses
@@ -19,6 +19,17 @@ A component that approaches 0 (a satisfied hinge, a correlation near 1, a traini
 classification loss) gets an ever larger weight under the running form. ``weights: {auto:
 true, freeze_after: k}`` stops updating the magnitudes after ``k`` epochs: from then on the
 weights stay those of the end of epoch ``k``, the components' scales early in the phase.
+
+``weights: {auto: gradient}`` balances the components' gradients instead of their values:
+the same bias-corrected moving average, of ``g_c = ||∂L_c / ∂Y||`` where ``Y`` are the
+model outputs the batch's components read (every output the step computed, concatenated;
+a component that does not read an output contributes 0 there), so ``w_c = 1 / \hat g_c``
+and each component pulls on the model outputs with a norm of about 1. Balancing gradients
+at the last shared representation is the criterion of MGDA-UB (Sener and Koltun, NeurIPS
+2018) and GradNorm (Chen et al., ICML 2018, without its learned asymmetry); the outputs
+are the last representation every component shares with the network whatever its
+architecture, and ``∂L_c / ∂Y`` costs a backward pass through the loss only, not through
+the network. ``freeze_after`` works the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +41,9 @@ import torch
 
 AUTO = "auto"
 """The spelling of ``weights: auto`` in a phase's loss."""
+GRADIENT = "gradient"
+"""``weights: {auto: gradient}``: balanced gradient norms at the model outputs (the spec's
+canonical form; ``{auto: true}`` and ``{auto: magnitude}`` are magnitude balancing)."""
 MAGNITUDE_DECAY = 0.99
 """``β`` of the running magnitude: a memory of about 100 steps."""
 MAGNITUDE_FLOOR = 1e-12
@@ -46,7 +60,7 @@ class FixedWeights:
     def __init__(self, weights: Sequence[float] | None, n_components: int):
         self.values = [1.0] * n_components if weights is None else [float(w) for w in weights]
 
-    def step(self, values: Sequence[torch.Tensor]) -> list[float]:
+    def step(self, values: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor] = ()) -> list[float]:
         """The weights for this step's component values (always the same)."""
         return self.values
 
@@ -82,30 +96,62 @@ class MagnitudeBalancing:
         if self.freeze_after is not None and epochs_done >= self.freeze_after:
             self.frozen = True
 
-    def step(self, values: Sequence[torch.Tensor]) -> list[float]:
-        """Update the running magnitudes with this step's values and return the weights
-        (the frozen weights, unchanged, once frozen)."""
+    def measures(self, values: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor]) -> list[float]:
+        """``|L_c|`` of each component (detached)."""
+        return [abs(float(value.detach())) for value in values]
+
+    def step(self, values: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor] = ()) -> list[float]:
+        """Update the running magnitudes with this step's measures and return the weights
+        (the frozen weights, unchanged, once frozen).
+
+        Parameters
+        ----------
+        values : sequence of torch.Tensor
+            This step's component values ``L_c`` (scalars, with their graphs).
+        outputs : sequence of torch.Tensor
+            The model outputs the step's components read (used by gradient balancing).
+        """
         if self.frozen:
             return self.weights
         self.steps += 1
         correction = 1.0 - self.decay ** self.steps
         weights = []
-        for c, value in enumerate(values):
-            magnitude = abs(float(value.detach()))
+        for c, magnitude in enumerate(self.measures(values, outputs)):
             self.magnitudes[c] = self.decay * self.magnitudes[c] + (1.0 - self.decay) * magnitude
             weights.append(1.0 / max(self.magnitudes[c] / correction, MAGNITUDE_FLOOR))
         self.weights = weights
         return weights
 
 
+class GradientBalancing(MagnitudeBalancing):
+    """``w_c = 1 / ĝ_c``: each component scaled by the bias-corrected running norm of its
+    gradient at the model outputs, ``g_c = ||∂L_c / ∂Y||`` (parameters as
+    :class:`MagnitudeBalancing`)."""
+
+    def measures(self, values: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor]) -> list[float]:
+        """``||∂L_c / ∂Y||`` of each component over all ``outputs`` together (0 for a component
+        that reads none of them); the graphs are kept for the step's backward pass."""
+        outputs = [y for y in outputs if y.requires_grad]
+        norms = []
+        for value in values:
+            if not outputs or not value.requires_grad:
+                norms.append(0.0)
+                continue
+            grads = torch.autograd.grad(value, outputs, retain_graph=True, allow_unused=True)
+            squares = sum(float(g.detach().pow(2).sum()) for g in grads if g is not None)
+            norms.append(squares ** 0.5)
+        return norms
+
+
 def loss_weighting(weights: Sequence[float] | str | Mapping[str, Any] | None,
                    n_components: int) -> FixedWeights | MagnitudeBalancing:
-    """The weighting a phase's ``loss.weights`` asks for: ``auto``, ``{auto: true, freeze_after:
-    k}``, a list, or none."""
+    """The weighting a phase's ``loss.weights`` asks for: ``auto``, ``{auto: true | magnitude |
+    gradient, freeze_after: k}``, a list, or none."""
     if weights == AUTO:
         return MagnitudeBalancing(n_components)
     if isinstance(weights, Mapping):
-        return MagnitudeBalancing(n_components, freeze_after=weights.get("freeze_after"))
+        balancing = GradientBalancing if weights.get(AUTO) == GRADIENT else MagnitudeBalancing
+        return balancing(n_components, freeze_after=weights.get("freeze_after"))
     return FixedWeights(weights, n_components)
 
 

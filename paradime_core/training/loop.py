@@ -7,7 +7,8 @@ stops training with a :class:`~paradime_core.errors.TrainingError` naming the ph
 epoch.
 
 The weights are fixed, or with ``weights: auto`` balanced by each component's running
-magnitude (:mod:`~paradime_core.training.balancing`; the history then also holds the
+magnitude (``{auto: gradient}``: by the running norm of its gradient at the batch's model
+outputs; :mod:`~paradime_core.training.balancing`; the history then also holds the
 weights used, ``weight:<component>``).
 
 Phase options: ``lr_schedule`` (per-epoch factor, see :func:`learning_rate_schedule`),
@@ -271,16 +272,20 @@ def train_phase(
     model_inputs = front.__enter__()
     try:
 
+        def batch_context(batch: Batch) -> BatchContext:
+            return BatchContext(batch, model, data, relations, batch_relations, device, model_inputs)
+
         def component_values(batch: Batch) -> list[torch.Tensor]:
-            ctx = BatchContext(batch, model, data, relations, batch_relations, device, model_inputs)
+            ctx = batch_context(batch)
             return [loss(ctx) for _, loss in losses]
 
         for epoch in epochs:
             sums = {name: 0.0 for name in history}
             n_batches = 0
             for batch in training_batches(generator):
-                values = component_values(batch)
-                weights = weighting.step(values)
+                ctx = batch_context(batch)
+                values = [loss(ctx) for _, loss in losses]
+                weights = weighting.step(values, ctx.computed_outputs())
                 total = weighted_total(values, weights, device)
                 parts = {name: value for (name, _), value in zip(losses, values, strict=True)}
                 if not torch.isfinite(total):
