@@ -1,20 +1,21 @@
 """``weights: auto`` on the settings of Figs. 3-5, against the paper's weight sweeps.
 
-    python benchmarks/auto_weights.py [--quick] [--only fig3 fig4 fig5] [--no-nearest] [--freeze-after K] [--gradient]
+    python benchmarks/auto_weights.py [--quick] [--only fig3 fig4 fig5] [--no-nearest] [--scheme gradient|magnitude]
+                                      [--freeze-after K|never]
 
-Each figure's compound-loss phase is trained once with ``loss: {weights: auto}`` (every
-component scaled by its running magnitude, paradime_core.training.balancing) on exactly
-the settings of ``experiments/fig3.py``, ``fig4.py`` and ``fig5.py`` (data, spec, epochs,
-learning rate, seed), and measured with those experiments' own measures. The weights auto
-ended with (last-epoch means) give an effective ratio, ``w_emb = w_umap / (w_umap +
+Each figure's compound-loss phase is trained once with balanced weights, ``loss: {weights:
+{auto: <scheme>, freeze_after: K}}`` (paradime_core.training.balancing; the defaults,
+gradient and 1, are ``weights: auto``; ``--freeze-after never`` keeps the running weights),
+on exactly the settings of ``experiments/fig3.py``, ``fig4.py`` and ``fig5.py`` (data, spec,
+epochs, learning rate, seed), and measured with those experiments' own measures. The weights
+auto ended with (last-epoch means) give an effective ratio, ``w_emb = w_umap / (w_umap +
 w_classify)`` for Fig. 3 and ``R = w_tsne / w_other`` for Figs. 4 and 5; the sweep point
 nearest to it (on a log scale of the ratio) is rerun with its fixed weights on the same
 code, for a same-code comparison (``--no-nearest`` skips it); ``--reference`` reruns only each
-figure's reference point (the classifier alone, plain parametric t-SNE, unguided t-SNE). ``--freeze-after K`` uses
-``weights: {auto: true, freeze_after: K}`` (the weights fixed after epoch K) instead;
-``--gradient`` balances gradient norms at the model outputs (``{auto: gradient}``). The
-runs are single-threaded and one after another. Writes ``docs/figures/auto_weights.json``
-(``auto_weights[_gradient][_freeze<K>].json``; ``--quick``: tiny sizes, into ``outputs/experiments-quick/``)
+figure's reference point (the classifier alone, plain parametric t-SNE, unguided t-SNE). The
+runs are single-threaded and one after another. Writes
+``docs/figures/auto_weights_<scheme>_<freeze<K> | never>[_<figures>].json`` (the figures
+named when ``--only`` leaves some out; ``--quick``: tiny sizes, into ``outputs/experiments-quick/``)
 and prints one line per run.
 """
 
@@ -41,7 +42,7 @@ from experiments.common import (  # noqa: E402
 from paradime_core import Routine  # noqa: E402
 
 FIGURES = ("fig3", "fig4", "fig5")
-AUTO: str | dict = "auto"  # the balanced weights the runs use (set from --freeze-after)
+AUTO: str | dict = "auto"  # the balanced weights the runs use (set from --scheme and --freeze-after)
 
 
 def last_weights(routine: Routine, phase_name: str) -> dict[str, float]:
@@ -148,19 +149,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference", action="store_true",
                         help="only rerun each figure's reference (Fig. 3: the classifier alone; Fig. 4: plain "
                              "parametric t-SNE; Fig. 5: unguided), into auto_weights_reference.json")
-    parser.add_argument("--freeze-after", type=int, default=None, help="freeze the balanced weights after K epochs")
-    parser.add_argument("--gradient", action="store_true",
-                        help="balance gradient norms at the model outputs ({auto: gradient}) instead of loss values")
+    parser.add_argument("--scheme", choices=("gradient", "magnitude"), default="gradient",
+                        help="balance gradient norms at the model outputs (default) or loss values")
+    parser.add_argument("--freeze-after", default="1",
+                        help="fix the balanced weights after K epochs, or 'never' (default 1: weights: auto)")
     args, rest = parser.parse_known_args(argv)
     global AUTO
-    name = "auto_weights_gradient" if args.gradient else "auto_weights"
-    if args.gradient:
-        AUTO = {"auto": "gradient"}
-    if args.freeze_after is not None:
-        AUTO, name = {"auto": AUTO["auto"] if args.gradient else True, "freeze_after": args.freeze_after}, \
-            f"{name}_freeze{args.freeze_after}"
+    freeze_after = args.freeze_after if args.freeze_after == "never" else int(args.freeze_after)
+    AUTO = {"auto": args.scheme, "freeze_after": freeze_after}
+    name = f"auto_weights_{args.scheme}_{'never' if freeze_after == 'never' else f'freeze{freeze_after}'}"
     if args.reference:
         name = "auto_weights_reference"
+    if set(args.only) != set(FIGURES):
+        name = f"{name}_{'_'.join(args.only)}"
     run = start(name, __doc__.splitlines()[0], rest)
     for name in args.only:
         run.results[name] = RUNNERS[name](run, run.quick, not args.no_nearest, args.reference)

@@ -1,6 +1,6 @@
-"""``weights: auto``: each loss component scaled by its running magnitude (``{auto:
-gradient}``: by its running gradient norm at the model outputs); and specs without the new
-phase options train exactly as before."""
+"""``weights: auto``: each loss component scaled by its running gradient norm at the model
+outputs (``{auto: magnitude}``: by its running magnitude); and specs without the new phase
+options train exactly as before."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def two_scales_spec(weights) -> Spec:
 def test_constant_magnitudes_contribute_equally_and_the_weights_are_recorded():
     """Constant |L_c|: the bias-corrected running mean is L_c from the first step, so
     w_c = 1 / L_c and each component adds exactly 1 to the total."""
-    result = training.train_phase(nn.Linear(3, 2), two_scales_spec("auto"), 0, {"main": torch.randn(10, 3)}, {},
-                                  progress=False)
+    result = training.train_phase(nn.Linear(3, 2), two_scales_spec({"auto": "magnitude"}), 0,
+                                  {"main": torch.randn(10, 3)}, {}, progress=False)
     history = result.history
     assert history["big"] == pytest.approx([200.0] * 3) and history["small"] == pytest.approx([0.04] * 3)
     assert history["weight:big"] == pytest.approx([1 / 200.0] * 3, rel=1e-6)
@@ -75,12 +75,14 @@ losses:
   - {name: mds, type: relation, func: mse, keys: {rels: [d, e]}}
   - {name: norm, type: test constant magnitude, options: {scale: 3.0}}
 training_phases:
-  - {name: mds, epochs: 2, sampling: {type: item, batch_size: 50}, loss: {components: [mds, norm], weights: auto}}
+  - {name: mds, epochs: 2, sampling: {type: item, batch_size: 50}, loss: {components: [mds, norm], weights: WEIGHTS}}
 model: {type: fully_connected, options: {hidden_dims: [16]}}
 """
-    fits = [Routine(spec, seed=1, device="cpu", verbose=False).fit(X) for _ in range(2)]
-    np.testing.assert_array_equal(fits[0].transform(X), fits[1].transform(X))
-    assert fits[0].history_ == fits[1].history_
+    for weights in ("auto", "{auto: magnitude}"):
+        fits = [Routine(spec.replace("WEIGHTS", weights), seed=1, device="cpu", verbose=False).fit(X)
+                for _ in range(2)]
+        np.testing.assert_array_equal(fits[0].transform(X), fits[1].transform(X))
+        assert fits[0].history_ == fits[1].history_
     assert fits[0].history_["mds"]["weight:norm"] == pytest.approx([1 / 3.0] * 2)
 
 
@@ -95,10 +97,10 @@ training_phases: [{loss: {components: [a, b], weights: Auto}}]
 
 
 @pytest.mark.parametrize(("weights", "message"), [
-    ("half", "expected a list of numbers, 'auto' or {auto: true | magnitude | gradient, freeze_after: <epochs>}, "
-             "got 'half'"),
-    ("automatic", "expected a list of numbers, 'auto' or {auto: true | magnitude | gradient, freeze_after: <epochs>}, "
-                  "got 'automatic'"),
+    ("half", "expected a list of numbers, 'auto' or {auto: true | gradient | magnitude, "
+             "freeze_after: <epochs> | never}, got 'half'"),
+    ("automatic", "expected a list of numbers, 'auto' or {auto: true | gradient | magnitude, "
+                  "freeze_after: <epochs> | never}, got 'automatic'"),
 ])
 def test_bad_weights_are_named_with_their_path(weights, message):
     with pytest.raises(SpecError) as info:
@@ -162,19 +164,21 @@ def test_frozen_weights_keep_the_weights_of_the_end_of_epoch_k():
 
 
 def test_frozen_auto_weights_in_a_phase():
-    spec = two_scales_spec({"auto": True, "freeze after": 2})
-    assert spec.training_phases[0].weights == {"auto": True, "freeze_after": 2}
-    assert Spec.from_dict(spec.to_dict()).training_phases[0].weights == {"auto": True, "freeze_after": 2}
+    spec = two_scales_spec({"auto": "Magnitude", "freeze after": 2})
+    assert spec.training_phases[0].weights == {"auto": "magnitude", "freeze_after": 2}
+    assert Spec.from_dict(spec.to_dict()).training_phases[0].weights == {"auto": "magnitude", "freeze_after": 2}
     result = training.train_phase(nn.Linear(3, 2), spec, 0, {"main": torch.randn(10, 3)}, {}, progress=False)
     assert result.history["weight:big"] == pytest.approx([1 / 200.0] * 3, rel=1e-6)
 
 
 @pytest.mark.parametrize(("weights", "path", "message"), [
-    ({"auto": False}, "weights.auto", "must be true or one of magnitude, gradient (balanced weights), got False"),
-    ({"auto": "grad"}, "weights.auto", "must be true or one of magnitude, gradient (balanced weights), got 'grad'"),
+    ({"auto": False}, "weights.auto", "must be true or one of gradient, magnitude (balanced weights), got False"),
+    ({"auto": "grad"}, "weights.auto", "must be true or one of gradient, magnitude (balanced weights), got 'grad'"),
     ({"auto": "gradient", "freeze_after": 1.5}, "weights.freeze_after",
-     "expected a positive integer (epochs), got 1.5"),
-    ({"auto": True, "freeze_after": 0}, "weights.freeze_after", "expected a positive integer (epochs), got 0"),
+     "expected a positive integer (epochs) or 'never', got 1.5"),
+    ({"auto": "gradient", "freeze_after": "later"}, "weights.freeze_after",
+     "expected a positive integer (epochs) or 'never', got 'later'"),
+    ({"auto": True, "freeze_after": 0}, "weights.freeze_after", "expected a positive integer (epochs) or 'never', got 0"),
     ({"auto": True, "freeze": 2}, "weights.freeze", "unknown field (allowed: auto, freeze_after)"),
 ])
 def test_bad_balanced_weights_are_named_with_their_path(weights, path, message):
@@ -228,23 +232,55 @@ def pull_spec(weights) -> Spec:
 def test_gradient_weights_in_a_phase_equalise_the_pulls_on_the_embedding():
     """Batches of 4 items in 2 dimensions: ||∂L_c/∂Y|| = scale_c sqrt(8), so w_c =
     1 / (scale_c sqrt(8)); magnitude balancing gives different weights (|L_c| depends on Y)."""
-    spec = pull_spec({"auto": "Gradient"})
-    assert spec.training_phases[0].weights == {"auto": "gradient"}
-    assert Spec.from_dict(spec.to_dict()).training_phases[0].weights == {"auto": "gradient"}
+    spec = pull_spec("auto")
+    assert Spec.from_dict(spec.to_dict()).training_phases[0].weights == "auto"
     data = {"main": torch.randn(12, 3, generator=torch.Generator().manual_seed(0))}
     result = training.train_phase(nn.Linear(3, 2), spec, 0, data, {}, progress=False)
     assert result.history["weight:big"] == pytest.approx([1 / (200.0 * 8 ** 0.5)] * 2, rel=1e-6)
     assert result.history["weight:small"] == pytest.approx([1 / (0.04 * 8 ** 0.5)] * 2, rel=1e-6)
-    magnitude = training.train_phase(nn.Linear(3, 2), pull_spec("auto"), 0, data, {}, progress=False)
+    magnitude = training.train_phase(nn.Linear(3, 2), pull_spec({"auto": "magnitude"}), 0, data, {}, progress=False)
     assert magnitude.history["weight:big"] != pytest.approx(result.history["weight:big"], rel=1e-3)
 
 
-def test_gradient_spelling_of_the_balanced_weights():
-    assert pull_spec({"auto": "magnitude"}).training_phases[0].weights == "auto"
-    assert pull_spec({"auto": "magnitude", "freeze_after": 1}).training_phases[0].weights == {
-        "auto": True, "freeze_after": 1}
-    frozen = pull_spec({"auto": "gradient", "freeze after": 1})
-    assert frozen.training_phases[0].weights == {"auto": "gradient", "freeze_after": 1}
-    assert Spec.from_dict(frozen.to_dict()).training_phases[0].weights == {"auto": "gradient", "freeze_after": 1}
-    assert isinstance(loss_weighting(frozen.training_phases[0].weights, 2), GradientBalancing)
-    assert loss_weighting(frozen.training_phases[0].weights, 2).freeze_after == 1
+def test_spellings_of_the_balanced_weights():
+    """``auto`` is gradient balancing frozen after epoch 1; ``freeze_after: never`` runs to the end."""
+    for same in ({"auto": "Gradient"}, {"auto": True}, {"auto": "gradient", "freeze_after": 1}):
+        assert pull_spec(same).training_phases[0].weights == "auto"
+    weighting = loss_weighting("auto", 2)
+    assert isinstance(weighting, GradientBalancing) and weighting.freeze_after == 1
+    magnitude = pull_spec({"auto": "magnitude"}).training_phases[0].weights
+    assert magnitude == {"auto": "magnitude", "freeze_after": 1}
+    assert isinstance(loss_weighting(magnitude, 2), MagnitudeBalancing)
+    running = pull_spec({"auto": True, "freeze after": "Never"})
+    assert running.training_phases[0].weights == {"auto": "gradient", "freeze_after": "never"}
+    assert Spec.from_dict(running.to_dict()).training_phases[0].weights == {"auto": "gradient", "freeze_after": "never"}
+    weighting = loss_weighting(running.training_phases[0].weights, 2)
+    assert isinstance(weighting, GradientBalancing) and weighting.freeze_after is None
+    assert loss_weighting({"auto": "gradient", "freeze_after": 3}, 2).freeze_after == 3
+
+
+@register_loss_type("test squared pull", overwrite=True)
+class SquaredPull(LossType):
+    """``||Y||^2 / 2``: its gradient at the outputs is ``Y``, which changes as the model trains."""
+
+    def __call__(self, ctx):
+        return 0.5 * ctx.output("embed").pow(2).sum()
+
+
+def test_auto_freezes_the_gradient_weights_after_the_first_epoch():
+    def spec(weights) -> Spec:
+        return Spec.from_dict({
+            "losses": [{"name": "pull", "type": "test linear pull"}, {"name": "shrink", "type": "test squared pull"}],
+            "training_phases": [{"epochs": 3, "sampling": {"type": "item", "batch_size": 4},
+                                 "optimizer": {"type": "sgd", "options": {"lr": 0.05}},
+                                 "loss": {"components": ["pull", "shrink"], "weights": weights}}],
+        })
+    data = {"main": torch.randn(12, 3, generator=torch.Generator().manual_seed(0))}
+    histories = {}
+    for weights in ("auto", {"auto": "gradient", "freeze_after": "never"}):
+        torch.manual_seed(0)
+        histories[str(weights)] = training.train_phase(nn.Linear(3, 2), spec(weights), 0, data, {},
+                                                       progress=False).history["weight:shrink"]
+    frozen, running = histories["auto"], histories[str({"auto": "gradient", "freeze_after": "never"})]
+    assert frozen[1] == frozen[2] and frozen[0] == pytest.approx(running[0])
+    assert running[2] != pytest.approx(frozen[2], rel=1e-3)

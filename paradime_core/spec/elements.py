@@ -24,8 +24,10 @@ LEVELS = ("global", "batch")
 RESERVED_DATA_KEYS = ("main", "index")
 KEY_ALIASES = {"field": "data", "data_func": "func", "phases": "training_phases"}
 LR_SCHEDULES = ("constant", "linear", "cosine")  # a phase's ``lr_schedule`` option
-AUTO_WEIGHTS = "auto"  # ``loss: {weights: auto}``: balanced by running magnitude (training.balancing)
-BALANCING_SCHEMES = ("magnitude", "gradient")  # ``{auto: <scheme>}``; the first is what ``auto`` alone means
+AUTO_WEIGHTS = "auto"  # ``loss: {weights: auto}``: balanced weights (training.balancing)
+BALANCING_SCHEMES = ("gradient", "magnitude")  # ``{auto: <scheme>}``; the first is what ``auto`` alone means
+DEFAULT_FREEZE_AFTER = 1  # balanced weights are fixed after this many epochs unless ``freeze_after`` says otherwise
+NEVER_FREEZE = "never"  # ``freeze_after: never``: the balanced weights follow the running averages to the end
 EARLY_STOPPING_OPTIONS = {"validation_fraction": float, "patience": int, "min_delta": float}
 
 
@@ -315,7 +317,7 @@ class PhaseSpec:
     """One training phase: epochs of batches from a sampler minimising a weighted loss sum."""
 
     components: list[str]
-    # a weight per component, "auto", {"auto": True | "gradient", "freeze_after": k}, or None (all 1)
+    # a weight per component, "auto", {"auto": "gradient" | "magnitude", "freeze_after": k | "never"}, or None (all 1)
     weights: list[float] | str | dict[str, Any] | None = None
     name: str | None = None
     epochs: int | None = None  # None: chosen from the data at training (training.default_epochs)
@@ -421,11 +423,11 @@ class PhaseSpec:
 
 
 def _balanced_weights(value: str | Mapping[str, Any], path: str) -> str | dict[str, Any]:
-    """``auto``, or ``{auto: true | magnitude | gradient, freeze_after: k}`` (k a positive
-    integer) in canonical form: ``auto`` for magnitude balancing without ``freeze_after``,
-    ``{auto: true, ...}`` for magnitude balancing, ``{auto: gradient, ...}``."""
-    expected = (f"expected a list of numbers, '{AUTO_WEIGHTS}' or "
-                f"{{auto: true | {' | '.join(BALANCING_SCHEMES)}, freeze_after: <epochs>}}")
+    """``auto``, or ``{auto: true | gradient | magnitude, freeze_after: k | never}`` (k a
+    positive integer, default 1) in canonical form: ``auto`` for the default scheme frozen after
+    the default number of epochs, else ``{auto: <scheme>, freeze_after: k | never}``."""
+    expected = (f"expected a list of numbers, '{AUTO_WEIGHTS}' or {{auto: true | {' | '.join(BALANCING_SCHEMES)}, "
+                f"freeze_after: <epochs> | {NEVER_FREEZE}}}")
     if isinstance(value, str):
         if canonical_name(value) != AUTO_WEIGHTS:
             raise SpecError(path, f"{expected}, got {value!r}")
@@ -433,18 +435,19 @@ def _balanced_weights(value: str | Mapping[str, Any], path: str) -> str | dict[s
     options = _canonical_keys(value, path)
     _check_unknown(options, {AUTO_WEIGHTS, "freeze_after"}, path)
     scheme = options.get(AUTO_WEIGHTS)
-    if isinstance(scheme, str):
-        scheme = canonical_name(scheme)
-    if scheme is not True and scheme not in BALANCING_SCHEMES:
+    scheme = BALANCING_SCHEMES[0] if scheme is True else canonical_name(scheme) if isinstance(scheme, str) else None
+    if scheme not in BALANCING_SCHEMES:
         raise SpecError(f"{path}.{AUTO_WEIGHTS}",
                         f"must be true or one of {', '.join(BALANCING_SCHEMES)} (balanced weights), got "
                         f"{options.get(AUTO_WEIGHTS)!r}")
-    scheme = True if scheme in (True, BALANCING_SCHEMES[0]) else scheme
-    freeze_after = options.get("freeze_after")
-    if freeze_after is None:
-        return AUTO_WEIGHTS if scheme is True else {AUTO_WEIGHTS: scheme}
-    if isinstance(freeze_after, bool) or not isinstance(freeze_after, int) or freeze_after < 1:
-        raise SpecError(f"{path}.freeze_after", f"expected a positive integer (epochs), got {freeze_after!r}")
+    freeze_after = options.get("freeze_after", DEFAULT_FREEZE_AFTER)
+    if isinstance(freeze_after, str) and canonical_name(freeze_after) == NEVER_FREEZE:
+        freeze_after = NEVER_FREEZE
+    elif isinstance(freeze_after, bool) or not isinstance(freeze_after, int) or freeze_after < 1:
+        raise SpecError(f"{path}.freeze_after",
+                        f"expected a positive integer (epochs) or '{NEVER_FREEZE}', got {freeze_after!r}")
+    if scheme == BALANCING_SCHEMES[0] and freeze_after == DEFAULT_FREEZE_AFTER:
+        return AUTO_WEIGHTS
     return {AUTO_WEIGHTS: scheme, "freeze_after": freeze_after}
 
 

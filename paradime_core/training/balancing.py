@@ -1,35 +1,38 @@
-r"""Weights of a phase's compound loss: fixed, or balanced by running magnitude or gradient (``auto``).
+r"""Weights of a phase's compound loss: fixed, or balanced (``auto``) by each component's
+running gradient norm at the model outputs or by its running magnitude.
 
 A phase minimises ``L = sum_c w_c L_c``. With fixed weights ``w_c`` is the number the spec
-gives (1 when it gives none). With ``weights: auto`` each step uses
+gives (1 when it gives none). Balanced weights divide each component by a bias-corrected
+exponential moving average of a measure ``a_c`` of it:
 
-.. math:: w_c = 1 / \hat m_c, \qquad m_c \leftarrow \beta m_c + (1 - \beta) |L_c|,
+.. math:: w_c = 1 / \hat m_c, \qquad m_c \leftarrow \beta m_c + (1 - \beta) a_c,
           \qquad \hat m_c = m_c / (1 - \beta^t)
 
-where ``t`` counts the steps so far (the current one included) and ``m_c`` starts at 0: a
-bias-corrected exponential moving average of the component's magnitude (as Adam corrects
-its moments), computed from detached values, so the weights carry no gradient. Every
-component then contributes about 1 to the total whatever its units or scale, and its
-gradient is ``∇L_c / \hat m_c ≈ ∇ log L_c``: each component is followed in relative, not
-absolute, terms. This is the fixed point of homoscedastic uncertainty weighting (Kendall,
-Gal and Cipolla, CVPR 2018: minimising ``L_c / (2 s_c^2) + log s_c`` over ``s_c`` gives
-``1 / (2 s_c^2) = 1 / (2 L_c)``), reached without extra parameters.
+where ``t`` counts the steps so far (the current one included) and ``m_c`` starts at 0 (as
+Adam corrects its moments); the measures are detached, so the weights carry no gradient.
 
-A component that approaches 0 (a satisfied hinge, a correlation near 1, a training
-classification loss) gets an ever larger weight under the running form. ``weights: {auto:
-true, freeze_after: k}`` stops updating the magnitudes after ``k`` epochs: from then on the
-weights stay those of the end of epoch ``k``, the components' scales early in the phase.
+``{auto: gradient}`` measures ``a_c = ||∂L_c / ∂Y||``, ``Y`` the model
+outputs the batch's components read (every output the step computed, concatenated; a
+component that does not read an output contributes 0 there): each component pulls on the
+model outputs with a norm of about 1. Balancing gradients at the last shared representation
+is the criterion of MGDA-UB (Sener and Koltun, NeurIPS 2018) and GradNorm (Chen et al., ICML
+2018, without its learned asymmetry); the outputs are the last representation every
+component shares with the network whatever its architecture, and ``∂L_c / ∂Y`` costs a
+backward pass through the loss only, not through the network.
 
-``weights: {auto: gradient}`` balances the components' gradients instead of their values:
-the same bias-corrected moving average, of ``g_c = ||∂L_c / ∂Y||`` where ``Y`` are the
-model outputs the batch's components read (every output the step computed, concatenated;
-a component that does not read an output contributes 0 there), so ``w_c = 1 / \hat g_c``
-and each component pulls on the model outputs with a norm of about 1. Balancing gradients
-at the last shared representation is the criterion of MGDA-UB (Sener and Koltun, NeurIPS
-2018) and GradNorm (Chen et al., ICML 2018, without its learned asymmetry); the outputs
-are the last representation every component shares with the network whatever its
-architecture, and ``∂L_c / ∂Y`` costs a backward pass through the loss only, not through
-the network. ``freeze_after`` works the same way.
+``{auto: magnitude}`` measures ``a_c = |L_c|``: every component contributes about 1 to the
+total, and its gradient is ``∇L_c / \hat m_c ≈ ∇ log L_c``, the fixed point of homoscedastic
+uncertainty weighting (Kendall, Gal and Cipolla, CVPR 2018: minimising ``L_c / (2 s_c^2) +
+log s_c`` over ``s_c`` gives ``s_c^2 = L_c``). Equal values are not equal pulls: a component
+whose value is large next to its gradient (an irreducible KL divergence) gets less pull.
+
+A component whose measure approaches 0 (a satisfied hinge, a correlation near 1, a training
+classification loss) gets an ever larger weight while the average runs, and weights that
+keep moving make the balance the phase ends with differ from the one it trained under.
+``freeze_after: k`` (default 1) stops updating the averages after ``k`` epochs: from then on
+the weights stay those of the end of epoch ``k``, the components' scales early in the phase,
+and no measure is computed; ``freeze_after: never`` keeps the running weights. ``weights:
+auto`` is ``{auto: gradient, freeze_after: 1}``.
 """
 
 from __future__ import annotations
@@ -39,15 +42,17 @@ from typing import Any
 
 import torch
 
+from paradime_core.spec.elements import DEFAULT_FREEZE_AFTER, NEVER_FREEZE
+
 AUTO = "auto"
-"""The spelling of ``weights: auto`` in a phase's loss."""
-GRADIENT = "gradient"
-"""``weights: {auto: gradient}``: balanced gradient norms at the model outputs (the spec's
-canonical form; ``{auto: true}`` and ``{auto: magnitude}`` are magnitude balancing)."""
+"""The spelling of ``weights: auto`` in a phase's loss (gradient balancing, frozen after 1 epoch)."""
+MAGNITUDE = "magnitude"
+"""``weights: {auto: magnitude}``: balanced loss values (``{auto: gradient}``: gradients)."""
 MAGNITUDE_DECAY = 0.99
-"""``β`` of the running magnitude: a memory of about 100 steps."""
+"""``β`` of the running averages: a memory of about 100 steps."""
 MAGNITUDE_FLOOR = 1e-12
-"""Smallest magnitude divided by (a component that is exactly 0 gets weight ``1e12 * 0``)."""
+"""Smallest average divided by: a component whose measure has always been exactly 0 (a zero
+value; a zero gradient, which no weight changes) gets weight ``1e12``."""
 WEIGHT_KEY_PREFIX = "weight:"
 """Loss-history keys of the weights used: ``weight:<component>`` (epoch means)."""
 
@@ -145,13 +150,14 @@ class GradientBalancing(MagnitudeBalancing):
 
 def loss_weighting(weights: Sequence[float] | str | Mapping[str, Any] | None,
                    n_components: int) -> FixedWeights | MagnitudeBalancing:
-    """The weighting a phase's ``loss.weights`` asks for: ``auto``, ``{auto: true | magnitude |
-    gradient, freeze_after: k}``, a list, or none."""
+    """The weighting a phase's ``loss.weights`` asks for: ``auto``, ``{auto: gradient |
+    magnitude, freeze_after: k | never}`` (in the spec's canonical form), a list, or none."""
     if weights == AUTO:
-        return MagnitudeBalancing(n_components)
+        return GradientBalancing(n_components, freeze_after=DEFAULT_FREEZE_AFTER)
     if isinstance(weights, Mapping):
-        balancing = GradientBalancing if weights.get(AUTO) == GRADIENT else MagnitudeBalancing
-        return balancing(n_components, freeze_after=weights.get("freeze_after"))
+        balancing = MagnitudeBalancing if weights.get(AUTO) == MAGNITUDE else GradientBalancing
+        freeze_after = weights.get("freeze_after", DEFAULT_FREEZE_AFTER)
+        return balancing(n_components, freeze_after=None if freeze_after == NEVER_FREEZE else freeze_after)
     return FixedWeights(weights, n_components)
 
 

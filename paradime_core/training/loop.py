@@ -6,9 +6,9 @@ Each component's value is averaged per epoch into the loss history. A non-finite
 stops training with a :class:`~paradime_core.errors.TrainingError` naming the phase and
 epoch.
 
-The weights are fixed, or with ``weights: auto`` balanced by each component's running
-magnitude (``{auto: gradient}``: by the running norm of its gradient at the batch's model
-outputs; :mod:`~paradime_core.training.balancing`; the history then also holds the
+The weights are fixed, or with ``weights: auto`` balanced by the running norm of each
+component's gradient at the batch's model outputs (``{auto: magnitude}``: by its running
+magnitude; :mod:`~paradime_core.training.balancing`; the history then also holds the
 weights used, ``weight:<component>``).
 
 Phase options: ``lr_schedule`` (per-epoch factor, see :func:`learning_rate_schedule`),
