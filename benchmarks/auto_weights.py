@@ -15,8 +15,8 @@ code, for a same-code comparison (``--no-nearest`` skips it); ``--reference`` re
 figure's reference point (the classifier alone, plain parametric t-SNE, unguided t-SNE). The
 runs are single-threaded and one after another. Writes
 ``docs/figures/auto_weights_<scheme>_<freeze<K> | never>[_<figures>].json`` (the figures
-named when ``--only`` leaves some out; ``--quick``: tiny sizes, into ``outputs/experiments-quick/``)
-and prints one line per run.
+named when ``--only`` leaves some out; ``auto_weights_reference.json`` with ``--reference``;
+``--quick``: tiny sizes, into ``outputs/experiments-quick/``) and prints one line per run.
 """
 
 from __future__ import annotations
@@ -158,10 +158,10 @@ def main(argv: list[str] | None = None) -> None:
     freeze_after = args.freeze_after if args.freeze_after == "never" else int(args.freeze_after)
     AUTO = {"auto": args.scheme, "freeze_after": freeze_after}
     name = f"auto_weights_{args.scheme}_{'never' if freeze_after == 'never' else f'freeze{freeze_after}'}"
-    if args.reference:
-        name = "auto_weights_reference"
     if set(args.only) != set(FIGURES):
         name = f"{name}_{'_'.join(args.only)}"
+    if args.reference:
+        name = "auto_weights_reference"
     run = start(name, __doc__.splitlines()[0], rest)
     for name in args.only:
         run.results[name] = RUNNERS[name](run, run.quick, not args.no_nearest, args.reference)

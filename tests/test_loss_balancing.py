@@ -13,7 +13,12 @@ from paradime_core import Routine, Spec, SpecError
 from paradime_core.losses.loss_types import LossType
 from paradime_core.spec.registry import register_loss_type
 from paradime_core.training import loop as training
-from paradime_core.training.balancing import FixedWeights, GradientBalancing, MagnitudeBalancing, loss_weighting
+from paradime_core.training.balancing import (
+    FixedWeights,
+    GradientBalancing,
+    MagnitudeBalancing,
+    loss_weighting,
+)
 
 
 @register_loss_type("test_constant_magnitude", overwrite=True)

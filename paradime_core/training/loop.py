@@ -7,9 +7,10 @@ stops training with a :class:`~paradime_core.errors.TrainingError` naming the ph
 epoch.
 
 The weights are fixed, or with ``weights: auto`` balanced by the running norm of each
-component's gradient at the batch's model outputs (``{auto: magnitude}``: by its running
-magnitude; :mod:`~paradime_core.training.balancing`; the history then also holds the
-weights used, ``weight:<component>``).
+component's gradient at the batch's model outputs and fixed after the first epoch
+(``{auto: magnitude, freeze_after: k | never}`` and the other forms:
+:mod:`~paradime_core.training.balancing`; the history then also holds the weights used,
+``weight:<component>``).
 
 Phase options: ``lr_schedule`` (per-epoch factor, see :func:`learning_rate_schedule`),
 ``ema`` (weight averaging): with decay ``a`` the trainer keeps ``θ̄ ← a θ̄ + (1 - a) θ``
