@@ -33,11 +33,12 @@ class ConstantMagnitude(LossType):
         return self.scale + 0.0 * ctx.output("embed").sum()
 
 
-def two_scales_spec(weights) -> Spec:
+def two_scales_spec(weights, loss_type: str = "test constant magnitude", epochs: int = 3) -> Spec:
+    """Components ``big`` (scale 200) and ``small`` (scale 0.04) of ``loss_type``, batches of 4 items."""
     return Spec.from_dict({
-        "losses": [{"name": "big", "type": "test constant magnitude", "options": {"scale": 200.0}},
-                   {"name": "small", "type": "test constant magnitude", "options": {"scale": 0.04}}],
-        "training_phases": [{"epochs": 3, "sampling": {"type": "item", "batch_size": 4},
+        "losses": [{"name": "big", "type": loss_type, "options": {"scale": 200.0}},
+                   {"name": "small", "type": loss_type, "options": {"scale": 0.04}}],
+        "training_phases": [{"epochs": epochs, "sampling": {"type": "item", "batch_size": 4},
                              "loss": {"components": ["big", "small"], "weights": weights}}],
     })
 
@@ -226,12 +227,7 @@ def test_gradient_weights_are_the_inverse_gradient_norms_at_the_outputs():
 
 
 def pull_spec(weights) -> Spec:
-    return Spec.from_dict({
-        "losses": [{"name": "big", "type": "test linear pull", "options": {"scale": 200.0}},
-                   {"name": "small", "type": "test linear pull", "options": {"scale": 0.04}}],
-        "training_phases": [{"epochs": 2, "sampling": {"type": "item", "batch_size": 4},
-                             "loss": {"components": ["big", "small"], "weights": weights}}],
-    })
+    return two_scales_spec(weights, "test linear pull", epochs=2)
 
 
 def test_gradient_weights_in_a_phase_equalise_the_pulls_on_the_embedding():
