@@ -6,7 +6,8 @@ are the similarity-weighted mean squared distances from item ``i`` to its neighb
 data and in the embedding, both over the same fuzzy graph (UMAP's, ``n_neighbors`` = 15,
 exact kNN) so that every method is measured alike; ``dens_corr_own`` takes ``r_i`` over the
 embedding's own fuzzy kNN graph instead (the densMAP paper's form). Also trustworthiness@10
-over all items and the fit seconds (torch and numba on one thread).
+over all items and the fit seconds (torch and numba on one thread; umap-learn's are timed
+after an untimed two-epoch fit of the same data, so they leave out numba's compilation).
 
 Methods: ``pumap`` (ParametricUMAP), ``pumap_densmap`` (ParametricUMAP(densmap=True)),
 ``umap`` (umap-learn UMAP) and ``densmap`` (umap-learn UMAP(densmap=True)), each with
@@ -64,8 +65,11 @@ def fuzzy_graph(X: np.ndarray):
     return Routine(spec).compute_relation("p", {"main": X})
 
 
-def fit(method: str, X: np.ndarray, quick: bool) -> np.ndarray:
+def fit(method: str, X: np.ndarray, quick: bool, warm_up: bool = False) -> np.ndarray | None:
+    """The embedding of ``X`` by ``method`` (``warm_up``: an untimed short fit that compiles, no result)."""
     if method.startswith("pumap"):
+        if warm_up:
+            return None
         from paradime_core import ParametricUMAP
 
         options = {"n_epochs": 6, "batches_per_epoch": 20, "batch_size": 512} if quick else {}
@@ -74,6 +78,10 @@ def fit(method: str, X: np.ndarray, quick: bool) -> np.ndarray:
     import umap
 
     options = {"n_epochs": 50} if quick else {}
+    if warm_up:  # numba compiles umap-learn's kNN and layout code on the first call of a process
+        umap.UMAP(n_neighbors=N_NEIGHBORS, densmap=method == "densmap", random_state=0, n_jobs=1,
+                  n_epochs=2).fit(X)
+        return None
     return umap.UMAP(n_neighbors=N_NEIGHBORS, densmap=method == "densmap", random_state=0, n_jobs=1,
                      **options).fit_transform(X)
 
@@ -82,6 +90,7 @@ def measure(method: str, dataset: str, X: np.ndarray, graph, quick: bool) -> dic
     from paradime_core.derived.local_radii import density_correlation, log_radii
     from paradime_core.metrics import trustworthiness
 
+    fit(method, X, quick, warm_up=True)
     start = time.perf_counter()
     Y = np.asarray(fit(method, X, quick), dtype=np.float32)
     fit_s = time.perf_counter() - start
