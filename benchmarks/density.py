@@ -6,8 +6,10 @@ are the similarity-weighted mean squared distances from item ``i`` to its neighb
 data and in the embedding, both over the same fuzzy graph (UMAP's, ``n_neighbors`` = 15,
 exact kNN) so that every method is measured alike; ``dens_corr_own`` takes ``r_i`` over the
 embedding's own fuzzy kNN graph instead (the densMAP paper's form). Also trustworthiness@10
-over all items and the fit seconds (torch and numba on one thread; umap-learn's are timed
-after an untimed two-epoch fit of the same data, so they leave out numba's compilation).
+over all items and the fit's wall and CPU seconds (torch and numba on one thread, so the CPU
+seconds are the work, less sensitive than the wall time to other processes on a shared
+machine; umap-learn is timed after an untimed two-epoch fit of the same data, so its times
+leave out numba's compilation).
 
 Methods: ``pumap`` (ParametricUMAP), ``pumap_densmap`` (ParametricUMAP(densmap=True)),
 ``umap`` (umap-learn UMAP) and ``densmap`` (umap-learn UMAP(densmap=True)), each with
@@ -91,13 +93,13 @@ def measure(method: str, dataset: str, X: np.ndarray, graph, quick: bool) -> dic
     from paradime_core.metrics import trustworthiness
 
     fit(method, X, quick, warm_up=True)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     Y = np.asarray(fit(method, X, quick), dtype=np.float32)
-    fit_s = time.perf_counter() - start
+    fit_s, fit_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
     own = np.corrcoef(log_radii(graph, X), log_radii(fuzzy_graph(Y), Y))[0, 1]
     row = {"dataset": dataset, "method": method, "n": int(X.shape[0]),
            "dens_corr": round(density_correlation(graph, X, Y), 4), "dens_corr_own": round(float(own), 4),
-           "trust10": round(float(trustworthiness(X, Y, k=10)), 4), "fit_s": round(fit_s, 1)}
+           "trust10": round(float(trustworthiness(X, Y, k=10)), 4), "fit_s": round(fit_s, 1), "fit_cpu_s": round(fit_cpu_s, 1)}
     print(json.dumps(row), flush=True)
     return row
 
