@@ -43,15 +43,17 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from paradime_core.errors import DataError
 from paradime_core.value_checks import first_bad_cell
 
-METHODS = ("auto", "faiss_exact", "faiss_hnsw", "pynndescent")
-METRICS = ("euclidean", "sqeuclidean", "cosine")
+KnnMethod = Literal["auto", "faiss_exact", "faiss_hnsw", "pynndescent"]
+KnnMetric = Literal["euclidean", "sqeuclidean", "cosine"]
+METHODS = get_args(KnnMethod)
+METRICS = get_args(KnnMetric)
 EXACT_COST_LIMIT = 4e11
 """Largest ``n^2 (d + EXACT_PAIR_OVERHEAD)`` for which ``auto`` searches exactly."""
 EXACT_PAIR_OVERHEAD = 150

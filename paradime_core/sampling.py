@@ -65,28 +65,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
 import torch
+from annotated_types import Ge
 
 from paradime_core.batch import Batch
 from paradime_core.errors import DataError
 from paradime_core.relation_data import LabelEquality, RelationValue, n_items_of, to_csr
 from paradime_core.spec.registry import register_sampler
 
-
-def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+Count = Annotated[int, Ge(1)]
+BatchCount = Count | Literal[-1] | None
+"""Batches per epoch: a count, or the sampler's own (None, or ParaDime 1.x's -1)."""
 
 
-def _relation_name(value: Any, sampler: str) -> str:
+def _relation_name(value: str | None, sampler: str) -> str:
     if value is None:
         raise ValueError(f"'{sampler}' sampling needs rels: the name of a global relation")
-    if not isinstance(value, str):
-        raise TypeError(f"rels must be the name of a global relation (a string), got {value!r}")
     return value
 
 
@@ -101,11 +98,9 @@ def _lookup(relations: Mapping[str, RelationValue], name: str, n_items: int, sam
     return value
 
 
-def _batches_per_epoch(value: Any) -> int | None:
-    """None (the sampler's own count) for None or ParaDime 1.x's -1, else a positive integer."""
-    if value is None or (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == -1):
-        return None
-    return _positive_int(value, "batches_per_epoch")
+def _batches_per_epoch(value: BatchCount) -> int | None:
+    """None (the sampler's own count) for None or ParaDime 1.x's -1, else the count."""
+    return None if value is None or value == -1 else int(value)
 
 
 def _permutation(n: int, shuffle: bool, generator: torch.Generator) -> torch.Tensor:
@@ -175,11 +170,9 @@ class ItemSampler:
 
     relation_options: tuple[str, ...] = ()
 
-    def __init__(self, batch_size: int = 500, shuffle: bool = True, drop_last: bool = False,
-                 batches_per_epoch: int | None = None):
-        self.batch_size = _positive_int(batch_size, "batch_size")
-        if not isinstance(shuffle, bool) or not isinstance(drop_last, bool):
-            raise TypeError("shuffle and drop_last must be true or false")
+    def __init__(self, batch_size: Count = 500, shuffle: bool = True, drop_last: bool = False,
+                 batches_per_epoch: BatchCount = None):
+        self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.batches_per_epoch = _batches_per_epoch(batches_per_epoch)
@@ -257,7 +250,8 @@ def sample_runs_by_source(rows: torch.Tensor, cum_weights: np.ndarray, bounds: t
     return torch.from_numpy(runs)
 
 
-NEGATIVE_SAMPLING = ("uniform", "pool", "batch", "shared")
+NegativeSampling = Literal["uniform", "pool", "batch", "shared"]
+NEGATIVE_SAMPLING = get_args(NegativeSampling)
 AUTO_RUN_LENGTH = 8
 
 
@@ -280,26 +274,22 @@ class EdgeSampler:
     relation_options: tuple[str, ...] = ("rels",)
     option_aliases = {"edge_rel_key": "rels", "relation": "rels", "rate": "neg_rate"}
 
-    def __init__(self, rels: str | None = None, batch_size: int = 1024, neg_rate: int | None = None,
-                 batches_per_epoch: int | None = None, neg_sampling_rate: int | None = None,
-                 negatives: str = "uniform", pool_size: int | None = None, group_size: int = 64,
-                 edges_per_source: int | str = 1):
+    def __init__(self, rels: str | None = None, batch_size: Count = 1024,
+                 neg_rate: Annotated[int, Ge(0)] | None = None, batches_per_epoch: BatchCount = None,
+                 neg_sampling_rate: Annotated[int, Ge(0)] | None = None, negatives: NegativeSampling = "uniform",
+                 pool_size: Count | None = None, group_size: Count = 64,
+                 edges_per_source: Count | Literal["auto"] = 1):
         self.rels = _relation_name(rels, "edge")
-        self.batch_size = _positive_int(batch_size, "batch_size")
+        self.batch_size = int(batch_size)
         if neg_rate is not None and neg_sampling_rate is not None and neg_rate != neg_sampling_rate:
             raise ValueError("give neg_rate or neg_sampling_rate, not both")
         rate = neg_rate if neg_rate is not None else neg_sampling_rate
-        self.neg_rate = 5 if rate is None else _positive_int(rate, "neg_rate", minimum=0)
+        self.neg_rate = 5 if rate is None else int(rate)
         self.batches_per_epoch = _batches_per_epoch(batches_per_epoch)
-        if negatives not in NEGATIVE_SAMPLING:
-            raise ValueError(f"negatives must be one of {', '.join(NEGATIVE_SAMPLING)}, got {negatives!r}")
         self.negatives = negatives
-        self.pool_size = self.batch_size if pool_size is None else _positive_int(pool_size, "pool_size")
-        self.group_size = _positive_int(group_size, "group_size")
-        if isinstance(edges_per_source, str) and edges_per_source != "auto":
-            raise ValueError(f"edges_per_source must be an integer >= 1 or 'auto', got {edges_per_source!r}")
-        self.edges_per_source = (edges_per_source if edges_per_source == "auto"
-                                 else _positive_int(edges_per_source, "edges_per_source"))
+        self.pool_size = self.batch_size if pool_size is None else int(pool_size)
+        self.group_size = int(group_size)
+        self.edges_per_source = edges_per_source if edges_per_source == "auto" else int(edges_per_source)
         self._cache = _RelationCache()
         self._bounds = _RelationCache()
 
@@ -490,13 +480,11 @@ class TripletSampler:
 
     relation_options: tuple[str, ...] = ("rels",)
 
-    def __init__(self, rels: str | None = None, batch_size: int = 500, rate: int = 1,
+    def __init__(self, rels: str | None = None, batch_size: Count = 500, rate: Count = 1,
                  shuffle: bool = True):
         self.rels = _relation_name(rels, "triplet")
-        self.batch_size = _positive_int(batch_size, "batch_size")
-        self.rate = _positive_int(rate, "rate")
-        if not isinstance(shuffle, bool):
-            raise TypeError("shuffle must be true or false")
+        self.batch_size = int(batch_size)
+        self.rate = int(rate)
         self.shuffle = shuffle
         self._cache = _RelationCache()
 

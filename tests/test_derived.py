@@ -9,8 +9,10 @@ import pytest
 import scipy.sparse as sp
 
 from paradime_core.derived import pca, select_columns, spectral, standardize
-from paradime_core.errors import DataError
+from paradime_core.errors import DataError, SpecError
 from paradime_core.relation_data import LabelEquality, NeighborGraph
+from paradime_core.spec import DerivedDataSpec
+from paradime_core.spec.blocks import build_data_function
 from paradime_core.spec.registry import DATA_FUNCTIONS
 
 
@@ -45,8 +47,17 @@ def test_pca_whiten_and_wide_data_randomized():
 def test_pca_bad_options():
     with pytest.raises(ValueError, match="n_components"):
         pca(_data(n=5, d=3), n_components=4)
-    with pytest.raises(ValueError, match="scale"):
-        pca(_data(), scale="minmax")
+    with pytest.raises(SpecError, match=r"^derived_data\[0\]\.options\.scale: expected one of unit, none, got 'minmax'$"):
+        _check("pca", scale="minmax")
+    with pytest.raises(SpecError, match=r"^derived_data\[0\]\.options\.n_components: expected an integer >= 1, got 0$"):
+        _check("pca", n_components=0)
+    with pytest.raises(SpecError, match=r"options\.n_components: expected an integer >= 1, got 2\.0$"):
+        _check("pca", n_components=2.0)
+
+
+def _check(func: str, keys: tuple = (("data", "main"),), **options) -> None:
+    """Check ``options`` of data function ``func`` as a spec's ``derived_data[0]``."""
+    build_data_function(DerivedDataSpec("d", func, list(keys), options), "derived_data[0]")
 
 
 def _two_block_graph(n_per=60, p_in=0.3, p_out=0.01, seed=0):
@@ -128,8 +139,10 @@ def test_spectral_binary_weights_and_errors():
     negative.data[0] = -1.0
     with pytest.raises(DataError, match="non-negative"):
         spectral(negative)
-    with pytest.raises(ValueError, match="weights"):
-        spectral(matrix, weights="gauss")
+    with pytest.raises(SpecError, match=r"options\.weights: expected one of values, binary, got 'gauss'"):
+        _check("spectral", keys=(("rels", "p"),), weights="gauss")
+    with pytest.raises(SpecError, match=r"options\.solver: expected one of auto, eigsh, lobpcg, got 'arpack'"):
+        _check("spectral", keys=(("rels", "p"),), solver="arpack")
 
 
 def test_standardize_and_select_columns():
@@ -138,12 +151,15 @@ def test_standardize_and_select_columns():
     np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-6)
     np.testing.assert_allclose(z.std(axis=0), [1, 0, 1], atol=1e-6)
     np.testing.assert_allclose(z[:, 0], [-1.2247449, 0, 1.2247449], rtol=1e-6)
-    np.testing.assert_array_equal(select_columns(x, [2, 0]), x[:, [2, 0]])
-    np.testing.assert_array_equal(select_columns(x, -1), x[:, [2]])
+    np.testing.assert_array_equal(select_columns(x, columns=[2, 0]), x[:, [2, 0]])
+    np.testing.assert_array_equal(select_columns(x, columns=-1), x[:, [2]])
     with pytest.raises(ValueError, match="out of range"):
-        select_columns(x, [3])
-    with pytest.raises(TypeError, match="integer"):
-        select_columns(x, ["a"])
+        select_columns(x, columns=[3])
+    with pytest.raises(SpecError, match=r"options\.columns: expected a list of integers with at least 1 item or an integer, got \['a'\]"):
+        _check("select_columns", columns=["a"])
+    with pytest.raises(SpecError, match=r"options\.columns: expected .*, got \[\]"):
+        _check("select_columns", columns=[])
+    _check("select_columns", columns=[0, 2])  # an option of a spec, beside the one input
 
 
 def test_registered():

@@ -270,8 +270,8 @@ def test_triplet_loss_formula_zero_when_margin_satisfied_and_needs_triplets(setu
     ctx_none = BatchContext(Batch(items=torch.arange(4)), Fixed(), data, {}, {}, torch.device("cpu"))
     with pytest.raises(DataError, match="needs triplets"):
         losses.TripletLoss()(ctx_none)
-    with pytest.raises(ValueError, match="margin"):
-        losses.TripletLoss(margin=-1)
+    with pytest.raises(SpecError, match=r"^losses\[1\]\.options\.margin: expected a number >= 0, got -1$"):
+        blocks.build_loss(LossSpec(name="t", type="triplet", options={"margin": -1}), None, "losses[1]")
 
 
 def test_correlation_loss_is_eq_3_per_named_pair():
@@ -297,8 +297,8 @@ def test_correlation_loss_is_eq_3_per_named_pair():
     pairs = losses.CorrelationLoss(data=["attrs"], columns=[1, 1], dims=[1, 0])(ctx).item()
     assert pairs == pytest.approx((1 - r11**2) + (1 - r10**2), abs=1e-5)
     assert losses.CorrelationLoss(data=["attrs"], columns=[0], dims=[0], form="signed")(ctx).item() == pytest.approx(-r00, abs=1e-6)
-    with pytest.raises(ValueError, match="form"):
-        losses.CorrelationLoss(form="cubed")
+    with pytest.raises(SpecError, match=r"options\.form: expected one of squared, signed, got 'cubed'"):
+        blocks.build_loss(LossSpec(name="c", type="correlation", options={"form": "cubed"}), None, "losses[0]")
 
 
 def test_correlation_loss_signs_and_absolute():
@@ -317,10 +317,17 @@ def test_correlation_loss_signs_and_absolute():
     t2 = (t**2).numpy()
     rho = np.corrcoef(t2, t.numpy())[0, 1]
     assert losses.CorrelationLoss(data=["attrs"], columns=[1], dims=[0], **signed)(ctx).item() == pytest.approx(-rho, abs=1e-6)
-    with pytest.raises(ValueError, match="pair up"):
-        losses.CorrelationLoss(columns=[0, 1], dims=[0])
-    with pytest.raises(ValueError, match="pearson"):
-        losses.CorrelationLoss(method="kendall")
+    def correlation(**options):
+        return blocks.build_loss(LossSpec(name="c", type="correlation", options=options), None, "losses[0]")
+
+    with pytest.raises(SpecError, match=r"^losses\[0\]\.options: loss type 'correlation': .*pair up"):
+        correlation(columns=[0, 1], dims=[0])
+    with pytest.raises(SpecError, match=r"options\.method: expected pearson, got 'kendall'"):
+        correlation(method="kendall")
+    with pytest.raises(SpecError, match=r"options\.columns: expected an integer >= 0 or a list of integers >= 0 "
+                                        r"with at least 1 item or null, got \[\]"):
+        correlation(columns=[])
+    assert correlation(columns=1, dims=[0]).columns == [1]
 
 
 def test_correlation_loss_is_differentiable(setup):
@@ -349,7 +356,7 @@ def test_build_loss_from_spec_by_name():
     assert isinstance(built, losses.RelationLoss) and built.func is losses.kl_div
     with pytest.raises(SpecError, match="losses\\[0\\].func"):
         blocks.build_loss(LossSpec(name="e", type="relation", rels=["p", "q"]), None, "losses[0]")
-    with pytest.raises(SpecError, match="margin"):
+    with pytest.raises(SpecError, match=r"^losses\[1\]\.options\.margin: expected a number >= 0, got 'big'$"):
         blocks.build_loss(LossSpec(name="t", type="triplet", options={"margin": "big"}), None, "losses[1]")
     with pytest.raises(SpecError, match="relations"):
         blocks.build_loss(LossSpec(name="c", type="classification", rels=["p"]), None, "losses[2]")

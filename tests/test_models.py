@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from paradime_core.errors import SpecError
 from paradime_core.models import (
     AutoEncoder,
     Direct,
@@ -16,6 +17,8 @@ from paradime_core.models import (
     parameters_of,
 )
 from paradime_core.models.layers import run_hidden_layers
+from paradime_core.spec import ModelSpec
+from paradime_core.spec.blocks import check_model
 from paradime_core.spec.registry import MODELS
 
 
@@ -57,15 +60,23 @@ def test_activations_by_name(name):
     assert layer(torch.zeros(2)).shape == (2,)
 
 
-def test_bad_options_raise():
-    with pytest.raises(ValueError, match="unknown activation 'swishy'"):
-        FullyConnected(in_dim=3, activation="swishy")
-    with pytest.raises(ValueError, match="hidden_dims\\[1\\]"):
-        FullyConnected(in_dim=3, hidden_dims=[4, 0])
-    with pytest.raises(ValueError, match="dropout"):
-        FullyConnected(in_dim=3, dropout=1.5)
-    with pytest.raises(ValueError, match="classify_from"):
-        MultiHead(in_dim=3, classify_from="logits")
+def test_bad_options_are_spec_errors_at_the_option():
+    def check(kind: str, options: dict) -> str:
+        with pytest.raises(SpecError) as info:
+            check_model(ModelSpec(kind, options), "model")
+        return str(info.value)
+
+    assert check("fully_connected", {"activation": "swishy"}).startswith(
+        "model.options.activation: unknown activation 'swishy'")
+    assert check("fully_connected", {"hidden_dims": [4, 0]}) == (
+        "model.options.hidden_dims: expected a list of integers >= 1 or an integer >= 1 or null, got [4, 0]")
+    assert check("fully_connected", {"dropout": 1.5}) == (
+        "model.options.dropout: expected a number >= 0 and < 1, got 1.5")
+    assert check("multi_head", {"classify_from": "logits"}) == (
+        "model.options.classify_from: expected one of trunk, embedding, got 'logits'")
+    assert check("decoded", {"input_noise": -1}) == "model.options.input_noise: expected a number >= 0, got -1"
+    assert check("direct", {"out_dim": True}) == "model.options.out_dim: expected an integer >= 1, got True"
+    assert check_model(ModelSpec("fully_connected", {"hidden_dims": 8, "input_scale": 1}), "model") is FullyConnected
 
 
 def test_multi_head_classify_from_trunk_and_embedding():

@@ -14,7 +14,8 @@ from paradime_core.batch import Batch
 from paradime_core.errors import DataError, SpecError
 from paradime_core.relation_data import LabelEquality, NeighborGraph, edge_values, submatrix
 from paradime_core.relations import distances, relation_types
-from paradime_core.spec.registry import RELATIONS, build
+from paradime_core.spec.blocks import build
+from paradime_core.spec.registry import RELATIONS
 
 
 def data(n: int = 60, d: int = 5, seed: int = 0) -> np.ndarray:
@@ -86,12 +87,11 @@ def test_pdist_global_warns_for_large_n(monkeypatch):
 
 
 def test_pdist_rejects_bad_options_and_data():
-    with pytest.raises(ValueError, match="metric"):
-        relations.PDist(metric="chebyshev")
-    with pytest.raises(ValueError, match="chunk_size"):
-        relations.PDist(chunk_size=0)
-    with pytest.raises(SpecError, match=r"relations\[0\]\.options"):
-        build(RELATIONS, "pdist", {"metric": "nope"}, "relations[0]")
+    with pytest.raises(SpecError, match=r"^relations\[0\]\.options\.metric: expected one of euclidean, .*'chebyshev'"):
+        build(RELATIONS, "pdist", {"metric": "chebyshev"}, "relations[0]")
+    with pytest.raises(SpecError, match=r"^relations\[0\]\.options\.chunk_size: expected an integer >= 1, got 0"):
+        build(RELATIONS, "pdist", {"chunk_size": 0}, "relations[0]")
+    assert build(RELATIONS, "pdist", {"metric": "cityblock"}, "relations[0]").metric == "manhattan"
     X = data()
     X[3, 1] = np.nan
     with pytest.raises(DataError, match="row 3"):
@@ -288,8 +288,8 @@ def test_precomputed_errors(tmp_path):
         relations.Precomputed()
     with pytest.raises(ValueError, match="exactly one"):
         relations.Precomputed(values=np.eye(3), file=str(missing))
-    with pytest.raises(ValueError, match="kind"):
-        relations.Precomputed(values=np.eye(3), kind="graph")
+    with pytest.raises(SpecError, match=r"options\.kind: expected one of auto, dense, sparse, neighbors"):
+        build(RELATIONS, "precomputed", {"values": np.eye(3), "kind": "graph"}, "relations[2]")
     with pytest.raises(DataError, match=r"30 items.*25 rows"):
         relations.Precomputed(values=np.eye(30)).compute(data(25))
     with pytest.raises(DataError, match=r"30 items.*25 rows"):

@@ -197,7 +197,7 @@ def test_shared_negatives_recipe_trains_deterministically(digits):
     first = umap.fit_transform(X)
     assert np.isfinite(first).all()
     np.testing.assert_array_equal(first, fast(ParametricUMAP, negatives="shared", negative_group_size=8).fit_transform(X))
-    with pytest.raises(SpecError, match="group_size must be an integer >= 1"):
+    with pytest.raises(SpecError, match=r"sampling\.options\.group_size: expected an integer >= 1, got 0"):
         fast(ParametricUMAP, negatives="shared", negative_group_size=0).fit(X)
 
 

@@ -16,7 +16,8 @@ from paradime_core.errors import DataError, SpecError
 from paradime_core.relation_data import LabelEquality, NeighborGraph
 from paradime_core.sampling import EdgeSampler, ItemSampler, TripletSampler, sample_weighted
 from paradime_core.spec import SamplingSpec, blocks
-from paradime_core.spec.registry import SAMPLERS, build
+from paradime_core.spec.blocks import build
+from paradime_core.spec.registry import SAMPLERS
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -137,7 +138,7 @@ def test_auto_runs_only_on_data_much_larger_than_a_batch():
     plain = list(EdgeSampler("w", batch_size=8, neg_rate=2).epoch(6, {"w": graph}, gen(5)))
     for a, b in zip(auto, plain, strict=True):
         assert torch.equal(a.items, b.items) and torch.equal(a.edge_cols, b.edge_cols)
-    with pytest.raises(SpecError, match="edges_per_source must be an integer >= 1 or 'auto', got 'often'"):
+    with pytest.raises(SpecError, match=r"options\.edges_per_source: expected an integer >= 1 or auto, got 'often'"):
         build(SAMPLERS, "edge", {"rels": "w", "edges_per_source": "often"}, "sampling")
 
 
@@ -297,7 +298,7 @@ def test_pool_negatives_are_uniform_and_bound_the_items_of_a_step():
         negatives.append(torch.unique(cols[16:]))
     freq = torch.bincount(torch.cat(negatives), minlength=n).numpy()
     assert chisquare(freq).pvalue > 1e-3  # the pools are uniform over all items
-    with pytest.raises(SpecError, match="negatives must be one of uniform, pool, batch, shared"):
+    with pytest.raises(SpecError, match=r"options\.negatives: expected one of uniform, pool, batch, shared, got 'pooled'"):
         build(SAMPLERS, "edge", {"rels": "w", "negatives": "pooled"}, "sampling")
 
 

@@ -115,9 +115,9 @@ CASES: list[tuple[str, Callable[[], Any], str, str]] = [
      "unknown option for relation 'neighbor' (allowed: n_neighbors, metric, method, seed, n_threads); "
      "did you mean 'n_neighbors'?"),
     ("negative perplexity", lambda: broken("relations[0].transforms[0].options.perplexity", -30),
-     "relations[0].transforms[0].options", "transform 'perplexity': perplexity must be > 0, got -30"),
+     "relations[0].transforms[0].options.perplexity", "expected a number > 0, got -30"),
     ("unknown kNN method", lambda: broken("relations[0].options.method", "annoy"),
-     "relations[0].options", "relation 'neighbor': method must be one of auto, faiss_exact"),
+     "relations[0].options.method", "expected one of auto, faiss_exact, faiss_hnsw, pynndescent, got 'annoy'"),
     ("unknown transform type", lambda: broken("relations[0].transforms[1].type", "symetrize"),
      "relations[0].transforms[1].type", "'symetrize' is not one of cauchy, connect, geodesic, normalize, "
                                         "normalize_rows, perplexity, symmetrize, t_dist; did you mean 'symmetrize'?"),
@@ -139,7 +139,7 @@ CASES: list[tuple[str, Callable[[], Any], str, str]] = [
      "training_phases[0].sampling.options.neg_rate",
      "unknown option for sampler 'item' (allowed: batch_size, shuffle, drop_last, batches_per_epoch)"),
     ("zero batch size", lambda: broken("training_phases[0].sampling.options.batch_size", 0),
-     "training_phases[0].sampling.options", "sampler 'item': batch_size must be an integer >= 1, got 0"),
+     "training_phases[0].sampling.options.batch_size", "expected an integer >= 1, got 0"),
     ("duplicate relation names", lambda: broken("relations[1].name", "p"),
      "relations[1].name", "duplicate name 'p' (also relations[0])"),
     ("duplicate loss names", lambda: broken("losses[2].name", "init"),
@@ -159,7 +159,7 @@ CASES: list[tuple[str, Callable[[], Any], str, str]] = [
      "losses[1].options.weight", "unknown option for loss type 'relation' (allowed: none; "
                                  "fields of a loss: name, type, func, keys, options)"),
     ("bad loss option value", lambda: broken("losses[2].options.margin", -1),
-     "losses[2].options", "loss type 'triplet': margin must be a number >= 0, got -1"),
+     "losses[2].options.margin", "expected a number >= 0, got -1"),
     ("unknown loss type", lambda: broken("losses[2].type", "tripplet"),
      "losses[2].type", "'tripplet' is not one of classification, correlation, density, position, reconstruction"),
     ("unknown data function", lambda: broken("derived_data[0].func", "pcaa"),
@@ -185,7 +185,7 @@ CASES: list[tuple[str, Callable[[], Any], str, str]] = [
     ("bad optimizer option value", lambda: broken("training_phases[0].optimizer.options.betas", [2.0, 0.9]),
      "training_phases[0].optimizer.options", "optimizer 'adam': Invalid beta parameter at index 0"),
     ("negative learning rate", lambda: broken("training_phases[0].optimizer.options.lr", -1),
-     "training_phases[0].optimizer.options.lr", "expected a positive number, got -1"),
+     "training_phases[0].optimizer.options.lr", "expected a number > 0, got -1"),
     ("unknown phase option", lambda: broken("training_phases[0].options", {"patiance": 3}),
      "training_phases[0].options.patiance", "unknown phase option (allowed: lr_schedule"),
     ("bad phase option value", lambda: broken("training_phases[0].options", {"lr_schedule": "cosin"}),
@@ -360,8 +360,9 @@ def test_errors_keep_their_type_hierarchy():
 
 
 def test_saved_specs_skip_the_optimizer_trial_but_training_still_checks():
-    """``without_optimizer_trials`` (used when loading a trained routine) keeps the name and
-    ``lr`` checks and skips only the trial construction; training makes the trial anyway."""
+    """``without_optimizer_trials`` (used when loading a trained routine) keeps the checks of
+    option names and types and skips only the trial construction; training makes the trial
+    anyway."""
     import numpy as np
 
     from paradime_core import Routine
@@ -370,7 +371,7 @@ def test_saved_specs_skip_the_optimizer_trial_but_training_still_checks():
     raw = broken("training_phases[0].optimizer.options.betas", [2.0, 0.9])
     with without_optimizer_trials():
         spec = Spec.from_dict(raw)  # accepted: the trial is what catches bad betas
-        with pytest.raises(SpecError, match=r"training_phases\[0\].optimizer.options.lr: expected a positive"):
+        with pytest.raises(SpecError, match=r"training_phases\[0\].optimizer.options.lr: expected a number > 0"):
             Spec.from_dict(broken("training_phases[0].optimizer.options.lr", -1))
     with pytest.raises(SpecError, match="Invalid beta parameter"):
         Spec.from_dict(raw)  # outside the context the trial runs again

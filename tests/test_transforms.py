@@ -24,10 +24,11 @@ from paradime_core.relations.transforms import (
     Perplexity,
     Symmetrize,
     TDist,
-    _nearest_positive,
+    _connectivity_radius,
     fit_ab,
 )
-from paradime_core.spec.registry import TRANSFORMS, build
+from paradime_core.spec.blocks import build
+from paradime_core.spec.registry import TRANSFORMS
 
 
 # --------------------------------------------------------------------------- helpers
@@ -178,9 +179,14 @@ def test_identical_points_give_uniform_finite_rows():
 def test_perplexity_suggested_neighbors_and_options():
     assert Perplexity(30).suggested_neighbors() == 91
     assert Perplexity(5.5).suggested_neighbors() == 17
-    for bad in (0, -1.0, float("nan"), "30", True):
-        with pytest.raises(ValueError):
-            Perplexity(bad)
+    for bad in (0, -1.0, float("nan"), float("inf"), "30", True):
+        with pytest.raises(SpecError, match=r"^t\.options\.perplexity: expected a number > 0, got "):
+            build(TRANSFORMS, "perplexity", {"perplexity": bad}, "t")
+    with pytest.raises(SpecError, match=r"^t\.options\.bracket: expected a list \[a number >= 0, a number >= 0\]"):
+        build(TRANSFORMS, "perplexity", {"bracket": [-1, 2]}, "t")
+    with pytest.raises(SpecError, match=r"^t\.options: transform 'perplexity': bracket must be \[low, high\] with low < high"):
+        build(TRANSFORMS, "perplexity", {"bracket": [2, 1]}, "t")
+    assert build(TRANSFORMS, "perplexity", {"bracket": [0, 1], "method": "brentq"}, "t").perplexity == 30.0
 
 
 def test_perplexity_timing_70000_rows():
@@ -240,15 +246,15 @@ def test_connect_local_connectivity_interpolates_rho():
     d = np.array([[0.0, 0.0, 1.0, 2.0, 4.0], [0.0, 3.0, 5.0, 6.0, 7.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
     valid = np.ones_like(d, dtype=bool)
     valid[:, 0] = False
-    np.testing.assert_allclose(_nearest_positive(d, valid, 1.0), [1.0, 3.0, 0.0])
-    np.testing.assert_allclose(_nearest_positive(d, valid, 1.5), [1.5, 4.0, 0.0])
-    np.testing.assert_allclose(_nearest_positive(d, valid, 0.5), [0.5, 1.5, 0.0])
-    np.testing.assert_allclose(_nearest_positive(d, valid, 10.0), [4.0, 7.0, 0.0])
+    np.testing.assert_allclose(_connectivity_radius(d, valid, 1.0), [1.0, 3.0, 0.0])
+    np.testing.assert_allclose(_connectivity_radius(d, valid, 1.5), [1.5, 4.0, 0.0])
+    np.testing.assert_allclose(_connectivity_radius(d, valid, 0.5), [0.5, 1.5, 0.0])
+    np.testing.assert_allclose(_connectivity_radius(d, valid, 10.0), [4.0, 7.0, 0.0])
     assert Connect().suggested_neighbors() == 15
-    with pytest.raises(ValueError):
-        Connect(bandwidth=0)
-    with pytest.raises(ValueError):
-        Connect(local_connectivity=-1)
+    with pytest.raises(SpecError, match=r"options\.bandwidth: expected a number > 0, got 0"):
+        build(TRANSFORMS, "connect", {"bandwidth": 0}, "t")
+    with pytest.raises(SpecError, match=r"options\.local_connectivity: expected a number >= 0, got -1"):
+        build(TRANSFORMS, "connect", {"local_connectivity": -1}, "t")
 
 
 # --------------------------------------------------------------------------- symmetrize / normalize
@@ -272,8 +278,8 @@ def test_symmetrize_matches_dense_formulas(sub_prod):
 
 
 def test_symmetrize_option_checks():
-    with pytest.raises(TypeError):
-        Symmetrize(sub_prod="yes")
+    with pytest.raises(SpecError, match=r"options\.sub_prod: expected true or false, got 'yes'"):
+        build(TRANSFORMS, "symmetrize", {"sub_prod": "yes"}, "t")
     with pytest.raises(SpecError, match="unknown option"):
         build(TRANSFORMS, "symmetrize", {"impl": "mean"}, "relations[0].transforms[1]")
     assert build(TRANSFORMS, "symmetrize", {"sub_prod": True}, "r").sub_prod is True
@@ -342,8 +348,8 @@ def test_t_dist_gradient_finite_at_zero():
     q.sum().backward()
     assert torch.isfinite(y.grad).all()
     assert TDist.levels == ("global", "batch")
-    with pytest.raises(ValueError):
-        TDist(alpha=0)
+    with pytest.raises(SpecError, match=r"options\.alpha: expected a number > 0, got 0"):
+        build(TRANSFORMS, "t_dist", {"alpha": 0}, "t")
 
 
 def test_umap_ab_fit():
@@ -368,8 +374,8 @@ def test_cauchy_formula_and_gradient():
     assert torch.isfinite(t.grad).all()
     assert t.grad[0] == 0
     for bad in ({"a": 1.0}, {"spread": 0}, {"min_dist": -0.1}, {"a": -1, "b": 1}):
-        with pytest.raises(ValueError):
-            Cauchy(**bad)
+        with pytest.raises(SpecError, match=r"^t\.options"):
+            build(TRANSFORMS, "cauchy", bad, "t")
 
 
 # --------------------------------------------------------------------------- geodesic
@@ -385,8 +391,8 @@ def test_geodesic_matches_isomap(digits):
     # n_neighbors restricts a wider graph to the same one.
     np.testing.assert_allclose(Geodesic(n_neighbors=12)(knn_graph(x, 20)), isomap.dist_matrix_, atol=1e-9)
     assert Geodesic(n_neighbors=8).suggested_neighbors() == 9
-    with pytest.raises(ValueError):
-        Geodesic(n_neighbors=0)
+    with pytest.raises(SpecError, match=r"options\.n_neighbors: expected an integer >= 1 or null, got 0"):
+        build(TRANSFORMS, "geodesic", {"n_neighbors": 0}, "t")
 
 
 def test_geodesic_disconnected_components():
@@ -424,7 +430,7 @@ def test_registered_names_and_levels():
     with pytest.raises(SpecError, match="unknown option"):
         build(TRANSFORMS, "normalize", {"axis": 1}, "r")
     assert Cauchy.levels == ("global", "batch")
-    with pytest.raises(SpecError, match="relations\\[0\\].transforms\\[0\\].options"):
+    with pytest.raises(SpecError, match="relations\\[0\\].transforms\\[0\\].options.perplexity"):
         build(TRANSFORMS, "perplexity", {"perplexity": -5}, "relations[0].transforms[0]")
 
 

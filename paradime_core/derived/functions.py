@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Annotated, Literal
 
 import numpy as np
 import scipy.sparse as sp
+from annotated_types import Ge, MinLen
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh, lobpcg
 
@@ -41,7 +43,8 @@ def _as_matrix(data: np.ndarray, name: str = "data") -> np.ndarray:
 
 
 @register_data_function("pca")
-def pca(data: np.ndarray, n_components: int = 2, whiten: bool = False, scale: str = "unit") -> np.ndarray:
+def pca(data: np.ndarray, n_components: Annotated[int, Ge(1)] = 2, whiten: bool = False,
+        scale: Literal["unit", "none"] = "unit") -> np.ndarray:
     """Principal components ``(X - mean) @ V_k.T`` (n, n_components), float32.
 
     With at least as many items as features and at most
@@ -63,12 +66,8 @@ def pca(data: np.ndarray, n_components: int = 2, whiten: bool = False, scale: st
     """
     x = _as_matrix(data)
     n, d = x.shape
-    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) or n_components < 1:
-        raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
     if n_components > min(n, d):
         raise ValueError(f"n_components ({n_components}) exceeds min(n_items, n_features) = {min(n, d)}")
-    if scale not in ("unit", "none"):
-        raise ValueError(f"scale must be 'unit' or 'none', got {scale!r}")
     if n >= d and d <= COVARIANCE_MAX_FEATURES:
         axes = principal_axes(x, int(n_components))
         result = project(x, axes)
@@ -100,8 +99,6 @@ def _affinity_matrix(rel: RelationValue, weights: str) -> sp.csr_array:
         raise DataError(f"spectral: the relation must be square (n, n), got {matrix.shape}")
     if weights == "binary":
         matrix.data = np.ones_like(matrix.data)
-    elif weights != "values":
-        raise ValueError(f"weights must be 'values' or 'binary', got {weights!r}")
     if matrix.nnz and (np.any(matrix.data < 0) or not np.all(np.isfinite(matrix.data))):
         raise DataError("spectral: relation values must be finite and non-negative affinities")
     matrix = (matrix + matrix.T) * 0.5
@@ -131,8 +128,9 @@ def _join_components(matrix: sp.csr_array, eps: float) -> sp.csr_array:
 
 
 @register_data_function("spectral")
-def spectral(rel: RelationValue, n_components: int = 2, weights: str = "values",
-             solver: str = "auto") -> np.ndarray:
+def spectral(rel: RelationValue, n_components: Annotated[int, Ge(1)] = 2,
+             weights: Literal["values", "binary"] = "values",
+             solver: Literal["auto", "eigsh", "lobpcg"] = "auto") -> np.ndarray:
     """Laplacian eigenmap of a global relation, (n, n_components), each column unit std.
 
     The relation's values are read as affinities ``w_ij >= 0`` (use it *after* its
@@ -147,10 +145,6 @@ def spectral(rel: RelationValue, n_components: int = 2, weights: str = "values",
     affinity) with a warning, so components end up apart. Columns are centred, scaled to
     unit std and signed so that their largest-magnitude entry is positive.
     """
-    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) or n_components < 1:
-        raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
-    if solver not in ("auto", "eigsh", "lobpcg"):
-        raise ValueError(f"solver must be 'auto', 'eigsh' or 'lobpcg', got {solver!r}")
     matrix = _affinity_matrix(rel, weights)
     n = matrix.shape[0]
     k = int(n_components) + 1
@@ -206,15 +200,14 @@ def standardize(data: np.ndarray) -> np.ndarray:
 
 
 @register_data_function("select_columns")
-def select_columns(data: np.ndarray, columns: Sequence[int] | int) -> np.ndarray:
-    """``data[:, columns]`` (integer positions, negative counted from the end); 2-D result."""
+def select_columns(data: np.ndarray, *, columns: Annotated[Sequence[int], MinLen(1)] | int) -> np.ndarray:
+    """``data[:, columns]`` (integer positions, negative counted from the end); 2-D result.
+
+    ``columns`` is keyword-only: a spec gives it as an option, the one input is ``data``.
+    """
     x = _as_matrix(data)
-    cols = [columns] if isinstance(columns, (int, np.integer)) else list(columns)
-    if not cols:
-        raise ValueError("columns must name at least one column")
+    cols = list(columns) if isinstance(columns, Sequence) else [columns]
     for c in cols:
-        if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
-            raise TypeError(f"columns must be integer positions, got {c!r}")
         if not -x.shape[1] <= c < x.shape[1]:
             raise ValueError(f"column {c} is out of range for data with {x.shape[1]} columns")
     return x[:, cols]

@@ -73,10 +73,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
+from annotated_types import Ge, MinLen
 
 from paradime_core.batch import BatchContext, batch_triplets, call_model_method, gather_rows
 from paradime_core.errors import DataError
@@ -283,10 +284,8 @@ class TripletLoss(_BuiltinLoss):
     max_data = 2
     data_key_aliases = {"data": "main"}
 
-    def __init__(self, func=None, data=None, rels=None, methods=None, margin: float = 1.0):
+    def __init__(self, func=None, data=None, rels=None, methods=None, margin: Annotated[float, Ge(0)] = 1.0):
         super().__init__(func, data, rels, methods)
-        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin < 0:
-            raise ValueError(f"margin must be a number >= 0, got {margin!r}")
         self.margin = float(margin)
         self.func = func or triplet_margin
         self._func_options = ({"margin": self.margin}
@@ -319,17 +318,17 @@ def pearson(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (xc * yc).sum(dim=0) / denom
 
 
-def _index_list(value: Any, name: str) -> list[int] | None:
+Index = Annotated[int, Ge(0)]
+Indices = Index | Annotated[Sequence[Index], MinLen(1)] | None
+"""Column or dimension indices: one, a non-empty list, or None (the default pairing)."""
+CorrelationForm = Literal["squared", "signed"]
+
+
+def _index_list(value: Indices) -> list[int] | None:
+    """``value`` as a list (one index becomes a list of one)."""
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not value:
-        raise TypeError(f"{name} must be a non-empty list of integer indices, got {value!r}")
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"{name} entries must be integers >= 0, got {v!r}")
-    return list(value)
+    return list(value) if isinstance(value, Sequence) else [value]
 
 
 @register_loss_type("correlation")
@@ -345,22 +344,17 @@ class CorrelationLoss(_BuiltinLoss):
     """
 
     max_data = 2
-    FORMS = ("squared", "signed")
+    FORMS = get_args(CorrelationForm)
     option_aliases = {"column": "columns", "dim": "dims", "attribute": "columns", "dimension": "dims"}
 
-    def __init__(self, func=None, data=None, rels=None, methods=None, columns=None, dims=None,
-                 method: str = "pearson", form: str = "squared", absolute: bool = False):
+    def __init__(self, func=None, data=None, rels=None, methods=None, columns: Indices = None,
+                 dims: Indices = None, method: Literal["pearson"] = "pearson", form: CorrelationForm = "squared",
+                 absolute: bool = False):
         super().__init__(func, data, rels, methods)
-        self.columns = _index_list(columns, "columns")
-        self.dims = _index_list(dims, "dims")
+        self.columns = _index_list(columns)
+        self.dims = _index_list(dims)
         if self.columns is not None and self.dims is not None and len(self.columns) != len(self.dims):
             raise ValueError(f"columns ({len(self.columns)}) and dims ({len(self.dims)}) must pair up one to one")
-        if method != "pearson":
-            raise ValueError(f"method must be 'pearson' (the differentiable one), got {method!r}")
-        if form not in self.FORMS:
-            raise ValueError(f"form must be one of {', '.join(self.FORMS)}, got {form!r}")
-        if not isinstance(absolute, bool):
-            raise TypeError(f"absolute must be true or false, got {absolute!r}")
         self.method = method
         self.form = form
         self.absolute = absolute

@@ -12,14 +12,11 @@ by its own losses alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import torch
 from torch import nn
 
-from paradime_core.models.layers import _dims, mlp_layers
-from paradime_core.models.networks import FullyConnected
+from paradime_core.models.layers import Dropout, Width, Widths, _dims, mlp_layers
+from paradime_core.models.networks import FullyConnected, InputNoise, InputScale, PcaComponents
 from paradime_core.spec.registry import register_model
 
 
@@ -33,12 +30,16 @@ class DecodedFullyConnected(FullyConnected):
 
     model_type = "decoded"
 
-    def __init__(self, in_dim: int, out_dim: int = 2, hidden_dims: Sequence[int] = (100, 50),
-                 activation: str = "softplus", decoder_hidden_dims: Sequence[int] | None = None,
-                 **options: Any):
-        super().__init__(in_dim, out_dim, hidden_dims, activation, **options)
+    def __init__(self, in_dim: int, out_dim: Width = 2, hidden_dims: Widths = (100, 50),
+                 activation: str = "softplus", decoder_hidden_dims: Widths = None,
+                 dropout: Dropout = 0.0, batch_norm: bool = False, input_scale: InputScale = None,
+                 pca_components: PcaComponents = None, input_noise: InputNoise = 0.0,
+                 precision: str = "float32", n_items: int | None = None):
+        super().__init__(in_dim, out_dim, hidden_dims, activation, dropout=dropout, batch_norm=batch_norm,
+                         input_scale=input_scale, pca_components=pca_components, input_noise=input_noise,
+                         precision=precision, n_items=n_items)
         back = list(reversed(self.config["hidden_dims"])) if decoder_hidden_dims is None else \
-            _dims(decoder_hidden_dims, "decoder_hidden_dims")
+            _dims(decoder_hidden_dims)
         width = back[-1] if back else self.config["out_dim"]
         self.decoder = nn.Sequential(*mlp_layers(self.config["out_dim"], back, activation, 0.0, False),
                                      nn.Linear(width, self.config["in_dim"]))

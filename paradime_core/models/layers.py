@@ -9,11 +9,17 @@ input scaling, a PCA projection fitted to the training data, Gaussian input nois
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
+from annotated_types import Ge, Interval
 from torch import nn
+
+Width = Annotated[int, Ge(1)]
+Widths = Sequence[Width] | Width | None
+"""Widths of hidden layers: a list, one width, or none (null)."""
+Dropout = Annotated[float, Interval(ge=0, lt=1)]
 
 # ----------------------------------------------------------------------------- helpers
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -34,28 +40,17 @@ _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 
 def activation_layer(name: str) -> nn.Module:
     """A fresh activation module by name (``relu``, ``softplus``, ..., ``linear``)."""
-    if not isinstance(name, str):
-        raise TypeError(f"activation must be a name, got {type(name).__name__}")
     key = name.strip().lower().replace("-", "_").replace(" ", "_")
     if key not in _ACTIVATIONS:
         raise ValueError(f"unknown activation '{name}' (one of {', '.join(_ACTIVATIONS)})")
     return _ACTIVATIONS[key]()
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _dims(values: Any, name: str) -> list[int]:
+def _dims(values: Widths) -> list[int]:
+    """Hidden layer widths as a list of ints (one width becomes a list of one)."""
     if values is None:
         return []
-    if isinstance(values, (int, np.integer)) and not isinstance(values, bool):
-        values = [values]
-    if not isinstance(values, Sequence) or isinstance(values, str):
-        raise TypeError(f"{name} must be a list of layer widths, got {values!r}")
-    return [_positive_int(v, f"{name}[{i}]") for i, v in enumerate(values)]
+    return [int(v) for v in values] if isinstance(values, Sequence) else [int(values)]
 
 
 def mlp_layers(
@@ -66,8 +61,6 @@ def mlp_layers(
     batch_norm: bool = False,
 ) -> list[nn.Module]:
     """``[Linear, (BatchNorm), activation, (Dropout)]`` per hidden width (no output layer)."""
-    if not 0.0 <= float(dropout) < 1.0:
-        raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
     layers: list[nn.Module] = []
     width = in_dim
     for hidden in hidden_dims:

@@ -21,20 +21,22 @@ accepted and ignored.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+from annotated_types import Ge, Gt
 from torch import nn
 
 from paradime_core.models.layers import (
+    Dropout,
     GaussianNoise,
     PCAProjection,
     Scale,
+    Width,
+    Widths,
     _as_input,
     _dims,
-    _positive_int,
     activation_layer,
     apply_in_blocks,
     mlp_layers,
@@ -44,23 +46,23 @@ from paradime_core.models.layers import (
 )
 from paradime_core.spec.registry import register_model
 
+InputScale = Annotated[float, Gt(0)] | None
+PcaComponents = Annotated[int, Ge(1)] | None
+InputNoise = Annotated[float, Ge(0)]
 
-def _front_layers(in_dim: int, input_scale: float | None, pca_components: int | None,
-                  input_noise: float = 0.0) -> tuple[list[nn.Module], int]:
+
+def _front_layers(in_dim: int, input_scale: InputScale, pca_components: PcaComponents,
+                  input_noise: InputNoise = 0.0) -> tuple[list[nn.Module], int]:
     layers: list[nn.Module] = []
     if input_scale is not None:
-        if isinstance(input_scale, bool) or not isinstance(input_scale, (int, float)) or input_scale <= 0:
-            raise ValueError(f"input_scale must be a positive number, got {input_scale!r}")
         layers.append(Scale(input_scale))
     if pca_components is not None:
         # At most in_dim components: with k = in_dim the layer still centres, rotates and
         # scales the data to a first-component std of 1, so one spec fits data of any width.
-        k = min(_positive_int(pca_components, "pca_components"), in_dim)
+        k = min(int(pca_components), in_dim)
         layers.append(PCAProjection(in_dim, k))
         in_dim = k
     if input_noise:
-        if isinstance(input_noise, bool) or not isinstance(input_noise, (int, float)) or input_noise < 0:
-            raise ValueError(f"input_noise must be a non-negative number, got {input_noise!r}")
         layers.append(GaussianNoise(input_noise))
     return layers, in_dim
 
@@ -174,21 +176,20 @@ class FullyConnected(_Model):
     def __init__(
         self,
         in_dim: int,
-        out_dim: int = 2,
-        hidden_dims: Sequence[int] = (100, 50),
+        out_dim: Width = 2,
+        hidden_dims: Widths = (100, 50),
         activation: str = "softplus",
-        dropout: float = 0.0,
+        dropout: Dropout = 0.0,
         batch_norm: bool = False,
-        input_scale: float | None = None,
-        pca_components: int | None = None,
-        input_noise: float = 0.0,
+        input_scale: InputScale = None,
+        pca_components: PcaComponents = None,
+        input_noise: InputNoise = 0.0,
         precision: str = "float32",
         n_items: int | None = None,
     ):
         super().__init__()
-        in_dim = _positive_int(in_dim, "in_dim")
-        out_dim = _positive_int(out_dim, "out_dim")
-        hidden = _dims(hidden_dims, "hidden_dims")
+        in_dim, out_dim = int(in_dim), int(out_dim)
+        hidden = _dims(hidden_dims)
         self.precision = resolve_precision(precision)
         front, width = _front_layers(in_dim, input_scale, pca_components, input_noise)
         self.trunk = nn.Sequential(*front, *mlp_layers(width, hidden, activation, dropout, bool(batch_norm)))
@@ -219,29 +220,25 @@ class MultiHead(_Model):
     def __init__(
         self,
         in_dim: int,
-        out_dim: int = 2,
-        n_classes: int = 10,
-        hidden_dims: Sequence[int] = (100, 50),
+        out_dim: Width = 2,
+        n_classes: Width = 10,
+        hidden_dims: Widths = (100, 50),
         activation: str = "softplus",
-        classify_from: str = "trunk",
-        classifier_hidden_dims: Sequence[int] = (),
-        dropout: float = 0.0,
+        classify_from: Literal["trunk", "embedding"] = "trunk",
+        classifier_hidden_dims: Widths = (),
+        dropout: Dropout = 0.0,
         batch_norm: bool = False,
-        input_scale: float | None = None,
-        pca_components: int | None = None,
-        input_noise: float = 0.0,
+        input_scale: InputScale = None,
+        pca_components: PcaComponents = None,
+        input_noise: InputNoise = 0.0,
         precision: str = "float32",
         n_items: int | None = None,
     ):
         super().__init__()
-        in_dim = _positive_int(in_dim, "in_dim")
-        out_dim = _positive_int(out_dim, "out_dim")
-        n_classes = _positive_int(n_classes, "n_classes")
+        in_dim, out_dim, n_classes = int(in_dim), int(out_dim), int(n_classes)
         self.precision = resolve_precision(precision)
-        if classify_from not in ("trunk", "embedding"):
-            raise ValueError(f"classify_from must be 'trunk' or 'embedding', got {classify_from!r}")
-        hidden = _dims(hidden_dims, "hidden_dims")
-        cls_hidden = _dims(classifier_hidden_dims, "classifier_hidden_dims")
+        hidden = _dims(hidden_dims)
+        cls_hidden = _dims(classifier_hidden_dims)
         front, width = _front_layers(in_dim, input_scale, pca_components, input_noise)
         self.trunk = nn.Sequential(*front, *mlp_layers(width, hidden, activation, dropout, bool(batch_norm)))
         trunk_dim = hidden[-1] if hidden else width
@@ -284,19 +281,18 @@ class AutoEncoder(_Model):
     def __init__(
         self,
         in_dim: int,
-        out_dim: int = 2,
-        hidden_dims: Sequence[int] = (100, 50),
+        out_dim: Width = 2,
+        hidden_dims: Widths = (100, 50),
         activation: str = "softplus",
         output_activation: str = "linear",
-        dropout: float = 0.0,
+        dropout: Dropout = 0.0,
         batch_norm: bool = False,
-        input_scale: float | None = None,
+        input_scale: InputScale = None,
         n_items: int | None = None,
     ):
         super().__init__()
-        in_dim = _positive_int(in_dim, "in_dim")
-        out_dim = _positive_int(out_dim, "out_dim")
-        hidden = _dims(hidden_dims, "hidden_dims")
+        in_dim, out_dim = int(in_dim), int(out_dim)
+        hidden = _dims(hidden_dims)
         front, width = _front_layers(in_dim, input_scale, None)
         self.encoder = nn.Sequential(
             *front, *mlp_layers(width, hidden, activation, dropout, bool(batch_norm)),
@@ -338,10 +334,9 @@ class Direct(_Model):
     model_type = "direct"
     input_key = "index"
 
-    def __init__(self, n_items: int, out_dim: int = 2, init: Any = None, in_dim: int | None = None):
+    def __init__(self, n_items: int, out_dim: Width = 2, init: Any = None, in_dim: int | None = None):
         super().__init__()
-        n_items = _positive_int(n_items, "n_items")
-        out_dim = _positive_int(out_dim, "out_dim")
+        n_items, out_dim = int(n_items), int(out_dim)
         self.n_items = n_items
         self.coordinates = nn.Embedding(n_items, out_dim)
         with torch.no_grad():

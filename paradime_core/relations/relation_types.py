@@ -27,30 +27,30 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from annotated_types import Ge
 
 from paradime_core.batch import Batch
 from paradime_core.errors import DataError
-from paradime_core.neighbors import METHODS, METRICS, check_finite, nearest_neighbors
+from paradime_core.neighbors import KnnMethod, KnnMetric, check_finite, nearest_neighbors
 from paradime_core.protocols import KnnRequest
 from paradime_core.relation_data import LabelEquality, NeighborGraph, RelationValue, n_items_of
 from paradime_core.relations.distances import _edge_distances, dense_distances, pairwise_distances
 from paradime_core.spec.registry import register_relation
 
-PDIST_METRICS = ("euclidean", "sqeuclidean", "cosine", "manhattan")
+PdistMetric = Literal["euclidean", "sqeuclidean", "cosine", "manhattan", "cityblock"]
+"""The metrics of ``pdist`` (``cityblock`` is ``manhattan``)."""
+PDIST_METRICS = get_args(PdistMetric)
 DENSE_WARN_ITEMS = 20_000
 
 
-def _check_metric(metric: str, allowed: tuple[str, ...]) -> str:
-    if metric == "cityblock":
-        metric = "manhattan"
-    if metric not in allowed:
-        raise ValueError(f"metric must be one of {', '.join(allowed)}, got {metric!r}")
-    return metric
+def _canonical_metric(metric: str) -> str:
+    """``cityblock`` -> ``manhattan``; other metrics as they are."""
+    return "manhattan" if metric == "cityblock" else metric
 
 
 def _as_matrix(data: Any, what: str) -> np.ndarray:
@@ -76,14 +76,8 @@ class PDist:
 
     levels = ("global", "batch")
 
-    def __init__(self, metric: str = "euclidean", chunk_size: int = 4096):
-        self.metric = _check_metric(metric, PDIST_METRICS)
-        if (
-            isinstance(chunk_size, bool)
-            or not isinstance(chunk_size, (int, np.integer))
-            or chunk_size < 1
-        ):
-            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    def __init__(self, metric: PdistMetric = "euclidean", chunk_size: Annotated[int, Ge(1)] = 4096):
+        self.metric = _canonical_metric(metric)
         self.chunk_size = int(chunk_size)
 
     def compute(self, data: np.ndarray) -> np.ndarray:
@@ -121,22 +115,14 @@ class Neighbor:
 
     def __init__(
         self,
-        n_neighbors: int | None = None,
-        metric: str = "euclidean",
-        method: str = "auto",
+        n_neighbors: Annotated[int, Ge(1)] | None = None,
+        metric: KnnMetric = "euclidean",
+        method: KnnMethod = "auto",
         seed: int = 0,
-        n_threads: int | None = None,
+        n_threads: Annotated[int, Ge(1)] | None = None,
     ):
-        if n_neighbors is not None and (
-            isinstance(n_neighbors, bool)
-            or not isinstance(n_neighbors, (int, np.integer))
-            or n_neighbors < 1
-        ):
-            raise ValueError(f"n_neighbors must be a positive integer, got {n_neighbors!r}")
         self.n_neighbors = None if n_neighbors is None else int(n_neighbors)
-        self.metric = _check_metric(metric, METRICS)
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        self.metric = metric
         self.method = method
         self.seed = int(seed)
         self.n_threads = n_threads
@@ -192,7 +178,8 @@ class PairwiseEq:
 
 
 # --------------------------------------------------------------------------- precomputed
-PRECOMPUTED_KINDS = ("auto", "dense", "sparse", "neighbors")
+PrecomputedKind = Literal["auto", "dense", "sparse", "neighbors"]
+PRECOMPUTED_KINDS = get_args(PrecomputedKind)
 
 
 def _neighbor_graph_from(mapping: Mapping[str, Any], where: str) -> NeighborGraph:
@@ -255,14 +242,10 @@ class Precomputed:
 
     levels = ("global",)
 
-    def __init__(self, values: Any = None, file: str | Path | None = None, kind: str = "auto"):
+    def __init__(self, values: Any = None, file: str | Path | None = None, kind: PrecomputedKind = "auto"):
         if (values is None) == (file is None):
             raise ValueError("give exactly one of 'values' or 'file'")
-        if kind not in PRECOMPUTED_KINDS:
-            raise ValueError(f"kind must be one of {', '.join(PRECOMPUTED_KINDS)}, got {kind!r}")
         if file is not None:
-            if not isinstance(file, (str, Path)):
-                raise TypeError(f"file must be a path, got {type(file).__name__}")
             if not Path(file).expanduser().is_file():
                 raise ValueError(f"file '{file}' does not exist")
         self.values = values
@@ -341,8 +324,8 @@ class EdgeDist:
     levels = ("batch",)
     needs_edges = True  # no item-level form (a relation loss asks before it compares over items)
 
-    def __init__(self, metric: str = "euclidean"):
-        self.metric = _check_metric(metric, PDIST_METRICS)
+    def __init__(self, metric: PdistMetric = "euclidean"):
+        self.metric = _canonical_metric(metric)
 
     def edge_metric(self) -> str:
         """The distance computed along a batch's edges."""

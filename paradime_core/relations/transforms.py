@@ -35,14 +35,14 @@ that column; otherwise self values are 0; CSR diagonals are dropped; dense diago
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from functools import cached_property
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from annotated_types import Ge, Gt
 
 from paradime_core.errors import DataError
 from paradime_core.protocols import EDGE_KERNEL_CLAMP, STUDENT_T, EdgeKernel
@@ -75,21 +75,10 @@ __all__ = [
 GLOBAL = ("global",)
 BOTH = ("global", "batch")
 
-
-
-# --------------------------------------------------------------------------- option checks
-def _positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return float(value)
-
-
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be true or false, got {value!r}")
-    return bool(value)
+Positive = Annotated[float, Gt(0)]
+NonNegative = Annotated[float, Ge(0)]
+RootMethod = Literal["bisect", "brentq", "brenth", "ridder", "toms748", "secant", "newton", "halley"]
+"""scipy.optimize.root_scalar's method names; ParaDime 1.x passed these options through to it."""
 
 
 @register_transform("perplexity")
@@ -111,28 +100,19 @@ class Perplexity:
 
     levels = GLOBAL
 
-    #: scipy.optimize.root_scalar's method names; ParaDime 1.x passed these options through to it
-    ROOT_METHODS = ("bisect", "brentq", "brenth", "ridder", "toms748", "secant", "newton", "halley")
+    ROOT_METHODS = get_args(RootMethod)
 
-    def __init__(self, perplexity: float = 30.0, xtol: float = 1e-4, maxiter: int = 200,
-                 bracket: Any = None, method: str | None = None, x0: float | None = None,
-                 x1: float | None = None, rtol: float | None = None, verbose: bool = False):
-        self.perplexity = _positive("perplexity", perplexity)
-        self.xtol = _positive("xtol", xtol)
-        if isinstance(maxiter, bool) or not isinstance(maxiter, numbers.Integral) or maxiter < 1:
-            raise ValueError(f"maxiter must be a positive integer, got {maxiter!r}")
+    def __init__(self, perplexity: Positive = 30.0, xtol: Positive = 1e-4, maxiter: Annotated[int, Ge(1)] = 200,
+                 bracket: tuple[NonNegative, NonNegative] | None = None, method: RootMethod | None = None,
+                 x0: Positive | None = None, x1: Positive | None = None, rtol: NonNegative | None = None,
+                 verbose: bool = False):
+        self.perplexity = float(perplexity)
+        self.xtol = float(xtol)
         self.maxiter = int(maxiter)
-        if bracket is not None and (not isinstance(bracket, (list, tuple)) or len(bracket) != 2
-                                    or not all(isinstance(b, numbers.Real) for b in bracket)
-                                    or not 0 <= bracket[0] < bracket[1]):
-            raise ValueError(f"bracket must be [low, high] with 0 <= low < high, got {bracket!r}")
-        if method is not None and method not in self.ROOT_METHODS:
-            raise ValueError(f"method must be one of {', '.join(self.ROOT_METHODS)}, got {method!r}")
-        for name, value in (("x0", x0), ("x1", x1), ("rtol", rtol)):
-            if value is not None:
-                _positive(name, value, allow_zero=name != "rtol")
+        if bracket is not None and not bracket[0] < bracket[1]:
+            raise ValueError(f"bracket must be [low, high] with low < high, got {list(bracket)}")
         self.root_options = {"bracket": bracket, "method": method, "x0": x0, "x1": x1, "rtol": rtol}
-        self.verbose = _flag("verbose", verbose)
+        self.verbose = bool(verbose)
 
     def suggested_neighbors(self) -> int:
         """k a neighbour relation should use: 3 x perplexity (+1 for the item itself)."""
@@ -169,7 +149,7 @@ class Perplexity:
 
 
 # --------------------------------------------------------------------------- connect (UMAP)
-def _nearest_positive(d: np.ndarray, valid: np.ndarray, local_connectivity: float) -> np.ndarray:
+def _connectivity_radius(d: np.ndarray, valid: np.ndarray, local_connectivity: float) -> np.ndarray:
     """UMAP's ``rho_i``: distance to the ``local_connectivity``-th nearest neighbour at
     positive distance, interpolated linearly between neighbours for fractional values
     (the largest positive distance when a row has fewer; 0 when it has none)."""
@@ -219,14 +199,11 @@ class Connect:
     levels = GLOBAL
     option_aliases = {"neighbors": "n_neighbors", "k": "n_neighbors"}  # the paper's spelling
 
-    def __init__(self, n_neighbors: int | None = None, local_connectivity: float = 1.0,
-                 bandwidth: float = 1.0):
-        if n_neighbors is not None and (isinstance(n_neighbors, bool)
-                                        or not isinstance(n_neighbors, numbers.Integral) or n_neighbors < 2):
-            raise ValueError(f"n_neighbors must be an integer >= 2, got {n_neighbors!r}")
+    def __init__(self, n_neighbors: Annotated[int, Ge(2)] | None = None, local_connectivity: NonNegative = 1.0,
+                 bandwidth: Positive = 1.0):
         self.n_neighbors = None if n_neighbors is None else int(n_neighbors)
-        self.local_connectivity = _positive("local_connectivity", local_connectivity, allow_zero=True)
-        self.bandwidth = _positive("bandwidth", bandwidth)
+        self.local_connectivity = float(local_connectivity)
+        self.bandwidth = float(bandwidth)
 
     def suggested_neighbors(self) -> int:
         """k a neighbour relation should use: ``n_neighbors`` (default 15), as UMAP's."""
@@ -237,7 +214,7 @@ class Connect:
         _check_distances(layout, "connect")
         d, valid = layout.values, layout.valid
         counts = valid.sum(axis=1)
-        rho = _nearest_positive(d, valid, self.local_connectivity)
+        rho = _connectivity_radius(d, valid, self.local_connectivity)
         excess = np.maximum(d - rho[:, None], 0.0)
         x, scale = _normalised_rows(excess, valid, counts)
         k = np.maximum(layout.width, 1) if self.n_neighbors is None else self.n_neighbors
@@ -274,7 +251,7 @@ class Symmetrize:
     option_aliases = {"subtract_product": "sub_prod"}  # ParaDime 1.x's spelling
 
     def __init__(self, sub_prod: bool = False):
-        self.sub_prod = _flag("sub_prod", sub_prod)
+        self.sub_prod = bool(sub_prod)
 
     def __call__(self, value: RelationValue) -> RelationValue:
         _reject(value, "symmetrize")
@@ -364,8 +341,8 @@ class TDist:
 
     levels = BOTH
 
-    def __init__(self, alpha: float = 1.0):
-        self.alpha = _positive("alpha", alpha)
+    def __init__(self, alpha: Positive = 1.0):
+        self.alpha = float(alpha)
 
     def __call__(self, value: Any) -> Any:
         _reject(value, "t_dist", allow_tensor=True)
@@ -414,14 +391,15 @@ class Cauchy:
     levels = BOTH
 
     def __init__(
-        self, spread: float = 1.0, min_dist: float = 0.1, a: float | None = None, b: float | None = None
+        self, spread: Positive = 1.0, min_dist: NonNegative = 0.1, a: Positive | None = None,
+        b: Positive | None = None,
     ):
-        self.spread = _positive("spread", spread)
-        self.min_dist = _positive("min_dist", min_dist, allow_zero=True)
+        self.spread = float(spread)
+        self.min_dist = float(min_dist)
         if (a is None) != (b is None):
             raise ValueError("give both a and b, or neither (then they are fitted from spread and min_dist)")
-        self.a = None if a is None else _positive("a", a)
-        self.b = None if b is None else _positive("b", b)
+        self.a = None if a is None else float(a)
+        self.b = None if b is None else float(b)
 
     @cached_property
     def params(self) -> tuple[float, float]:
@@ -472,11 +450,7 @@ class Geodesic:
 
     levels = GLOBAL
 
-    def __init__(self, n_neighbors: int | None = None):
-        if n_neighbors is not None and (
-            isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 1
-        ):
-            raise ValueError(f"n_neighbors must be a positive integer, got {n_neighbors!r}")
+    def __init__(self, n_neighbors: Annotated[int, Ge(1)] | None = None):
         self.n_neighbors = None if n_neighbors is None else int(n_neighbors)
 
     def suggested_neighbors(self) -> int | None:

@@ -3,6 +3,7 @@
 - :mod:`~paradime_core.spec.registry`: one registry per kind of building block.
 - :mod:`~paradime_core.spec.elements`: the spec's elements (relations, losses, phases, ...).
 - :mod:`~paradime_core.spec.document`: the whole spec (:class:`Spec`, :func:`load_spec`).
+- :mod:`~paradime_core.spec.option_types`: a block's options checked against its signature.
 - :mod:`~paradime_core.spec.blocks`: the building blocks a spec names, built and checked.
 - :mod:`~paradime_core.spec.validation`: a whole spec validated (names, references, blocks).
 

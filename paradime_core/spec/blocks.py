@@ -1,11 +1,13 @@
 """Build the building blocks a spec names, and check each against its registry.
 
-Each registered implementation follows its protocol in :mod:`paradime_core.protocols`; its
-constructor only stores and checks its options, raising ``ValueError``/``TypeError`` for a
-bad value, which is reported as a :class:`~paradime_core.errors.SpecError` at the option's
-spec path. A relation is built with its transform chain (:class:`BuiltRelation`), which
-answers for the chain what the pipeline and the losses ask: the kNN graph a neighbour
-relation needs, and the edge kernel of a batch relation.
+Each registered implementation follows its protocol in :mod:`paradime_core.protocols`. Its
+options are checked against its signature first, names and values
+(:func:`~paradime_core.spec.option_types.check_options`); its constructor then checks only
+what the annotations cannot say, raising ``ValueError``/``TypeError``, which is reported as a
+:class:`~paradime_core.errors.SpecError` at the block's ``options``. A relation is built
+with its transform chain (:class:`BuiltRelation`), which answers for the chain what the
+pipeline and the losses ask: the kNN graph a neighbour relation needs, and the edge kernel
+of a batch relation.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -34,7 +36,8 @@ from paradime_core.relation_data import NeighborGraph
 from paradime_core.spec import limits
 from paradime_core.spec import registry as reg
 from paradime_core.spec.elements import LEVELS
-from paradime_core.spec.registry import accepted_options, build, canonical_name, check_option_names
+from paradime_core.spec.option_types import check_options
+from paradime_core.spec.registry import Registry, canonical_name, resolve_options
 
 if TYPE_CHECKING:
     from paradime_core.spec import (
@@ -46,6 +49,45 @@ if TYPE_CHECKING:
         SamplingSpec,
         Spec,
     )
+
+
+def build(registry: Registry[Any], name: str, options: Mapping[str, Any], where: str, *,
+          filled: Mapping[str, Any] | None = None, note: str = "") -> Any:
+    """``registry[name](**filled, **options)``, its options checked first.
+
+    Option aliases the implementation declares (``option_aliases``) are resolved, then the
+    options' names and values are checked against its signature (:func:`check_options`).
+    A ``ValueError`` or ``TypeError`` raised by the implementation itself (what annotations
+    cannot say) is re-raised as a :class:`SpecError` at ``where.options``.
+
+    Parameters
+    ----------
+    registry : Registry
+        The registry of the block's kind.
+    name : str
+        The block's name in the spec (``type``).
+    options : mapping
+        The spec's options of the block.
+    where : str
+        Spec path of the block (``relations[0]``).
+    filled : mapping, optional
+        Arguments the spec layer fills itself (a loss type's ``func``, ``rels``, ...): passed
+        on, not options, so not checked.
+    note : str
+        Appended to the list of allowed names in the unknown-option message.
+    """
+    impl = registry.get(name, f"{where}.type")
+    options = resolve_options(impl, dict(options or {}), f"{where}.options")
+    what = f"{registry.kind} '{canonical_name(name)}'"
+    filled = dict(filled or {})
+    check_options(impl, options, f"{where}.options", what, exclude=filled,
+                  option_types=registry.option_types(name), note=note)
+    try:
+        return impl(**filled, **options)
+    except SpecError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"{where}.options", f"{what}: {exc}") from exc
 
 
 @dataclass
@@ -146,17 +188,13 @@ def build_loss(spec: LossSpec, full_spec: Spec | None, where: str) -> Any:
                 if rel is not None and level != "any" and rel.level != level:
                     raise SpecError(f"{where}.keys.rels[{j}]",
                                     f"relation '{name}' is {rel.level}-level; this position needs a {level} relation")
-    reserved = ("func", "data", "rels", "methods")
-    for key in reserved:
+    filled = {"func": func, "data": list(spec.data), "rels": list(spec.rels), "methods": list(spec.methods)}
+    for key in filled:
         if key in spec.options:
             raise SpecError(f"{where}.options.{key}", "reserved name (give it under keys/func)")
-    check_option_names(spec.options, accepted_options(cls, exclude=reserved), f"{where}.options",
-                       f"loss type '{canonical_name(spec.type)}'",
-                       note="; fields of a loss: name, type, func, keys, options")
-    options = {"func": func, "data": list(spec.data), "rels": list(spec.rels),
-               "methods": list(spec.methods), **spec.options}
     try:
-        return build(reg.LOSS_TYPES, spec.type, options, where)
+        return build(reg.LOSS_TYPES, spec.type, spec.options, where, filled=filled,
+                     note="; fields of a loss: name, type, func, keys, options")
     except SpecError as exc:
         raise SpecError(exc.path.replace(".options.func", ".func"), exc.problem) from None
 
@@ -186,9 +224,9 @@ _OPTIMIZER_TRIALS: ContextVar[bool] = ContextVar("paradime_optimizer_trials", de
 
 @contextlib.contextmanager
 def without_optimizer_trials() -> Iterator[None]:
-    """Validate specs without the optimizers' trial construction (names and ``lr`` are still
-    checked). For specs saved with a trained model: they were fully checked when trained, and
-    the first optimizer built in a process imports ``torch._dynamo`` (~1.3 s), which a
+    """Validate specs without the optimizers' trial construction (option names and types are
+    still checked). For specs saved with a trained model: they were fully checked when
+    trained, and the first optimizer built in a process imports ``torch._dynamo``, which a
     process that only loads a model to embed never needs. Training checks again regardless.
     """
     token = _OPTIMIZER_TRIALS.set(False)
@@ -199,19 +237,18 @@ def without_optimizer_trials() -> Iterator[None]:
 
 
 def check_optimizer(spec: OptimizerSpec, where: str, trial: bool | None = None) -> type:
-    """The optimizer class, after a trial construction on one dummy parameter.
+    """The optimizer class, its options checked, after a trial construction on one dummy
+    parameter.
 
-    The trial runs the optimizer's own checks of its options (``betas``, ``momentum``,
-    ...), so bad values are SpecErrors before any computation, not errors mid-fit.
-    ``trial=None`` follows :func:`without_optimizer_trials` (on unless inside it).
+    The options' names and types are checked against the signature (and the types given at
+    registration); the trial runs the optimizer's own checks of their values (``betas``,
+    ``momentum``, ...), so bad values are SpecErrors before any computation, not errors
+    mid-fit. ``trial=None`` follows :func:`without_optimizer_trials` (on unless inside it).
     """
     cls = reg.OPTIMIZERS.get(spec.type, f"{where}.type")
     name = canonical_name(spec.type)
-    check_option_names(spec.options, accepted_options(cls, exclude=("params",)), f"{where}.options",
-                       f"optimizer '{name}'")
-    lr = spec.options.get("lr", 1.0)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
-        raise SpecError(f"{where}.options.lr", f"expected a positive number, got {lr!r}")
+    check_options(cls, spec.options, f"{where}.options", f"optimizer '{name}'", exclude=("params",),
+                  option_types=reg.OPTIMIZERS.option_types(spec.type))
     if not (_OPTIMIZER_TRIALS.get() if trial is None else trial):
         return cls
     try:
@@ -241,8 +278,8 @@ def build_data_function(spec: DerivedDataSpec, where: str) -> Any:
         raise SpecError(f"{where}.keys", f"data function '{name}' takes at most {len(positional)} "
                         f"input(s), got {len(spec.keys)}")
     inputs = [p.name for p in positional[: len(spec.keys)]]  # filled by the keys, not options
-    check_option_names(spec.options, accepted_options(func, exclude=inputs), f"{where}.options",
-                       f"data function '{name}'")
+    check_options(func, spec.options, f"{where}.options", f"data function '{name}'", exclude=inputs,
+                  option_types=reg.DATA_FUNCTIONS.option_types(spec.func))
 
     @functools.wraps(func)
     def checked(*inputs: Any, **options: Any) -> Any:
@@ -258,8 +295,8 @@ def build_data_function(spec: DerivedDataSpec, where: str) -> Any:
 
 def check_model(spec: ModelSpec, where: str) -> Any:
     factory = reg.MODELS.get(spec.type, f"{where}.type")
-    check_option_names(spec.options, accepted_options(factory, exclude=("in_dim", "n_items")),
-                       f"{where}.options", f"model '{canonical_name(spec.type)}'")
+    check_options(factory, spec.options, f"{where}.options", f"model '{canonical_name(spec.type)}'",
+                  exclude=("in_dim", "n_items"), option_types=reg.MODELS.option_types(spec.type))
     check_option = getattr(factory, "check_option", None)  # a model's own data-free option checks
     if callable(check_option):
         for key, value in spec.options.items():

@@ -12,13 +12,22 @@ paper's spellings ``t-dist``, ``kl div`` and ``normalize rows`` find ``t_dist``,
 
 An implementation may declare ``option_aliases = {"alias": "option"}`` (other spellings
 of its options, e.g. the original ParaDime's); the spec layer stores the canonical names.
+
+**Options.** A block's options are the keyword parameters of its constructor (or function),
+and each parameter's annotation is the option's type, constraints included
+(``perplexity: Annotated[float, Gt(0)] = 30.0``, ``metric: Literal["euclidean", "cosine"]``,
+``n_neighbors: Annotated[int, Ge(1)] | None``). The spec layer checks every option's name and
+value against them before building the block
+(:func:`paradime_core.spec.option_types.check_options`), so a block checks in its
+constructor only what annotations cannot say: one option against another, or against the
+data. Unannotated parameters take any value. For a block whose signature is not yours,
+``register(..., option_types={"lr": Annotated[float, Gt(0)]})`` gives the types.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
-import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -51,6 +60,7 @@ class Registry(Generic[T]):
         self.builtins = builtins
         self._entries: dict[str, T] = {}
         self._aliases: dict[str, str] = {}
+        self._option_types: dict[str, Mapping[str, Any]] = {}
         self._builtins_state = "unloaded"  # -> "loading" -> "loaded"
 
     def _load_builtins(self) -> None:
@@ -66,9 +76,23 @@ class Registry(Generic[T]):
         self._builtins_state = "loaded"
 
     def register(
-        self, name: str | None = None, *, aliases: tuple[str, ...] = (), overwrite: bool = False
+        self, name: str | None = None, *, aliases: tuple[str, ...] = (), overwrite: bool = False,
+        option_types: Mapping[str, Any] | None = None,
     ) -> Callable[[T], T]:
-        """Decorator registering an implementation under ``name`` (default: its __name__)."""
+        """Decorator registering an implementation under ``name`` (default: its __name__).
+
+        Parameters
+        ----------
+        name : str, optional
+            The name specs use (canonicalised); default the implementation's ``__name__``.
+        aliases : tuple of str
+            Other names that find it.
+        overwrite : bool
+            Replace an implementation registered under ``name`` (else a ValueError).
+        option_types : mapping, optional
+            Option name -> annotation, replacing the signature's annotation of that option
+            when options are checked (for implementations whose signature is not yours).
+        """
 
         def decorator(obj: T) -> T:
             self._load_builtins()
@@ -76,6 +100,7 @@ class Registry(Generic[T]):
             if not overwrite and key in self._entries and self._entries[key] is not obj:
                 raise ValueError(f"{self.kind} '{key}' is already registered")
             self._entries[key] = obj
+            self._option_types[key] = dict(option_types or {})
             for alias in aliases:
                 self._aliases[canonical_name(alias)] = key
             return obj
@@ -88,6 +113,7 @@ class Registry(Generic[T]):
         if key is None:
             raise KeyError(f"{self.kind} '{name}' is not registered")
         del self._entries[key]
+        self._option_types.pop(key, None)
         self._aliases = {alias: target for alias, target in self._aliases.items() if target != key}
 
     def resolve(self, name: str) -> str | None:
@@ -106,6 +132,11 @@ class Registry(Generic[T]):
             raise SpecError(where, f"'{name}' is not one of {', '.join(self.names())}"
                             f"{did_you_mean(canonical_name(name), [*self._entries, *self._aliases])}")
         return self._entries[key]
+
+    def option_types(self, name: str) -> Mapping[str, Any]:
+        """The option types given at registration for ``name`` (empty when none were)."""
+        key = self.resolve(name)
+        return self._option_types.get(key, {}) if key is not None else {}
 
     def names(self) -> list[str]:
         self._load_builtins()
@@ -145,51 +176,6 @@ def resolve_options(impl: Any, options: Mapping[str, Any], where: str) -> dict[s
         out[target] = value
         renamed[target] = key
     return out
-
-
-def accepted_options(impl: Any, exclude: Iterable[str] = ()) -> list[str] | None:
-    """The option names ``impl`` takes (its keyword parameters, less ``exclude``), read from
-    its signature; None when it takes any (``**kwargs``) or has no signature."""
-    try:
-        params = inspect.signature(impl).parameters
-    except (TypeError, ValueError):  # builtins without a signature
-        return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return None
-    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [n for n, p in params.items() if p.kind in keyword and n not in (*exclude, "self")]
-
-
-def check_option_names(options: Iterable[str], allowed: list[str] | None, where: str, what: str,
-                       note: str = "") -> None:
-    """A :class:`SpecError` at ``where.<option>`` for the first option not in ``allowed``
-    (None: any option is accepted), naming the allowed ones and the closest match."""
-    if allowed is None:
-        return
-    for key in options:
-        if key not in allowed:
-            raise SpecError(f"{where}.{key}", f"unknown option for {what} (allowed: "
-                                              f"{', '.join(allowed) or 'none'}{note}){did_you_mean(key, allowed)}")
-
-
-def build(registry: Registry[Any], name: str, options: Mapping[str, Any], where: str) -> Any:
-    """Instantiate ``registry[name](**options)``, turning bad options into SpecErrors.
-
-    Option aliases the implementation declares (``option_aliases``) are resolved first.
-    Unknown option names are reported with the allowed ones; a ``ValueError`` or
-    ``TypeError`` raised by the implementation's own validation is re-raised as a
-    :class:`SpecError` at ``where``.
-    """
-    impl = registry.get(name, f"{where}.type")
-    options = resolve_options(impl, dict(options or {}), f"{where}.options")
-    check_option_names(options, accepted_options(impl), f"{where}.options",
-                       f"{registry.kind} '{canonical_name(name)}'")
-    try:
-        return impl(**options)
-    except SpecError:
-        raise
-    except (ValueError, TypeError) as exc:
-        raise SpecError(f"{where}.options", f"{registry.kind} '{canonical_name(name)}': {exc}") from exc
 
 
 RELATIONS: Registry[Any] = Registry("relation", builtins="paradime_core.relations")

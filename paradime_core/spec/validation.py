@@ -2,8 +2,9 @@
 
 Each problem is one :class:`~paradime_core.errors.SpecError` carrying its spec path
 (``training_phases[1].sampling.options.rate``). The blocks are built by
-:mod:`paradime_core.spec.blocks`, whose option-name checks come from each block's signature
-(:func:`~paradime_core.spec.registry.check_option_names`); value checks are the blocks' own.
+:mod:`paradime_core.spec.blocks`, whose option checks, names and values, come from each
+block's signature and annotations (:func:`~paradime_core.spec.option_types.check_options`);
+what annotations cannot say (one option against another) the blocks check themselves.
 """
 
 from __future__ import annotations

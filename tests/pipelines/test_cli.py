@@ -50,6 +50,22 @@ def test_user_mistakes_are_one_line(tmp_path, data_dir, spec_file):
     assert "invalid cron" in line
 
 
+@pytest.mark.parametrize("old, new, expected", [
+    ("options: {n_neighbors: 10, method: faiss_exact}", "options: {n_neighbors: ten, method: faiss_exact}",
+     "error: relations[0].options.n_neighbors: expected an integer >= 1 or null, got 'ten'"),
+    ("options: {hidden_dims: [16]}", "options: {hidden_dims: [16], dropout: 1.5}",
+     "error: model.options.dropout: expected a number >= 0 and < 1, got 1.5"),
+])
+def test_a_bad_option_value_is_one_line_naming_its_path(tmp_path, data_dir, spec_file, old, new, expected):
+    """Option types come from the blocks' annotations; the CLI reports them before any work."""
+    bad = tmp_path / "bad.yaml"
+    text = open(spec_file).read()
+    assert old in text
+    bad.write_text(text.replace(old, new))
+    result = runner.invoke(app, ["run", str(bad), "--data", f"{data_dir}/digits.npz", "--store", str(tmp_path / "store")])
+    assert _error_line(result) == expected
+
+
 def test_bad_data_inside_the_flow_is_one_line(tmp_path, spec_file, prefect_server):
     """NaN rows are found by the ingest task inside Prefect: still no traceback on the console."""
     X = np.ones((20, 4))
