@@ -71,8 +71,6 @@ def log_radii(graph: RelationValue, data: np.ndarray,
     eps : float
         Added to :math:`R_i` inside the logarithm (> 0).
     """
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-        raise ValueError(f"eps must be a number > 0, got {eps!r}")
     if isinstance(graph, LabelEquality):
         raise DataError("log_radii: a label-equality relation has no edge weights; use a neighbour graph")
     matrix = to_csr(graph).tocoo()

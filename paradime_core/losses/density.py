@@ -85,13 +85,6 @@ def shifted_correlation(a: torch.Tensor, b: torch.Tensor, var_shift: float) -> t
     return (ac * bc).sum() / denominator
 
 
-def _number(value: object, name: str, minimum: float, strict: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-            value <= minimum if strict else value < minimum):
-        raise ValueError(f"{name} must be a number {'>' if strict else '>='} {minimum}, got {value!r}")
-    return float(value)
-
-
 @register_loss_type("density", aliases=("densmap",))
 class DensityLoss(LossType):
     r"""``1 - ρ(log R, log r̂)`` over the items of an edge batch (densMAP's density term).
@@ -126,11 +119,9 @@ class DensityLoss(LossType):
             raise ValueError(f"needs two relations (global graph, batch similarity) in keys.rels, got {self.rels}")
         if not self.data:
             raise ValueError("needs the items' log radii in keys.data ([log_radii] or [input, log_radii])")
-        self.var_shift = _number(var_shift, "var_shift", 0.0, strict=False)
-        if isinstance(min_edges, bool) or not isinstance(min_edges, int) or min_edges < 1:
-            raise ValueError(f"min_edges must be an integer >= 1, got {min_edges!r}")
-        self.min_edges = min_edges
-        self.eps = _number(eps, "eps", 0.0, strict=True)
+        self.var_shift = float(var_shift)
+        self.min_edges = int(min_edges)
+        self.eps = float(eps)
 
     def __call__(self, ctx: BatchContext) -> torch.Tensor:
         batch = ctx.batch
