@@ -93,6 +93,8 @@ class _NeighborEmbedding(ParametricEstimator):
 
 
 UMAP_INITS = ("pca", "spectral", "random")
+INIT_STEPS = 200
+INIT_BATCH_SIZE = 1024
 
 
 def check_density_options(densmap: Any, dens_lambda: Any, dens_frac: Any, dens_var_shift: Any) -> None:
@@ -104,8 +106,7 @@ def check_density_options(densmap: Any, dens_lambda: Any, dens_frac: Any, dens_v
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not low <= value <= high:
             bounds = f"in [{low:g}, {high:g}]" if high < math.inf else f">= {low:g}"
             raise ValueError(f"{name} must be a number {bounds}, got {value!r}")
-INIT_STEPS = 200
-INIT_BATCH_SIZE = 1024
+
 
 _SHARED_DEFAULTS = dict(
     batches_per_epoch=100, batch_size=4096, lr=0.01, hidden_dims=(96,) * 6, activation="relu",
@@ -355,10 +356,10 @@ class ParametricUMAP(_NeighborEmbedding):
                                                              list[dict[str, Any]]]:
         """Derived log radii, the density loss and the phases that replace ``phase`` (densMAP)."""
         check_density_options(self.densmap, self.dens_lambda, self.dens_frac, self.dens_var_shift)
-        epochs = phase["epochs"]
-        density_epochs = min(epochs, max(1, round(self.dens_frac * epochs)))
         if not self.densmap or self.dens_lambda == 0 or self.dens_frac == 0:
             return [], [], [phase]
+        epochs = phase["epochs"]
+        density_epochs = min(epochs, max(1, round(self.dens_frac * epochs)))
         derived = [{"name": "log_radii", "func": "log_radii", "keys": [["rels", "p"], ["data", "main"]]}]
         loss = [{"name": "density", "type": "density", "keys": {"rels": ["p", "q"], "data": ["log_radii"]},
                  "options": {"var_shift": float(self.dens_var_shift)}}]
