@@ -247,3 +247,18 @@ def test_densmap_raises_the_density_correlation_on_two_densities():
     before = density_correlation(graph, X, plain.embedding_)
     after = density_correlation(graph, X, densmap.embedding_)
     assert after > 0.9 and after > before + 0.2, (before, after)
+
+
+@pytest.mark.slow
+def test_density_benchmark_quick_run_prints_its_rows():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "density.py"
+    done = subprocess.run([sys.executable, str(script), "--quick", "--datasets", "blobs",
+                           "--methods", "pumap,pumap_densmap"], capture_output=True, text=True, timeout=300, check=True)
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [row["method"] for row in rows] == ["pumap", "pumap_densmap"]
+    assert rows[1]["dens_corr"] > rows[0]["dens_corr"]
