@@ -8,7 +8,8 @@ items in batches; learned state ends in ``_`` (``routine_``, ``embedding_``).
 - :class:`ParametricTSNE`: kNN affinities calibrated to a perplexity, symmetrised and
   normalised (P); Student-t similarities of the embedding (Q); loss KL(P || Q).
 - :class:`ParametricUMAP`: fuzzy kNN graph (connect + fuzzy union); modified Cauchy
-  similarities ``1 / (1 + a d^{2b})``; fuzzy cross entropy with negative edge sampling.
+  similarities ``1 / (1 + a d^{2b})``; fuzzy cross entropy with negative edge sampling;
+  with ``densmap=True`` a final phase also preserves local density (densMAP).
 - :class:`ParametricLargeVis`: the same graph as UMAP, Student-t similarities, negative
   sampling.
 - :class:`ParametricMDS`: exact pairwise distances; loss mean squared difference
@@ -29,7 +30,10 @@ Parameters the recipes share (the scikit-learn face is :mod:`paradime_core.estim
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import numpy as np
 
 from paradime_core.estimator import ParametricEstimator, store_params
 from paradime_core.spec import Spec
@@ -91,6 +95,18 @@ class _NeighborEmbedding(ParametricEstimator):
 UMAP_INITS = ("pca", "spectral", "random")
 INIT_STEPS = 200
 INIT_BATCH_SIZE = 1024
+
+
+def check_density_options(densmap: Any, dens_lambda: Any, dens_frac: Any, dens_var_shift: Any) -> None:
+    """Refuse densMAP options outside their ranges, naming the parameter (as umap-learn does)."""
+    if not isinstance(densmap, (bool, np.bool_)):
+        raise ValueError(f"densmap must be True or False, got {densmap!r}")
+    for name, value, low, high in (("dens_lambda", dens_lambda, 0.0, math.inf), ("dens_frac", dens_frac, 0.0, 1.0),
+                                   ("dens_var_shift", dens_var_shift, 0.0, math.inf)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not low <= value <= high:
+            bounds = f"in [{low:g}, {high:g}]" if high < math.inf else f">= {low:g}"
+            raise ValueError(f"{name} must be a number {bounds}, got {value!r}")
+
 
 _SHARED_DEFAULTS = dict(
     batches_per_epoch=100, batch_size=4096, lr=0.01, hidden_dims=(96,) * 6, activation="relu",
@@ -263,6 +279,19 @@ class ParametricUMAP(_NeighborEmbedding):
     init : str
         Starting layout: ``pca`` (the data's first principal components at unit scale),
         ``spectral`` (the Laplacian eigenmap of the graph) or ``random`` (no init phase).
+    densmap : bool
+        Also preserve local density (densMAP): the last ``dens_frac`` of the epochs add the
+        density loss ``1 - ρ(log R, log r)`` (:mod:`paradime_core.losses.density`) with weight
+        ``dens_lambda / (1 + neg_rate)``, which balances it against the edge cross entropy
+        as umap-learn's densMAP objective does.
+    dens_lambda : float
+        Weight of the density term relative to the UMAP objective (>= 0; 0: off).
+    dens_frac : float
+        Fraction of the embedding epochs, at their end, during which the density term is
+        active, in [0, 1]; that phase starts at ``lr * dens_frac``, where the linear decay
+        over the whole embedding would be.
+    dens_var_shift : float
+        Shift added to the variance of the embedded log radii in the correlation (>= 0).
     """ + NEIGHBOR_EMBEDDING_PARAMETERS
 
     def __init__(
@@ -287,6 +316,10 @@ class ParametricUMAP(_NeighborEmbedding):
         ema: float | None = _SHARED_DEFAULTS["ema"],
         precision: str = "auto",
         init: str = "pca",
+        densmap: bool = False,
+        dens_lambda: float = 2.0,
+        dens_frac: float = 0.3,
+        dens_var_shift: float = 0.1,
         knn_method: str = "auto",
         metric: str = "euclidean",
         target_metric: str = "categorical",
@@ -319,14 +352,33 @@ class ParametricUMAP(_NeighborEmbedding):
                    "loss": {"components": ["init"]}, "optimizer": {"type": "adam", "options": {"lr": self.lr}}}]
         return derived, losses, phases
 
+    def _density_section(self, phase: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                             list[dict[str, Any]]]:
+        """Derived log radii, the density loss and the phases that replace ``phase`` (densMAP)."""
+        check_density_options(self.densmap, self.dens_lambda, self.dens_frac, self.dens_var_shift)
+        if not self.densmap or self.dens_lambda == 0 or self.dens_frac == 0:
+            return [], [], [phase]
+        epochs = phase["epochs"]
+        density_epochs = min(epochs, max(1, round(self.dens_frac * epochs)))
+        derived = [{"name": "log_radii", "func": "log_radii", "keys": [["rels", "p"], ["data", "main"]]}]
+        loss = [{"name": "density", "type": "density", "keys": {"rels": ["p", "q"], "data": ["log_radii"]},
+                 "options": {"var_shift": float(self.dens_var_shift)}}]
+        density = {**phase, "name": "density", "epochs": density_epochs,
+                   "loss": {"components": ["embedding", "density"],
+                            "weights": [1.0, float(self.dens_lambda) / (1 + self.neg_rate)]},
+                   "optimizer": {"type": "adam", "options": {"lr": self.lr * self.dens_frac}}}
+        phases = [density] if density_epochs == epochs else [{**phase, "epochs": epochs - density_epochs}, density]
+        return derived, loss, phases
+
     def build_spec(self, n_items: int, in_dim: int) -> Spec:
         k = min(self.n_neighbors, n_items - 1)
         model, phase = self._model_and_phase(in_dim, "embedding")
         derived, init_losses, init_phases = self._init_section(n_items)
+        density_derived, density_loss, phases = self._density_section(phase)
         return Spec.from_dict({
             "name": type(self).__name__.lower(),
             "model": model,
-            "derived_data": derived,
+            "derived_data": [*derived, *density_derived],
             "relations": [
                 {"name": "p", "level": "global", "type": "neighbor",
                  "options": {**self._knn_options(), "n_neighbors": k},
@@ -334,8 +386,8 @@ class ParametricUMAP(_NeighborEmbedding):
                 {"name": "q", "level": "batch", "type": "edge_dist", "transforms": [self._similarity()]},
             ],
             "losses": [*init_losses, {"name": "embedding", "type": "relation", "func": "cross_entropy",
-                                      "keys": {"rels": ["p", "q"]}}],
-            "training_phases": [*init_phases, phase],
+                                      "keys": {"rels": ["p", "q"]}}, *density_loss],
+            "training_phases": [*init_phases, *phases],
         })
 
 
