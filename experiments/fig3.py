@@ -42,12 +42,31 @@ def claims(rows: list[dict]) -> dict:
         "holds": bool(band) and bool(alone - lowest <= TOLERANCE)}}
 
 
+def split(n_train: int, n_test: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training and test rows: a seeded permutation (seed 0) of all 70,000, first n_train, next n_test."""
+    order = np.random.default_rng(0).permutation(70_000)
+    return order[:n_train], order[n_train:n_train + n_test]
+
+
+def evaluate(routine: Routine, X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> dict:
+    """Test accuracy of the classification head, T(10) of the test embedding and its 10-NN accuracy
+    against the training embedding; also returns the test embedding (``"Y_test"``)."""
+    Y_train = routine.transform(X[train])
+    Y_test = routine.transform(X[test])
+    logits = routine.transform(X[test], method="classify")
+    return {
+        "test_accuracy": float((logits.argmax(axis=1) == y[test]).mean()),
+        "test_trust10": trustworthiness(X[test], Y_test, k=10),
+        "test_knn10_accuracy": knn_accuracy(Y_train, y[train], Y_test, y[test], k=10),
+        "Y_test": Y_test,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     run = start("fig3", __doc__.splitlines()[0], argv)
     X, y = mnist()
     n_train, n_test = (1000, 1000) if run.quick else (N_TRAIN, N_TEST)
-    order = np.random.default_rng(0).permutation(len(X))
-    train, test = order[:n_train], order[n_train:n_train + n_test]
+    train, test = split(n_train, n_test)
     data = {"main": X[train], "labels": y[train]}
     weights = [0.0, 0.5, 1.0] if run.quick else WEIGHTS
 
@@ -59,16 +78,9 @@ def main(argv: list[str] | None = None) -> None:
         hybrid.epochs = 1 if run.quick else EPOCHS
         with timed(run, f"w_emb = {w}") as t:
             routine = quiet_fit(Routine(s, seed=0, verbose=False), data)
-        Y_train = routine.transform(X[train])
-        Y_test = routine.transform(X[test])
-        logits = routine.transform(X[test], method="classify")
-        row = {
-            "w_emb": w,
-            "test_accuracy": float((logits.argmax(axis=1) == y[test]).mean()),
-            "test_trust10": trustworthiness(X[test], Y_test, k=10),
-            "test_knn10_accuracy": knn_accuracy(Y_train, y[train], Y_test, y[test], k=10),
-            "fit_s": t["s"],
-        }
+        measured = evaluate(routine, X, y, train, test)
+        Y_test = measured.pop("Y_test")
+        row = {"w_emb": w, **measured, "fit_s": t["s"]}
         run.log(str({k: round(v, 4) for k, v in row.items()}))
         rows.append(row)
         embeddings[w] = Y_test

@@ -52,6 +52,31 @@ def importances(model: torch.nn.Module, X: np.ndarray, seed: int = 0) -> np.ndar
     return feature_importance(model, X[rows], dims=(0, 1), baseline=X.mean(axis=0), n_steps=50)
 
 
+def configure(s, epochs: int, perplexity: float, weights: list[float] | str) -> None:
+    """The experiment's perplexity, epochs, batch size, learning rate and loss weights."""
+    set_perplexity(s, perplexity)
+    main_phase = phase(s, "embedding")
+    main_phase.epochs = epochs
+    main_phase.sampling.options["batch_size"] = BATCH_SIZE
+    main_phase.optimizer.options["lr"] = LR
+    main_phase.weights = weights
+
+
+def evaluate(routine: Routine, X: np.ndarray, y: np.ndarray, features: list[str]) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The measures of one embedding, the embedding and its (2, n_features) importance shares."""
+    attribute = X[:, ATTRIBUTE]
+    Y = routine.transform(X)
+    share = importances(routine.model_, X)
+    row = {
+        "pearson_attribute_x": float(np.corrcoef(attribute, Y[:, 0])[0, 1]),
+        "pearson_attribute_y": float(np.corrcoef(attribute, Y[:, 1])[0, 1]),
+        "trust10": trustworthiness(X, Y, k=10), "knn10_accuracy": knn_accuracy(Y, y, k=10),
+        "feature8_share_x": float(share[0, ATTRIBUTE]), "feature8_share_y": float(share[1, ATTRIBUTE]),
+        "top_feature_x": features[int(np.argmax(share[0]))], "top_feature_y": features[int(np.argmax(share[1]))],
+    }
+    return row, Y, share
+
+
 def main(argv: list[str] | None = None) -> None:
     run = start("fig5", __doc__.splitlines()[0], argv)
     n_items = 700 if run.quick else 7000
@@ -64,25 +89,11 @@ def main(argv: list[str] | None = None) -> None:
     for w_tsne, w_corr in WEIGHTS:
         label = f"({w_tsne:g}, {w_corr:g})"
         s = spec("attribute_guided_tsne")
-        set_perplexity(s, perplexity)
-        main_phase = phase(s, "embedding")
-        main_phase.epochs = epochs
-        main_phase.sampling.options["batch_size"] = BATCH_SIZE
-        main_phase.optimizer.options["lr"] = LR
-        main_phase.weights = [w_tsne, w_corr]
+        configure(s, epochs, perplexity, [w_tsne, w_corr])
         with timed(run, f"weights {label}") as t:
             routine = quiet_fit(Routine(s, seed=0, verbose=False), {"main": X})
-        Y = routine.transform(X)
-        share = importances(routine.model_, X)
-        row = {
-            "weights": label, "w_tsne": w_tsne, "w_corr": w_corr,
-            "pearson_attribute_x": float(np.corrcoef(attribute, Y[:, 0])[0, 1]),
-            "pearson_attribute_y": float(np.corrcoef(attribute, Y[:, 1])[0, 1]),
-            "trust10": trustworthiness(X, Y, k=10), "knn10_accuracy": knn_accuracy(Y, y, k=10),
-            "feature8_share_x": float(share[0, ATTRIBUTE]), "feature8_share_y": float(share[1, ATTRIBUTE]),
-            "top_feature_x": features[int(np.argmax(share[0]))], "top_feature_y": features[int(np.argmax(share[1]))],
-            "fit_s": t["s"],
-        }
+        measured, Y, share = evaluate(routine, X, y, features)
+        row = {"weights": label, "w_tsne": w_tsne, "w_corr": w_corr, **measured, "fit_s": t["s"]}
         run.log(str({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}))
         rows.append(row)
         embeddings[label], shares[label] = Y, share

@@ -133,6 +133,10 @@ class BatchContext:
             self._outputs[key] = call_model_method(self.model, method, inputs)
         return self._outputs[key]
 
+    def computed_outputs(self) -> list[torch.Tensor]:
+        """The model outputs computed for this batch so far, in the order they were computed."""
+        return list(self._outputs.values())
+
     def global_relation(self, name: str) -> torch.Tensor:
         """Global relation ``name`` read for this batch.
 

@@ -128,3 +128,17 @@ def edge_values(value: RelationValue, rows: np.ndarray, cols: np.ndarray) -> np.
         return value[rows, cols]
     matrix = value.to_sparse() if isinstance(value, NeighborGraph) else sp.csr_array(value)
     return np.asarray(matrix[rows, cols]).ravel()
+
+
+def restrict(value: RelationValue, items: np.ndarray) -> RelationValue:
+    """The relation among ``items`` only: ``R[items][:, items]``, re-indexed ``0..len(items)-1``.
+
+    A neighbour graph becomes a CSR array (a row keeps only the neighbours inside ``items``,
+    so the rows no longer have a fixed width); a label equality keeps its kind.
+    """
+    items = np.asarray(items, dtype=np.int64)
+    if isinstance(value, LabelEquality):
+        return LabelEquality(np.asarray(value.labels)[items])
+    if isinstance(value, np.ndarray):
+        return value[np.ix_(items, items)]
+    return to_csr(value)[items][:, items]

@@ -20,6 +20,7 @@ TINY_NEIGHBOR_EMBEDDING = dict(n_epochs=1, batches_per_epoch=2, batch_size=64, h
                                pca_components=5, transform_batch_size=16)
 CHECKED = [
     ParametricUMAP(**TINY_NEIGHBOR_EMBEDDING, init="random"),
+    ParametricUMAP(**TINY_NEIGHBOR_EMBEDDING, init="random", densmap=True),
     ParametricLargeVis(**TINY_NEIGHBOR_EMBEDDING, init="random", perplexity=5.0),
     ParametricTSNE(**TINY_NEIGHBOR_EMBEDDING, perplexity=5.0),
     ParametricTSNE(**TINY_NEIGHBOR_EMBEDDING, perplexity=5.0, objective="kl"),

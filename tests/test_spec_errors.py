@@ -161,9 +161,9 @@ CASES: list[tuple[str, Callable[[], Any], str, str]] = [
     ("bad loss option value", lambda: broken("losses[2].options.margin", -1),
      "losses[2].options.margin", "expected a number >= 0, got -1"),
     ("unknown loss type", lambda: broken("losses[2].type", "tripplet"),
-     "losses[2].type", "'tripplet' is not one of classification, correlation, position, reconstruction"),
+     "losses[2].type", "'tripplet' is not one of classification, correlation, density, position, reconstruction"),
     ("unknown data function", lambda: broken("derived_data[0].func", "pcaa"),
-     "derived_data[0].func", "'pcaa' is not one of pca, select_columns, spectral, standardize"),
+     "derived_data[0].func", "'pcaa' is not one of log_radii, pca, select_columns, spectral, standardize"),
     ("unknown data-function option", lambda: broken("derived_data[0].options", {"n_comps": 2}),
      "derived_data[0].options.n_comps", "unknown option for data function 'pca' (allowed: n_components, "
                                         "whiten, scale)"),

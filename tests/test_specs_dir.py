@@ -21,7 +21,7 @@ from paradime_core.metrics import knn_accuracy, trustworthiness
 SPEC_DIR = Path(__file__).resolve().parents[1] / "specs"
 EXPECTED = {
     "mds", "tsne", "umap", "largevis", "isomap", "classifier", "autoencoder",
-    "hybrid_umap_classifier", "supervised_tsne_triplet", "attribute_guided_tsne", "pli",
+    "hybrid_umap_classifier", "supervised_tsne_triplet", "attribute_guided_tsne", "pli", "densmap",
 }
 SPEC_FILES = sorted(SPEC_DIR.glob("*.yaml"))
 N_ITEMS = 240
@@ -163,3 +163,18 @@ def test_umap_spec_is_the_parametric_umap_recipe(digits) -> None:
     from_spec = Routine(spec, seed=0, verbose=False).fit({"main": X}).transform(X)
     from_recipe = ParametricUMAP(n_epochs=1, random_state=0).fit(X).transform(X)
     np.testing.assert_allclose(from_spec, from_recipe, rtol=1e-5, atol=1e-5)
+
+
+def test_densmap_spec_is_the_parametric_umap_recipe_with_densmap(digits) -> None:
+    """specs/densmap.yaml says it is ParametricUMAP(densmap=True): same phases, same embedding."""
+    from paradime_core import ParametricUMAP
+
+    torch.set_num_threads(1)
+    X = digits["main"]
+    spec = load_spec(SPEC_DIR / "densmap.yaml")
+    spec.training_phases[1].epochs = 1
+    spec.training_phases[2].epochs = 1
+    from_spec = Routine(spec, seed=0, verbose=False).fit({"main": X}).transform(X)
+    recipe = ParametricUMAP(n_epochs=2, densmap=True, random_state=0).fit(X)
+    assert [p.name for p in recipe.routine_.spec.training_phases] == ["init", "embedding", "density"]
+    np.testing.assert_allclose(from_spec, recipe.transform(X), rtol=1e-5, atol=1e-5)

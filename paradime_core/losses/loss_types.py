@@ -64,6 +64,11 @@ Loss types
     Eq. 3's gradient vanishes at :math:`\rho = 0`, so from an embedding uncorrelated with the
     attribute its weight must be large enough to leave that saddle.
 
+``density(rels=[P, Q], data=[log_radii], var_shift=0.1, min_edges=1)`` (densMAP)
+    :math:`1 - \rho(\log R, \log \hat r)` over the items of an edge batch, the embedded
+    local radii :math:`\hat r` estimated from the batch's positive edges; defined in
+    :mod:`paradime_core.losses.density`.
+
 :class:`CompoundLoss` sums weighted components, :math:`L = \sum_c w_c L_c`, and reports
 each component's value so the trainer can keep per-component histories.
 

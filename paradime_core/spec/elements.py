@@ -24,6 +24,11 @@ LEVELS = ("global", "batch")
 RESERVED_DATA_KEYS = ("main", "index")
 KEY_ALIASES = {"field": "data", "data_func": "func", "phases": "training_phases"}
 LR_SCHEDULES = ("constant", "linear", "cosine")  # a phase's ``lr_schedule`` option
+AUTO_WEIGHTS = "auto"  # ``loss: {weights: auto}``: balanced weights (training.balancing)
+BALANCING_SCHEMES = ("gradient", "magnitude")  # ``{auto: <scheme>}``; the first is what ``auto`` alone means
+DEFAULT_FREEZE_AFTER = 1  # balanced weights are fixed after this many epochs unless ``freeze_after`` says otherwise
+NEVER_FREEZE = "never"  # ``freeze_after: never``: the balanced weights follow the running averages to the end
+EARLY_STOPPING_OPTIONS = {"validation_fraction": float, "patience": int, "min_delta": float}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -312,15 +317,16 @@ class PhaseSpec:
     """One training phase: epochs of batches from a sampler minimising a weighted loss sum."""
 
     components: list[str]
-    weights: list[float] | None = None
+    # a weight per component, "auto", {"auto": "gradient" | "magnitude", "freeze_after": k | "never"}, or None (all 1)
+    weights: list[float] | str | dict[str, Any] | None = None
     name: str | None = None
     epochs: int | None = None  # None: chosen from the data at training (training.default_epochs)
     sampling: SamplingSpec = field(default_factory=SamplingSpec)
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
     params: list[str] | None = None  # names of model sub-modules trained here (None: all)
-    options: dict[str, Any] = field(default_factory=dict)  # PHASE_OPTIONS: lr_schedule, ema
+    options: dict[str, Any] = field(default_factory=dict)  # one of PHASE_OPTIONS each
 
-    PHASE_OPTIONS = ("lr_schedule", "ema", "report_interval")
+    PHASE_OPTIONS = ("lr_schedule", "ema", "report_interval", "early_stopping")
 
     @classmethod
     def from_dict(cls, raw: Any, path: str) -> PhaseSpec:
@@ -344,7 +350,9 @@ class PhaseSpec:
         for i, comp in enumerate(components):
             _string(comp, f"{path}.loss.components[{i}]")
         weights = loss.get("weights")
-        if weights is not None:
+        if isinstance(weights, (str, Mapping)):
+            weights = _balanced_weights(weights, f"{path}.loss.weights")
+        elif weights is not None:
             weights = _as_list(weights)
             for i, w in enumerate(weights):
                 if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
@@ -377,7 +385,7 @@ class PhaseSpec:
                     f"{path}.options.{key}", f"unknown phase option (allowed: {', '.join(cls.PHASE_OPTIONS)})"
                     f"{did_you_mean(key, cls.PHASE_OPTIONS)}"
                 )
-            _check_phase_option(key, value, f"{path}.options.{key}")
+            options[key] = _check_phase_option(key, value, f"{path}.options.{key}")
         if raw.get("batch_size") is not None:  # the batch size written beside the phase's fields
             if "batch_size" in sampling.options:
                 raise SpecError(f"{path}.batch_size", "given both here and under sampling")
@@ -403,7 +411,9 @@ class PhaseSpec:
         out["sampling"] = self.sampling.to_dict()
         out["loss"] = {"components": list(self.components)}
         if self.weights is not None:
-            out["loss"]["weights"] = list(self.weights)
+            weights = self.weights
+            out["loss"]["weights"] = (weights if weights == AUTO_WEIGHTS else dict(weights) if isinstance(weights, Mapping)
+                                      else list(weights))
         out["optimizer"] = self.optimizer.to_dict()
         if self.params is not None:
             out["params"] = list(self.params)
@@ -412,8 +422,37 @@ class PhaseSpec:
         return out
 
 
-def _check_phase_option(key: str, value: Any, path: str) -> None:
-    """Types and ranges of the phase options."""
+def _balanced_weights(value: str | Mapping[str, Any], path: str) -> str | dict[str, Any]:
+    """``auto``, or ``{auto: true | gradient | magnitude, freeze_after: k | never}`` (k a
+    positive integer, default 1) in canonical form: ``auto`` for the default scheme frozen after
+    the default number of epochs, else ``{auto: <scheme>, freeze_after: k | never}``."""
+    expected = (f"expected a list of numbers, '{AUTO_WEIGHTS}' or {{auto: true | {' | '.join(BALANCING_SCHEMES)}, "
+                f"freeze_after: <epochs> | {NEVER_FREEZE}}}")
+    if isinstance(value, str):
+        if canonical_name(value) != AUTO_WEIGHTS:
+            raise SpecError(path, f"{expected}, got {value!r}")
+        return AUTO_WEIGHTS
+    options = _canonical_keys(value, path)
+    _check_unknown(options, {AUTO_WEIGHTS, "freeze_after"}, path)
+    scheme = options.get(AUTO_WEIGHTS)
+    scheme = BALANCING_SCHEMES[0] if scheme is True else canonical_name(scheme) if isinstance(scheme, str) else None
+    if scheme not in BALANCING_SCHEMES:
+        raise SpecError(f"{path}.{AUTO_WEIGHTS}",
+                        f"must be true or one of {', '.join(BALANCING_SCHEMES)} (balanced weights), got "
+                        f"{options.get(AUTO_WEIGHTS)!r}")
+    freeze_after = options.get("freeze_after", DEFAULT_FREEZE_AFTER)
+    if isinstance(freeze_after, str) and canonical_name(freeze_after) == NEVER_FREEZE:
+        freeze_after = NEVER_FREEZE
+    elif isinstance(freeze_after, bool) or not isinstance(freeze_after, int) or freeze_after < 1:
+        raise SpecError(f"{path}.freeze_after",
+                        f"expected a positive integer (epochs) or '{NEVER_FREEZE}', got {freeze_after!r}")
+    if scheme == BALANCING_SCHEMES[0] and freeze_after == DEFAULT_FREEZE_AFTER:
+        return AUTO_WEIGHTS
+    return {AUTO_WEIGHTS: scheme, "freeze_after": freeze_after}
+
+
+def _check_phase_option(key: str, value: Any, path: str) -> Any:
+    """Types and ranges of the phase options; the value in its canonical form."""
     if key == "lr_schedule":
         if _string(value, path) not in LR_SCHEDULES:
             raise SpecError(path, f"'{value}' is not one of {', '.join(LR_SCHEDULES)}")
@@ -423,6 +462,31 @@ def _check_phase_option(key: str, value: Any, path: str) -> None:
     elif key == "ema":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
             raise SpecError(path, f"must be a decay in [0, 1) (e.g. 0.99), got {value!r}")
+    elif key == "early_stopping":
+        return _check_early_stopping(value, path)
+    return value
+
+
+def _check_early_stopping(value: Any, path: str) -> bool | dict[str, Any]:
+    """``early_stopping``: true/false, or a mapping of EARLY_STOPPING_OPTIONS (returned canonical)."""
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, Mapping):
+        raise SpecError(path, "expected true, false or a mapping with "
+                              f"{', '.join(EARLY_STOPPING_OPTIONS)}, got {value!r}")
+    options = _canonical_keys(value, path)
+    _check_unknown(options, set(EARLY_STOPPING_OPTIONS), path)
+    for key, number in options.items():
+        where = f"{path}.{key}"
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+            raise SpecError(where, f"expected a number, got {number!r}")
+        if key == "validation_fraction" and not 0.0 < number < 1.0:
+            raise SpecError(where, f"must lie in (0, 1) (the share of items held out), got {number!r}")
+        if key == "patience" and (not isinstance(number, int) or number < 1):
+            raise SpecError(where, f"expected a positive integer (epochs without improvement), got {number!r}")
+        if key == "min_delta" and number < 0:
+            raise SpecError(where, f"must be >= 0 (the least improvement that counts), got {number!r}")
+    return {k: EARLY_STOPPING_OPTIONS[k](v) for k, v in options.items()}
 
 
 @dataclass

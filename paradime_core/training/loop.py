@@ -6,10 +6,18 @@ Each component's value is averaged per epoch into the loss history. A non-finite
 stops training with a :class:`~paradime_core.errors.TrainingError` naming the phase and
 epoch.
 
-Phase options: ``lr_schedule`` (per-epoch factor, see :func:`learning_rate_schedule`) and
+The weights are fixed, or with ``weights: auto`` balanced by the running norm of each
+component's gradient at the batch's model outputs and fixed after the first epoch
+(``{auto: magnitude, freeze_after: k | never}`` and the other forms:
+:mod:`~paradime_core.training.balancing`; the history then also holds the weights used,
+``weight:<component>``).
+
+Phase options: ``lr_schedule`` (per-epoch factor, see :func:`learning_rate_schedule`),
 ``ema`` (weight averaging): with decay ``a`` the trainer keeps ``θ̄ ← a θ̄ + (1 - a) θ``
 after every step, and the phase ends with the averaged parameters ``θ̄`` (Polyak
-averaging: a smoother map, which narrows the gap between training and held-out items).
+averaging: a smoother map, which narrows the gap between training and held-out items),
+and ``early_stopping`` (a held-out split of the items, scored after every epoch; see
+:mod:`~paradime_core.training.early_stopping`; the history's ``held_out`` holds the scores).
 """
 
 from __future__ import annotations
@@ -19,17 +27,24 @@ import copy
 import inspect
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from paradime_core.batch import BatchContext
+from paradime_core.batch import Batch, BatchContext
 from paradime_core.errors import SpecError, TrainingError
 from paradime_core.models.layers import apply_in_blocks, parameters_of
 from paradime_core.relation_data import RelationValue
 from paradime_core.spec import PhaseSpec, Spec, blocks
+from paradime_core.training.balancing import (
+    WEIGHT_KEY_PREFIX,
+    FixedWeights,
+    loss_weighting,
+    weighted_total,
+)
+from paradime_core.training.early_stopping import EarlyStopping, HeldOutMonitor, held_out_split
 from paradime_core.training.optimizers import with_fast_defaults
 
 _log = logging.getLogger(__name__)
@@ -37,12 +52,24 @@ _log = logging.getLogger(__name__)
 
 @dataclass
 class PhaseResult:
-    """What a phase leaves behind: per-component epoch means and the optimizer state."""
+    """What a phase leaves behind: per-component epoch means and the optimizer state.
+
+    With early stopping, ``best_epoch`` is the (1-based) epoch whose parameters the phase
+    ended with, ``stopped_early`` whether it stopped before its last epoch, and
+    ``history["held_out"]`` the held-out score after every epoch.
+    """
 
     name: str
     history: dict[str, list[float]] = field(default_factory=dict)
     epochs_run: int = 0
     optimizer_state: dict[str, Any] | None = None
+    best_epoch: int | None = None
+    stopped_early: bool = False
+
+    @property
+    def held_out(self) -> list[float]:
+        """Held-out score after every epoch (empty without early stopping)."""
+        return self.history.get("held_out", [])
 
 
 def phase_label(phase: PhaseSpec, index: int) -> str:
@@ -139,6 +166,8 @@ def learning_rate_schedule(optimizer: torch.optim.Optimizer, kind: str, epochs: 
     raise SpecError(f"{where}.options.lr_schedule", f"'{kind}' is not one of constant, linear, cosine")
 
 
+SPLIT_SEED_OFFSET = 7919
+"""Offset of a phase's held-out split seed from its sampling seed (two independent streams)."""
 DEFAULT_STEPS = 2000
 """Optimizer steps a phase without ``epochs`` aims at (see :func:`default_epochs`)."""
 MIN_DEFAULT_EPOCHS = 10
@@ -190,17 +219,24 @@ def train_phase(
     n_items = int(next(iter(data.values())).shape[0])
 
     losses = []
-    for j, comp in enumerate(phase.components):
+    for comp in phase.components:
         loss_index = next(i for i, loss in enumerate(spec.losses) if loss.name == comp)
-        loss = blocks.build_loss(spec.losses[loss_index], spec, f"losses[{loss_index}]")
-        weight = 1.0 if phase.weights is None else phase.weights[j]
-        losses.append((comp, loss, weight))
+        losses.append((comp, blocks.build_loss(spec.losses[loss_index], spec, f"losses[{loss_index}]")))
+    weighting = loss_weighting(phase.weights, len(losses))
     sampler = blocks.build_sampler(phase.sampling, spec, f"{where}.sampling")
+    stopping = EarlyStopping.from_option(phase.options.get("early_stopping"))
+    split_seed = int(seed) * 1009 + index + SPLIT_SEED_OFFSET
+    training, held_out = (None, None) if stopping is None else held_out_split(
+        sampler, phase.sampling.options, n_items, relations, stopping, split_seed, f"{where}.options.early_stopping")
+    train_items, train_relations = (n_items, relations) if training is None else (training.n_items, training.relations)
+
+    def training_batches(generator: torch.Generator) -> Iterator[Batch]:
+        return sampler.epoch(n_items, relations, generator) if training is None else training.epoch(generator)
     batch_relations = build_batch_relations(spec)
     optimizer_cls = blocks.check_optimizer(phase.optimizer, f"{where}.optimizer", trial=True)
     params = trainable_parameters(model, phase.params, where)
     optimizer = optimizer_cls(params, **with_fast_defaults(optimizer_cls, phase.optimizer.options, params))
-    n_epochs = phase_epochs(phase, sampler, n_items, relations)
+    n_epochs = phase_epochs(phase, sampler, train_items, train_relations)
     schedule = learning_rate_schedule(optimizer, phase.options.get("lr_schedule", "constant"), n_epochs, where)
     # Freeze what this phase does not train (restored at the end).
     trained = {id(p) for p in params}
@@ -210,9 +246,19 @@ def train_phase(
 
     averaged = ParameterAverage(params, phase.options.get("ema"))
     generator = torch.Generator().manual_seed(int(seed) * 1009 + index)
-    history: dict[str, list[float]] = {name: [] for name, _, _ in losses}
+    history: dict[str, list[float]] = {name: [] for name, _ in losses}
     history["total"] = []
+    if weighting.recorded:
+        history.update({f"{WEIGHT_KEY_PREFIX}{name}": [] for name, _ in losses})
     result = PhaseResult(name=label, history=history)
+    monitor = None
+    if stopping is not None:
+        monitor = HeldOutMonitor(
+            stopping, held_out, seed=split_seed,
+            tensors=[*params, *averaged.average, *model.buffers()],
+            fixed_weights=weighting.values if isinstance(weighting, FixedWeights) else None)
+        monitor.check_batches(f"{where}.options.early_stopping")
+        history["held_out"] = monitor.scores
 
     epochs = range(n_epochs)
     report_interval = phase.options.get("report_interval")
@@ -226,22 +272,23 @@ def train_phase(
     front = precomputed_front(model, data)
     model_inputs = front.__enter__()
     try:
+
+        def batch_context(batch: Batch) -> BatchContext:
+            return BatchContext(batch, model, data, relations, batch_relations, device, model_inputs)
+
+        def component_values(batch: Batch) -> list[torch.Tensor]:
+            ctx = batch_context(batch)
+            return [loss(ctx) for _, loss in losses]
+
         for epoch in epochs:
             sums = {name: 0.0 for name in history}
             n_batches = 0
-            for batch in sampler.epoch(n_items, relations, generator):
-
-                def evaluate(batch=batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-                    ctx = BatchContext(batch, model, data, relations, batch_relations, device, model_inputs)
-                    total = torch.zeros((), device=device)
-                    parts = {}
-                    for name, loss, weight in losses:
-                        value = loss(ctx)
-                        parts[name] = value
-                        total = total + weight * value
-                    return total, parts
-
-                total, parts = evaluate()
+            for batch in training_batches(generator):
+                ctx = batch_context(batch)
+                values = [loss(ctx) for _, loss in losses]
+                weights = weighting.step(values, ctx.computed_outputs())
+                total = weighted_total(values, weights, device)
+                parts = {name: value for (name, _), value in zip(losses, values, strict=True)}
                 if not torch.isfinite(total):
                     bad = [n for n, v in parts.items() if not torch.isfinite(v)]
                     raise TrainingError(
@@ -253,9 +300,9 @@ def train_phase(
                 total.backward()
                 if closure_step:  # L-BFGS re-evaluates the loss of this batch during its line search
 
-                    def closure(evaluate=evaluate) -> torch.Tensor:
+                    def closure(batch=batch, weights=weights) -> torch.Tensor:
                         optimizer.zero_grad(set_to_none=True)
-                        again, _ = evaluate()
+                        again = weighted_total(component_values(batch), weights, device)
                         again.backward()
                         return again
 
@@ -266,10 +313,22 @@ def train_phase(
                 for name, value in parts.items():
                     sums[name] += float(value.detach())
                 sums["total"] += float(total.detach())
+                if weighting.recorded:
+                    for (name, _), weight in zip(losses, weights, strict=True):
+                        sums[f"{WEIGHT_KEY_PREFIX}{name}"] += weight
                 n_batches += 1
             for name in history:
-                history[name].append(sums[name] / max(n_batches, 1))
+                if name != "held_out":
+                    history[name].append(sums[name] / max(n_batches, 1))
             result.epochs_run = epoch + 1
+            weighting.end_epoch(epoch + 1)
+            if monitor is not None and monitor.after_epoch(model, component_values, epoch):
+                result.stopped_early = epoch + 1 < n_epochs
+                if result.stopped_early:
+                    _log.info("%s: stopped after epoch %d: the held-out loss did not improve by more than %g "
+                              "for %d epochs; parameters of epoch %s restored", label, epoch + 1,
+                              stopping.min_delta, stopping.patience, monitor.best_epoch_number)
+                break
             if report_interval and (epoch + 1) % report_interval == 0:
                 _log.info("%s: epoch %d/%d, loss %.6g", label, epoch + 1, n_epochs, history["total"][-1])
             if schedule is not None:
@@ -277,6 +336,9 @@ def train_phase(
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{history['total'][-1]:.4g}")
+        if monitor is not None:
+            monitor.restore_best()
+            result.best_epoch = monitor.best_epoch_number
         averaged.apply()
     finally:
         front.__exit__(None, None, None)
