@@ -12,6 +12,14 @@ in the same run and the ratios are printed.
     python benchmarks/quality.py --dataset pendigits   # the same protocol on other data
     python benchmarks/quality.py --methods umap --repeats 4   # seeds 0..3, then their mean
     python benchmarks/quality.py --methods largevis            # also ParametricLargeVis (no reference)
+    python benchmarks/quality.py --methods tsne,tsne_kl,largevis,largevis_fuzzy   # the recipes' forms
+
+The forms of the recipes (``docs/RESULTS.md``, "The recipes as the paper defines them"):
+``tsne`` is ParametricTSNE's default (InfoNCE over edges), ``tsne_kl`` its paper form
+(``objective="kl"``: KL over item batches after a PCA start); ``largevis`` is
+ParametricLargeVis (t-SNE's perplexity graph, the paper's form), ``largevis_fuzzy`` the same
+training on UMAP's fuzzy graph instead (ParametricUMAP with LargeVis' Student-t kernel).
+``--set tsne_kl.lr=0.02`` etc. override each form's parameters separately.
 
 ``--repeats N`` fits our routines N times (``random_state`` = its value, default 0, plus
 0..N-1) on the same split and prints a summary line (mean, min, max of each figure): one
@@ -21,6 +29,7 @@ The reference comparison then uses it.
 ``--dataset`` (mnist, pendigits, letter, satimage, covtype_first20k): features scaled to [0, 1]
 per column (covtype: standardised), fit on 5,000 random rows, embed up to 10,000 disjoint
 rows (fewer where the dataset is smaller): a check that the defaults are not tuned to MNIST.
+``--n-train`` and ``--n-test`` change those sizes (a shorter variant on a busy machine).
 """
 
 from __future__ import annotations
@@ -74,24 +83,40 @@ def score(name, dataset, fit_s, embed_s, Y_train, y_train, X_test, Y_test, y_tes
 
 
 #: Our routines by ``--methods`` name; the ones in REFERENCES also have a reference library.
-METHODS = ("tsne", "umap", "largevis")
+METHODS = ("tsne", "umap", "largevis", "tsne_kl", "largevis_fuzzy")
 REFERENCES = {"tsne": "openTSNE", "umap": "umap-learn"}
 
 
-def run_ours(method: str, overrides: dict, split, dataset: str):
+def estimator_for(method: str, overrides: dict):
+    """The estimator a ``--methods`` name stands for, with its ``--set`` overrides."""
     from paradime_core import ParametricLargeVis, ParametricTSNE, ParametricUMAP
 
+    class LargeVisOnFuzzyGraph(ParametricUMAP):
+        """LargeVis' Student-t kernel and cross entropy on UMAP's fuzzy graph (``largevis_fuzzy``)."""
+
+        def _similarity(self) -> dict:
+            return {"type": "t_dist", "options": {"alpha": 1.0}}
+
+    if method == "tsne_kl":
+        return ParametricTSNE(**{"objective": "kl", **overrides})
+    cls = {"tsne": ParametricTSNE, "umap": ParametricUMAP, "largevis": ParametricLargeVis,
+           "largevis_fuzzy": LargeVisOnFuzzyGraph}[method]
+    return cls(**overrides)
+
+
+def run_ours(method: str, overrides: dict, split, dataset: str):
     X_train, y_train, X_test, y_test = split
-    cls = {"tsne": ParametricTSNE, "umap": ParametricUMAP, "largevis": ParametricLargeVis}[method]
-    est = cls(**overrides)
+    est = estimator_for(method, overrides)
+    cls = type(est)
     t0 = time.perf_counter()
     Y_train = est.fit_transform(X_train)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     Y_test = est.transform(X_test)
     embed_s = time.perf_counter() - t0
+    extra = {"form": method, **({"params": overrides} if overrides else {})}
     return score(f"paradime.{cls.__name__}", dataset, fit_s, embed_s, Y_train, y_train, X_test, Y_test, y_test,
-                 {"params": overrides} if overrides else None, X_train=X_train)
+                 extra, X_train=X_train)
 
 
 def run_reference(method: str, split, dataset: str):
@@ -179,8 +204,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dataset", default="mnist", help="mnist, pendigits, letter, satimage or covtype_first20k")
     parser.add_argument("--repeats", type=int, default=1, help="fits of our routines with consecutive random_state")
+    parser.add_argument("--n-train", type=int, default=5000, help="items the routines are fit on")
+    parser.add_argument("--n-test", type=int, default=10000, help="held-out items embedded and scored")
     args = parser.parse_args()
-    split = load_split(seed=args.seed, dataset=args.dataset)
+    split = load_split(args.n_train, args.n_test, seed=args.seed, dataset=args.dataset)
     overrides = parse_overrides(args.set)
     for method in args.methods.split(","):
         if method not in METHODS:

@@ -260,6 +260,10 @@ class ParametricEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         if "n_epochs" not in params and "epochs" in params:  # a file written before the rename
             params["n_epochs"] = params.pop("epochs")
         signature = inspect.signature(cls.__init__).parameters
+        unknown = sorted(set(params) - set(signature))
+        if unknown:
+            raise DataError(f"{path}: was saved with parameters {cls.__name__} no longer takes "
+                            f"({', '.join(unknown)}); refit it with this version")
         for name, value in params.items():  # JSON turned tuples into lists
             if isinstance(value, list) and name in signature and isinstance(signature[name].default, tuple):
                 params[name] = tuple(value)

@@ -57,6 +57,6 @@ def test_every_recipe_parameter_is_documented():
 
     from paradime_core import recipes
 
-    for cls in (recipes.ParametricTSNE, recipes.ParametricUMAP, recipes.ParametricMDS):
+    for cls in (recipes.ParametricTSNE, recipes.ParametricUMAP, recipes.ParametricLargeVis, recipes.ParametricMDS):
         missing = [p for p in inspect.signature(cls).parameters if f"\n    {p} :" not in cls.__doc__]
         assert missing == [], cls.__name__

@@ -51,5 +51,17 @@ def test_repeats_use_consecutive_random_states(monkeypatch):
 
 def test_set_accepts_largevis_and_names_an_unknown_method():
     assert quality.parse_overrides(["largevis.init=random"])["largevis"] == {"init": "random"}
-    with pytest.raises(SystemExit, match=r"unknown method 'tnse' \(one of tsne, umap, largevis\)"):
+    with pytest.raises(SystemExit, match=r"unknown method 'tnse' \(one of tsne, umap, largevis, tsne_kl, largevis_fuzzy\)"):
         quality.parse_overrides(["tnse.lr=0.1"])
+
+
+def test_the_recipe_forms_are_methods_of_the_benchmark():
+    """``tsne_kl`` is ParametricTSNE's paper form; ``largevis_fuzzy`` LargeVis' training on UMAP's graph."""
+    assert quality.estimator_for("tsne_kl", {"lr": 0.02}).get_params()["objective"] == "kl"
+    assert quality.estimator_for("tsne", {}).get_params()["objective"] == "infonce"
+    fuzzy = quality.estimator_for("largevis_fuzzy", {}).build_spec(1000, 20)
+    p, q = (next(r for r in fuzzy.relations if r.name == name) for name in ("p", "q"))
+    assert [t.type for t in p.transforms] == ["connect", "symmetrize"]
+    assert [(t.type, dict(t.options)) for t in q.transforms] == [("t_dist", {"alpha": 1.0})]
+    perplexity = quality.estimator_for("largevis", {}).build_spec(1000, 20)
+    assert [t.type for t in perplexity.relations[0].transforms] == ["perplexity", "symmetrize"]

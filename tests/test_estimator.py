@@ -22,7 +22,7 @@ from paradime_core import (
 TINY = dict(n_epochs=2, batches_per_epoch=3, batch_size=100, hidden_dims=(16,), pca_components=10)
 SETTINGS = {
     ParametricUMAP: dict(**TINY, n_neighbors=10, init="random"),
-    ParametricLargeVis: dict(**TINY, n_neighbors=10, init="random"),
+    ParametricLargeVis: dict(**TINY, perplexity=10.0, init="random"),
     ParametricTSNE: dict(**TINY, perplexity=10.0),
     ParametricMDS: dict(n_epochs=2, batch_size=50, hidden_dims=(8,)),
     ParametricIsomap: dict(n_epochs=2, batch_size=50, hidden_dims=(8,), n_neighbors=15),
@@ -51,6 +51,17 @@ def test_load_refuses_another_estimators_file(digits, tmp_path):
     path = tiny(ParametricTSNE).fit(X).save(tmp_path / "tsne.pt")
     with pytest.raises(DataError, match="holds a ParametricTSNE, not a ParametricUMAP"):
         ParametricUMAP.load(path)
+
+
+def test_load_names_parameters_the_class_no_longer_takes(digits, tmp_path):
+    """A file of ParametricLargeVis on UMAP's graph (``n_neighbors``) is one clear error, no TypeError."""
+    X, _ = digits
+    fitted = tiny(ParametricLargeVis).fit(X)
+    params = fitted.get_params()
+    fitted.get_params = lambda deep=True: {**params, "n_neighbors": 15, "min_dist": 0.1}
+    path = fitted.save(tmp_path / "largevis.pt")
+    with pytest.raises(DataError, match=r"no longer takes \(min_dist, n_neighbors\); refit it"):
+        ParametricLargeVis.load(path)
 
 
 def test_unfitted_estimator_raises_not_fitted(digits, tmp_path):

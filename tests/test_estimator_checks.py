@@ -21,8 +21,9 @@ TINY_NEIGHBOR_EMBEDDING = dict(n_epochs=1, batches_per_epoch=2, batch_size=64, h
 CHECKED = [
     ParametricUMAP(**TINY_NEIGHBOR_EMBEDDING, init="random"),
     ParametricUMAP(**TINY_NEIGHBOR_EMBEDDING, init="random", densmap=True),
-    ParametricLargeVis(**TINY_NEIGHBOR_EMBEDDING, init="random", n_neighbors=5),
+    ParametricLargeVis(**TINY_NEIGHBOR_EMBEDDING, init="random", perplexity=5.0),
     ParametricTSNE(**TINY_NEIGHBOR_EMBEDDING, perplexity=5.0),
+    ParametricTSNE(**TINY_NEIGHBOR_EMBEDDING, perplexity=5.0, objective="kl"),
     ParametricMDS(n_epochs=1, batch_size=16, hidden_dims=(4,)),
     ParametricIsomap(n_epochs=1, batch_size=16, hidden_dims=(4,), n_neighbors=5),
 ]

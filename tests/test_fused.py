@@ -168,6 +168,23 @@ def test_cross_entropy_value_and_gradient_equal_the_generic_path(kernel, layout,
     torch.testing.assert_close(grad_fused, grad_generic, rtol=1e-4, atol=1e-5 * float(grad_generic.abs().max()))
 
 
+@pytest.mark.parametrize("kernel", ["umap", "largevis"])
+def test_cross_entropy_with_repulsion_strength_equals_the_generic_path(kernel):
+    """LargeVis' weighted negatives (gamma = 7) keep the fused node, with the generic value and gradient."""
+    batch = pool_batch(seed=9)
+    relation = KERNELS[kernel]()
+    y = torch.randn(len(batch), 2, generator=gen(10)).requires_grad_()
+    generic = cross_entropy(batch.edge_targets, relation(y, batch), repulsion_strength=7.0)
+    (grad_generic,) = torch.autograd.grad(generic, y)
+    kernel_spec = relation.edge_kernel()
+    value = fused_edge_loss(cross_entropy, kernel_spec, repulsion_strength=7.0).for_batch("p", batch)(y, batch)
+    (grad_fused,) = torch.autograd.grad(value, y)
+    torch.testing.assert_close(value, generic, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad_fused, grad_generic, rtol=1e-4, atol=1e-5 * float(grad_generic.abs().max()))
+    unweighted = cross_entropy(batch.edge_targets, relation(y, batch))
+    assert value.item() > unweighted.item() * 1.5  # the repulsion terms count seven times
+
+
 def test_cross_entropy_is_finite_where_points_coincide():
     """Coincident endpoints (s = 0): the Cauchy clamp makes the gradient 0, as in the generic path."""
     batch = pool_batch()
@@ -188,6 +205,8 @@ def test_cross_entropy_gradient_passes_gradcheck(b, clamp):
     targets = (torch.arange(30) % 3 == 0).double()
     assert torch.autograd.gradcheck(
         lambda y: EdgeCrossEntropy.apply(y, rows, cols, targets, 1.6, b, 1e-4, clamp), (outputs,))
+    assert torch.autograd.gradcheck(
+        lambda y: EdgeCrossEntropy.apply(y, rows, cols, targets, 1.6, b, 1e-4, clamp, 7.0), (outputs,))
 
 
 def test_relation_loss_dispatches_umap_cross_entropy_to_the_fused_node():

@@ -141,6 +141,44 @@ def test_cross_entropy_matches_formula_and_clamps():
     assert losses.cross_entropy(block_p, block_q).item() == pytest.approx(-terms / 2, rel=1e-6)
 
 
+def test_cross_entropy_weights_the_repulsion_terms_by_repulsion_strength():
+    """LargeVis' gamma: -(1/N) sum [p log(q + e) + gamma (1 - p) log(1 - q + e)], by hand."""
+    p = torch.tensor([1.0, 0.0, 0.0, 0.25])
+    q = torch.tensor([0.6, 0.3, 0.8, 0.5])
+    e, gamma = 1e-4, 7.0
+    expected = -np.mean([math.log(0.6 + e), gamma * math.log(0.7 + e), gamma * math.log(0.2 + e),
+                         0.25 * math.log(0.5 + e) + gamma * 0.75 * math.log(0.5 + e)])
+    assert losses.cross_entropy(p, q, repulsion_strength=gamma).item() == pytest.approx(expected, rel=1e-6)
+    assert losses.cross_entropy(p, q, repulsion_strength=1.0).item() == losses.cross_entropy(p, q).item()
+
+
+def edge_batch_context(setup):
+    """An edge batch (4 positives, 2 negatives each) of a ring graph ``knn``, with a Student-t
+    similarity ``sim`` along its edges."""
+    graph = NeighborGraph(np.array([[(i + 1) % 12, (i + 2) % 12] for i in range(12)]), np.ones((12, 2)))
+    _, _, relations, _ = setup
+    relations["knn"] = graph
+    batch = next(EdgeSampler("knn", batch_size=4, neg_rate=2).epoch(12, relations, torch.Generator().manual_seed(1)))
+    ctx = context(setup, batch)
+    ctx.batch_relations = {**ctx.batch_relations, "sim": lambda out, b: 1.0 / (1.0 + edge_dist(out, b) ** 2)}
+    return ctx, batch
+
+
+def test_relation_loss_passes_repulsion_strength_and_refuses_it_where_the_function_has_none(setup):
+    ctx, batch = edge_batch_context(setup)
+    value = losses.RelationLoss(func=losses.cross_entropy, rels=["knn", "sim"], repulsion_strength=7.0)(ctx)
+    y = ctx.output()
+    q = 1.0 / (1.0 + torch.linalg.vector_norm(y[batch.edge_rows] - y[batch.edge_cols], dim=1) ** 2)
+    expected = -(torch.log(q[:4] + 1e-4).sum() + 7.0 * torch.log(1 - q[4:] + 1e-4).sum()) / 12
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="repulsion_strength applies to loss functions that take it"):
+        losses.RelationLoss(func=losses.infonce, rels=["knn", "sim"], repulsion_strength=7.0)
+    negative = LossSpec(name="r", type="relation", func="cross_entropy", rels=["knn", "sim"],
+                        options={"repulsion_strength": -1})
+    with pytest.raises(SpecError, match=r"^losses\[0\]\.options\.repulsion_strength: expected a number >= 0, got -1$"):
+        blocks.build_loss(negative, None, "losses[0]")
+
+
 def test_cross_entropy_repels_items_embedded_on_top_of_each_other():
     """A negative edge with q -> 1 (distance ~0) keeps a repulsive gradient (no clamp at 1 - eps)."""
     q = torch.tensor([1.0 - 1e-7, 1.0 - 1e-5], requires_grad=True)
@@ -191,13 +229,7 @@ def test_relation_loss_on_item_batch_zeroes_diagonal(setup):
 
 
 def test_relation_loss_on_edge_batch_uses_edge_targets(setup):
-    graph = NeighborGraph(np.array([[(i + 1) % 12, (i + 2) % 12] for i in range(12)]), np.ones((12, 2)))
-    _, _, relations, _ = setup
-    relations["knn"] = graph
-    batch = next(EdgeSampler("knn", batch_size=4, neg_rate=2).epoch(12, relations, torch.Generator().manual_seed(1)))
-    ctx = context(setup, batch)
-    sim = {"sim": lambda out, b: 1.0 / (1.0 + edge_dist(out, b) ** 2)}
-    ctx.batch_relations = {**ctx.batch_relations, **sim}
+    ctx, batch = edge_batch_context(setup)
     value = losses.RelationLoss(func=losses.cross_entropy, rels=["knn", "sim"])(ctx)
     y = ctx.output()
     d = torch.linalg.vector_norm(y[batch.edge_rows] - y[batch.edge_cols], dim=1)

@@ -236,7 +236,7 @@ FAST_KNOBS = dict(n_epochs=2, early_exaggeration_epochs=1, batches_per_epoch=3, 
 FAST = {
     ParametricTSNE: dict(perplexity=10),
     ParametricUMAP: dict(n_neighbors=10),
-    ParametricLargeVis: dict(n_neighbors=10),
+    ParametricLargeVis: dict(perplexity=10),
     ParametricMDS: dict(),
     ParametricIsomap: dict(n_neighbors=15),
 }

@@ -156,7 +156,7 @@ CASES: list[tuple[str, Callable[[], Any], str, str]] = [
     ("loss key of the wrong type", lambda: broken("losses[1].keys.rels", [3, "q"]),
      "losses[1].keys.rels[0]", "expected a non-empty string, got 3"),
     ("unknown loss field", lambda: broken("losses[1].weight", 2),
-     "losses[1].options.weight", "unknown option for loss type 'relation' (allowed: none; "
+     "losses[1].options.weight", "unknown option for loss type 'relation' (allowed: repulsion_strength; "
                                  "fields of a loss: name, type, func, keys, options)"),
     ("bad loss option value", lambda: broken("losses[2].options.margin", -1),
      "losses[2].options.margin", "expected a number >= 0, got -1"),

@@ -68,7 +68,8 @@ def test_supervised_fit_trains_on_the_labelled_graph(cls, digits):
     each row rescaled);
     with half the rows unlabelled (-1) the cut is partial; fit(X) keeps the plain graph."""
     X, y = digits
-    options = {"perplexity": 10.0} if cls is ParametricTSNE else {"n_neighbors": 10, "init": "random"}
+    options = {"perplexity": 10.0} if cls is ParametricTSNE else (
+        {"perplexity": 10.0, "init": "random"} if cls is ParametricLargeVis else {"n_neighbors": 10, "init": "random"})
     plain = cross_label_share(cls(**TINY, **options).fit(X).routine_.relations_["p"], y)
     supervised = cross_label_share(cls(**TINY, **options).fit(X, y).routine_.relations_["p"], y)
     half = np.where(np.arange(len(y)) % 2 == 0, y, -1)

@@ -33,10 +33,14 @@ Loss functions
     :math:`|p-q| \le \delta`, :math:`\delta(|p-q| - \frac{\delta}{2})` elsewhere.
 
 ``cross_entropy`` (aliases ``umap_cross_entropy``, ``fuzzy_cross_entropy``)
-    UMAP's cross entropy between two fuzzy sets,
+    UMAP's cross entropy between two fuzzy sets, its repulsion term weighted by
+    ``repulsion_strength`` :math:`\gamma` (default 1),
 
     .. math:: -\frac{1}{N}\sum_k \big[ p_k \log (q_k + \varepsilon)
-              + (1 - p_k) \log(1 - q_k + \varepsilon) \big], \qquad \varepsilon = 10^{-4}.
+              + \gamma (1 - p_k) \log(1 - q_k + \varepsilon) \big], \qquad \varepsilon = 10^{-4}.
+
+    :math:`\gamma` is LargeVis' weight of the negative edges (Tang et al. 2016 use 7) and
+    umap-learn's ``repulsion_strength``; a relation loss passes its option of that name.
 
     The ``eps`` is added, not clamped: a clamp at ``1 - eps`` would zero the repulsion of
     exactly the pairs that need it most (items embedded on top of each other, as every item
@@ -127,11 +131,13 @@ def huber(target: torch.Tensor, prediction: torch.Tensor, delta: float = 1.0) ->
 
 
 @register_loss_function("cross_entropy", aliases=("umap_cross_entropy", "fuzzy_cross_entropy"))
-def cross_entropy(target: torch.Tensor, prediction: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """-(1/N) sum[p log(q + eps) + (1 - p) log(1 - q + eps)]; N: edges, or b of a block."""
+def cross_entropy(target: torch.Tensor, prediction: torch.Tensor, eps: float = EPS,
+                  repulsion_strength: float = 1.0) -> torch.Tensor:
+    """-(1/N) sum[p log(q + eps) + γ (1 - p) log(1 - q + eps)], γ = ``repulsion_strength``;
+    N: edges, or b of a block."""
     p = _aligned(target, prediction, "cross_entropy")
     q = prediction.clamp(0.0, 1.0)
-    terms = p * torch.log(q + eps) + (1.0 - p) * torch.log1p(eps - q)
+    terms = p * torch.log(q + eps) + repulsion_strength * (1.0 - p) * torch.log1p(eps - q)
     return -terms.sum() / (_block_items(p) or terms.numel())
 
 

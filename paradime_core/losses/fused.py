@@ -45,12 +45,12 @@ equals the generic path's up to float rounding.
 
 **Edge cross entropy.** ``relation(cross_entropy, rels=[P, q])`` with
 ``q = edge_dist(euclidean) -> cauchy(a, b)`` (UMAP) or ``-> t_dist(alpha=1)`` (LargeVis, the
-kernel with ``a = b = 1``) on an edge batch whose targets ``p_e`` are the sampler's (1 for
+kernel with ``a = b = 1``), with repulsion strength ``γ`` (the loss's ``repulsion_strength``), on an edge batch whose targets ``p_e`` are the sampler's (1 for
 positives, 0 for negatives) evaluates, over the ``N`` edges with ``s_e = ||y_{i_e} - y_{j_e}||^2``,
 
 .. math::
 
-    L = -\frac{1}{N} \sum_e \Big[p_e \log(q_e + \epsilon) + (1 - p_e) \log(1 - q_e + \epsilon)\Big],
+    L = -\frac{1}{N} \sum_e \Big[p_e \log(q_e + \epsilon) + \gamma (1 - p_e) \log(1 - q_e + \epsilon)\Big],
     \qquad q_e = \frac{1}{1 + a\, \hat s_e^{\,b}},
 
 with ``\hat s = max(s, 10^{-12})`` for the Cauchy kernel (the generic transform's clamp; the
@@ -60,7 +60,7 @@ Student-t kernel uses ``s``). Its gradient with respect to the edge vectors
 .. math::
 
     \frac{\partial L}{\partial s_e} = -\frac{1}{N}\Big[\frac{p_e}{q_e + \epsilon}
-        - \frac{1 - p_e}{1 - q_e + \epsilon}\Big] \cdot \big(-a b\, \hat s_e^{\,b-1} q_e^2\big)
+        - \gamma \frac{1 - p_e}{1 - q_e + \epsilon}\Big] \cdot \big(-a b\, \hat s_e^{\,b-1} q_e^2\big)
 
 (zero where the clamp is active). The generic path builds about a dozen elementwise tensors
 over the ``N`` edges, each with its own backward; the fused node gathers and scatters along
@@ -200,7 +200,7 @@ class EdgeCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, outputs: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, targets: torch.Tensor,
-                a: float, b: float, eps: float, clamp: bool) -> torch.Tensor:
+                a: float, b: float, eps: float, clamp: bool, repulsion: float = 1.0) -> torch.Tensor:
         coords = outputs.t().contiguous()  # (d, n)
         diff = coords.index_select(1, rows) - coords.index_select(1, cols)  # (d, m)
         sq = (diff * diff).sum(0)
@@ -209,17 +209,19 @@ class EdgeCrossEntropy(torch.autograd.Function):
         q = (a * power).add_(1.0).reciprocal_()
         positive = torch.log(q + eps)
         negative = torch.log1p(eps - q)
+        if repulsion != 1.0:
+            negative = negative * repulsion
         loss = -(negative + targets * (positive - negative)).sum() / sq.shape[0]
         ctx.save_for_backward(diff, sq, s, power, q, targets, rows, cols)
-        ctx.constants = (a, b, eps, clamp, outputs.shape[0])
+        ctx.constants = (a, b, eps, clamp, repulsion, outputs.shape[0])
         return loss
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor):
         diff, sq, s, power, q, targets, rows, cols = ctx.saved_tensors
-        a, b, eps, clamp, n_items = ctx.constants
+        a, b, eps, clamp, repulsion, n_items = ctx.constants
         n_edges = sq.shape[0]
-        dl_dq = (1.0 - targets) / (1.0 + eps - q) - targets / (q + eps)
+        dl_dq = repulsion * (1.0 - targets) / (1.0 + eps - q) - targets / (q + eps)
         dq_ds = (q * q).mul_(-a * b)
         if b != 1.0:
             dq_ds.mul_(power / s)  # s^(b-1)
@@ -230,18 +232,18 @@ class EdgeCrossEntropy(torch.autograd.Function):
         grad = diff.new_zeros((diff.shape[0], n_items))
         grad.index_add_(1, rows, grad_diff)
         grad.index_add_(1, cols, grad_diff.neg_())  # negated, not alpha=-1 (far slower)
-        return grad.t(), None, None, None, None, None, None, None
+        return grad.t(), None, None, None, None, None, None, None, None
 
 
-def edge_cross_entropy(a: float, b: float, eps: float, clamp: bool):
-    """The fused loss for kernel ``(a, b)`` as a function of (outputs, batch)."""
+def edge_cross_entropy(a: float, b: float, eps: float, clamp: bool, repulsion: float = 1.0):
+    """The fused loss for kernel ``(a, b)`` and repulsion strength γ as a function of (outputs, batch)."""
 
     def loss(outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
         outputs = outputs.float()
         device = outputs.device
         targets = batch.edge_targets.to(device=device, dtype=outputs.dtype)
         return EdgeCrossEntropy.apply(outputs, batch.edge_rows.to(device), batch.edge_cols.to(device), targets,
-                                      a, b, eps, clamp)
+                                      a, b, eps, clamp, repulsion)
 
     return loss
 
@@ -256,6 +258,7 @@ class FusedEdgeLoss:
 
     func: Any
     kernel: EdgeKernel
+    repulsion_strength: float = 1.0
 
     def for_batch(self, target_name: str, batch: Batch) -> Any:
         """``loss(outputs, batch)`` for this batch, or None where its layout has no fused form.
@@ -267,7 +270,7 @@ class FusedEdgeLoss:
         if not batch.has_edges or batch.edge_targets is None or target_name != batch.edge_relation:
             return None
         if self.func is cross_entropy:
-            return edge_cross_entropy(self.kernel.a, self.kernel.b, EPS, self.kernel.clamp)
+            return edge_cross_entropy(self.kernel.a, self.kernel.b, EPS, self.kernel.clamp, self.repulsion_strength)
         groups = batch.negative_groups
         if groups is None:
             return paired_negative_infonce if _paired_negative_layout(batch) else None
@@ -278,15 +281,18 @@ class FusedEdgeLoss:
         return shared_negative_infonce
 
 
-def fused_edge_loss(func: Any, kernel: EdgeKernel | None) -> FusedEdgeLoss | None:
+def fused_edge_loss(func: Any, kernel: EdgeKernel | None, repulsion_strength: float = 1.0) -> FusedEdgeLoss | None:
     """The fused form of loss function ``func`` on edge kernel ``kernel``, or None.
 
     Fused: the built-in ``cross_entropy`` on any :class:`~paradime_core.protocols.EdgeKernel`
     (UMAP's Cauchy kernel, LargeVis' Student-t), and the built-in ``infonce`` on the
     Student-t kernel (parametric t-SNE). Every other pair takes the generic path.
+    ``repulsion_strength`` is the cross entropy's (1 for InfoNCE, which has none).
     """
     if kernel is None:
         return None
-    if func is cross_entropy or (func is infonce and kernel == STUDENT_T):
+    if func is cross_entropy:
+        return FusedEdgeLoss(func, kernel, float(repulsion_strength))
+    if func is infonce and kernel == STUDENT_T and repulsion_strength == 1.0:
         return FusedEdgeLoss(func, kernel)
     return None

@@ -19,10 +19,12 @@ constant keeping logarithms finite.
 Loss types
 ----------
 
-``relation(func, rels=[g, h], methods=[m], data=[k])``
+``relation(func, rels=[g, h], methods=[m], data=[k], repulsion_strength=1)``
     ``func(G, H)`` with ``G`` the global relation ``g`` read for the batch and ``H`` the batch
     relation ``h`` on ``model.<m>(data[k][batch])`` (defaults ``m = embed``, ``k = main``).
-    Dense ``(b, b)`` blocks get their diagonal set to 0 in both before ``func``.
+    Dense ``(b, b)`` blocks get their diagonal set to 0 in both before ``func``. The option
+    ``repulsion_strength`` (the weight γ of the repulsion terms, LargeVis' weight of negative
+    edges) is passed to a ``func`` that takes it, such as ``cross_entropy``.
     ``infonce`` on the Student-t kernel of euclidean edge distances with shared negatives,
     and ``cross_entropy`` on the Cauchy (UMAP) or Student-t (LargeVis) kernel of euclidean
     edge distances against the sampled edges, are computed by one fused node each with the
@@ -176,10 +178,19 @@ class RelationLoss(_BuiltinLoss):
     rel_levels = ("global", "batch")
     max_rels = 2
 
-    def __init__(self, func=None, data=None, rels=None, methods=None):
+    def __init__(self, func=None, data=None, rels=None, methods=None,
+                 repulsion_strength: Annotated[float, Ge(0)] = 1.0):
         super().__init__(func, data, rels, methods)
         if len(self.rels) != 2:
             raise ValueError(f"needs two relations (global, batch) in keys.rels, got {self.rels}")
+        self.repulsion_strength = float(repulsion_strength)
+        self._func_options: dict[str, float] = {}
+        if self.repulsion_strength != 1.0:
+            if "repulsion_strength" not in inspect.signature(self.func).parameters:
+                name = getattr(self.func, "__name__", repr(self.func))
+                raise ValueError(f"repulsion_strength applies to loss functions that take it (such as "
+                                 f"cross_entropy), not {name}")
+            self._func_options["repulsion_strength"] = self.repulsion_strength
         self._fused: FusedEdgeLoss | None = None
         self._bound_to: Any = None
 
@@ -187,7 +198,7 @@ class RelationLoss(_BuiltinLoss):
         """Choose the fused form once for the batch relation's declared edge kernel."""
         relation = batch_relations.get(self.rels[1])
         kernel = relation.edge_kernel() if isinstance(relation, EdgeKernelSource) else None
-        self._fused = fused_edge_loss(self.func, kernel)
+        self._fused = fused_edge_loss(self.func, kernel, self.repulsion_strength)
         self._bound_to = relation
 
     def __call__(self, ctx: BatchContext) -> torch.Tensor:
@@ -214,7 +225,7 @@ class RelationLoss(_BuiltinLoss):
         if prediction.ndim == 2 and prediction.shape[0] == prediction.shape[1]:
             target = _zero_diagonal(target)
             prediction = _zero_diagonal(prediction)
-        return self.func(target, prediction)
+        return self.func(target, prediction, **self._func_options)
 
 
 @register_loss_type("classification")
