@@ -25,6 +25,7 @@ The local Dask cluster runs its workers as threads of the command's process (see
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -86,6 +87,9 @@ class _SignalState:
             self.announced = True
         with contextlib.suppress(Exception):
             self.announce(signum)
+        # After its one line an interrupted command says nothing more: the libraries' teardown
+        # (a cancelled database connection of Prefect's temporary server) may log tracebacks.
+        logging.disable(logging.CRITICAL)
 
     def force_exit(self, signum: int) -> None:
         self.say_once(signum)
@@ -142,6 +146,7 @@ def handle_signals(announce: Callable[[int], None], grace: float = GRACE_SECONDS
         state.first = signum
         raise Interrupted(signum)
 
+    previous_logging = logging.root.manager.disable
     previous = {sig: signal.signal(sig, on_signal) for sig in HANDLED_SIGNALS}
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
@@ -152,6 +157,7 @@ def handle_signals(announce: Callable[[int], None], grace: float = GRACE_SECONDS
         yield state
     finally:
         _STATE = None
+        logging.disable(previous_logging)
         signal.set_wakeup_fd(previous_fd)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -166,10 +172,10 @@ def exit_after_cleanup(status: int) -> None:
     module) is skipped: it can take seconds with torch loaded and frees nothing the OS does not.
     """
     import atexit
-    import logging
 
     try:
         logging.shutdown()  # first: log handlers may still send to a server that an atexit handler stops
+        logging.disable(logging.CRITICAL)  # the handlers' teardown must not print after the one line
         atexit._run_exitfuncs()
     finally:
         for stream in (sys.stdout, sys.stderr):
